@@ -1,0 +1,76 @@
+"""The root ``quayside`` command, and the one place CLI errors become exit codes.
+
+Usage errors exit 2 (Click's convention); failures exit 1 with one
+``error: ...`` line; tracebacks only with ``--debug`` (or ``QUAYSIDE_DEBUG=1``).
+"""
+
+from __future__ import annotations
+
+import platform
+import sys
+from importlib import metadata
+from typing import Annotated
+
+import typer
+
+from quayside import __version__
+from quayside.cli import convert as convert_command
+from quayside.cli import model as model_commands
+from quayside.cli.console import err, out
+from quayside.config import load_settings
+from quayside.errors import QuaysideError
+
+app = typer.Typer(
+    name="quayside",
+    help="Get a trained model into production: package, convert to ONNX, register, serve, deploy, load-test.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+app.add_typer(model_commands.app, name="model")
+app.command("convert")(convert_command.convert)
+
+_state = {"debug": False}
+
+KEY_PACKAGES = ("numpy", "onnx", "onnxruntime", "scikit-learn", "skl2onnx", "xgboost", "lightgbm", "torch")
+
+
+@app.callback()
+def root(
+    debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks on errors.")] = False,
+) -> None:
+    """Quayside: model-serving-first ML deployment."""
+    _state["debug"] = debug or load_settings().debug
+
+
+@app.command()
+def version() -> None:
+    """Print the Quayside version, the Python running it, and the installed ML runtimes."""
+    out.print(f"quayside {__version__}")
+    out.print(f"python {platform.python_version()} ({sys.executable})")
+    for name in KEY_PACKAGES:
+        try:
+            out.print(f"{name} {metadata.version(name)}")
+        except metadata.PackageNotFoundError:
+            out.print(f"{name} [dim]not installed[/dim]")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the ``quayside`` console script."""
+    try:
+        # Standalone mode: Typer prints usage errors itself and exits 2.
+        app(args=argv)
+    except QuaysideError as e:
+        if _state["debug"]:
+            raise
+        err.print(f"[red]error:[/red] {e.message}")
+        sys.exit(1)
+    except Exception as e:
+        if _state["debug"]:
+            raise
+        err.print(
+            f"[red]error:[/red] unexpected {type(e).__name__}: {e} "
+            "(this is a bug in Quayside; run with --debug for the traceback and report it)"
+        )
+        sys.exit(1)

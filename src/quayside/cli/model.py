@@ -1,0 +1,108 @@
+"""``quayside model ...``: look inside model packages."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from quayside.cli.console import human_size, out
+from quayside.packager.manifest import Manifest, PackageReader
+from quayside.packager.signature import Schema
+
+app = typer.Typer(help="Inspect model packages.", no_args_is_help=True)
+
+
+def schema_table(title: str, schema: Schema) -> Table:
+    """A signature schema as a table: name, dtype, shape, NaN allowed."""
+    table = Table(title=f"{title} ({schema.kind})", title_justify="left")
+    table.add_column("name", style="bold")
+    table.add_column("dtype")
+    table.add_column("shape")
+    table.add_column("NaN/inf")
+    for spec in schema.specs:
+        shape = "(" + ", ".join(str(d) for d in spec.shape) + ("," if len(spec.shape) == 1 else "") + ")"
+        table.add_row(spec.name, spec.dtype, shape, "allowed" if spec.allow_nan else "refused")
+    return table
+
+
+def _number(value: Any) -> str:
+    return "-" if value is None else f"{value:.3g}"
+
+
+def parity_table(parity: Mapping[str, Any]) -> Table:
+    """ONNX-versus-native parity per output, with the tolerance it was held to."""
+    table = Table(
+        title=f"ONNX parity on {parity.get('rows')} rows (rtol={parity.get('rtol')}, atol={parity.get('atol')})",
+        title_justify="left",
+    )
+    for column in ("output", "max abs diff", "max rel diff", "label agreement", "result"):
+        table.add_column(column)
+    for name, result in (parity.get("outputs") or {}).items():
+        agreement = result.get("label_agreement")
+        table.add_row(
+            name,
+            _number(result.get("max_abs_diff")),
+            _number(result.get("max_rel_diff")),
+            "-" if agreement is None else f"{agreement:.2%}",
+            "[green]pass[/green]" if result.get("passed") else "[red]fail[/red]",
+        )
+    return table
+
+
+def _summary(root: Path, manifest: Manifest) -> Table:
+    table = Table.grid(padding=(0, 2))
+    table.add_column(style="dim")
+    table.add_column()
+    servable = "[green]yes[/green]" if manifest.onnx_servable else "no"
+    if manifest.flavor == "onnx":
+        servable = "[green]yes[/green] (ONNX model)"
+    rows = [
+        ("name", manifest.name),
+        ("path", str(root.resolve())),
+        ("flavor", manifest.flavor),
+        ("ONNX-servable", servable),
+        ("size", f"{human_size(manifest.size)} in {len(manifest.files)} files (digests verified)"),
+        ("digest", f"sha256:{manifest.digest()[:20]}…  (--json for all of it)"),
+        ("created", manifest.created_at),
+        ("source run", manifest.source_run or "-"),
+    ]
+    for label, value in rows:
+        table.add_row(label, value)
+    return table
+
+
+def _environment_table(manifest: Manifest) -> Table:
+    env = manifest.environment
+    table = Table(title=f"Environment (Python {env.python})", title_justify="left")
+    table.add_column("native requirements")
+    table.add_column("ONNX requirements")
+    for i in range(max(len(env.requirements), len(env.onnx_requirements))):
+        native = env.requirements[i] if i < len(env.requirements) else ""
+        onnx = env.onnx_requirements[i] if i < len(env.onnx_requirements) else ""
+        table.add_row(native, onnx)
+    return table
+
+
+@app.command()
+def info(
+    path: Annotated[Path, typer.Argument(help="Model package directory.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the manifest as JSON, for scripts.")] = False,
+) -> None:
+    """Show a package's flavor, signature, ONNX parity, size and environment (after verifying its files)."""
+    reader = PackageReader.open(path)
+    manifest = reader.manifest
+    if as_json:
+        body = manifest.to_dict() | {"digest": manifest.digest(), "size": manifest.size}
+        out.print_json(json.dumps(body, default=str))
+        return
+    out.print(_summary(path, manifest))
+    out.print(schema_table("Inputs", manifest.signature.inputs))
+    out.print(schema_table("Outputs", manifest.signature.outputs))
+    if manifest.onnx is not None:
+        out.print(parity_table(manifest.onnx.parity))
+    out.print(_environment_table(manifest))

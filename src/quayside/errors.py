@@ -1,0 +1,134 @@
+"""The Quayside error tree.
+
+Every error a user can meet is one of these classes. Each declares a stable
+``code`` (used in REST error bodies) and the ``http_status`` a server answers
+with. Messages say what went wrong and, where possible, what to do about it;
+foreign exceptions are translated at the boundary and never pasted raw.
+
+    QuaysideError                    500 internal
+    ├── UsageError                   400 bad_request
+    │   └── MalformedInputError      400 malformed_input
+    ├── NotFoundError                404 not_found
+    ├── AlreadyExistsError           409 already_exists
+    ├── InvalidStateError            409 invalid_state
+    ├── PayloadTooLargeError         413 payload_too_large
+    ├── SignatureError               422 signature_mismatch
+    ├── PackageError                 422 invalid_package
+    │   ├── IntegrityError           422 integrity_failure
+    │   └── UntrustedPackageError    403 untrusted_package
+    ├── ConversionError              422 conversion_failed
+    │   └── ParityError              422 parity_failed
+    └── MissingExtraError            500 missing_extra
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class QuaysideError(Exception):
+    """Root of every error Quayside raises on purpose."""
+
+    code: ClassVar[str] = "internal"
+    http_status: ClassVar[int] = 500
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def to_dict(self) -> dict[str, dict[str, str]]:
+        """The body a REST handler answers with."""
+        return {"error": {"code": self.code, "message": self.message}}
+
+
+class UsageError(QuaysideError):
+    """The caller asked for something that makes no sense as asked."""
+
+    code = "bad_request"
+    http_status = 400
+
+
+class MalformedInputError(UsageError):
+    """The input could not be parsed (broken JSON, CSV, YAML)."""
+
+    code = "malformed_input"
+
+
+class NotFoundError(QuaysideError):
+    """The named thing does not exist."""
+
+    code = "not_found"
+    http_status = 404
+
+
+class AlreadyExistsError(QuaysideError):
+    """Creating the thing would overwrite one that exists."""
+
+    code = "already_exists"
+    http_status = 409
+
+
+class InvalidStateError(QuaysideError):
+    """The thing exists but cannot do that in its current state."""
+
+    code = "invalid_state"
+    http_status = 409
+
+
+class PayloadTooLargeError(QuaysideError):
+    """The request body is over the configured limit."""
+
+    code = "payload_too_large"
+    http_status = 413
+
+
+class SignatureError(QuaysideError):
+    """The data does not match the model's signature."""
+
+    code = "signature_mismatch"
+    http_status = 422
+
+
+class PackageError(QuaysideError):
+    """The model package is malformed or cannot be loaded."""
+
+    code = "invalid_package"
+    http_status = 422
+
+
+class IntegrityError(PackageError):
+    """A package file is missing, altered, or points outside the package."""
+
+    code = "integrity_failure"
+
+
+class UntrustedPackageError(PackageError):
+    """Loading would execute code from the package and the caller did not opt in."""
+
+    code = "untrusted_package"
+    http_status = 403
+
+
+class ConversionError(QuaysideError):
+    """The model could not be converted to ONNX."""
+
+    code = "conversion_failed"
+    http_status = 422
+
+
+class ParityError(ConversionError):
+    """The ONNX model's outputs differ from the native model's beyond tolerance."""
+
+    code = "parity_failed"
+
+
+class MissingExtraError(QuaysideError):
+    """An optional dependency is needed and not installed."""
+
+    code = "missing_extra"
+    http_status = 500
+
+    def __init__(self, extra: str, what: str | None = None) -> None:
+        needed = f" for {what}" if what else ""
+        super().__init__(f"the '{extra}' extra is needed{needed}: pip install 'quayside[{extra}]'")
+        self.extra = extra

@@ -1,0 +1,1 @@
+"""The model package: manifest, signature, environment, flavors, ONNX conversion and parity."""

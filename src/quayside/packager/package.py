@@ -1,0 +1,312 @@
+"""Saving, loading and converting model packages.
+
+A package is written into a temporary directory beside its destination and
+renamed into place, so a failed save (a parity failure, a model that cannot be
+pickled) leaves nothing behind. Saving loads the written files back through the
+flavor and runs the input example on them: a package that saved is a package
+that loads.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Literal
+
+from quayside.errors import AlreadyExistsError, SignatureError, UntrustedPackageError, UsageError
+from quayside.packager.convert import ONNX_FILE, Conversion, Tolerance, convert
+from quayside.packager.environment import current_environment, warn_on_python_mismatch, with_onnx
+from quayside.packager.example import decode_example, encode_example
+from quayside.packager.flavors import Flavor, flavor_for, get_flavor
+from quayside.packager.flavors.onnx import OnnxRunner
+from quayside.packager.manifest import (
+    Manifest,
+    OnnxInfo,
+    PackageReader,
+    file_entry,
+    write_manifest,
+)
+from quayside.packager.signature import (
+    Arrays,
+    Schema,
+    Signature,
+    coerce_inputs,
+    infer_schema,
+)
+
+Runtime = Literal["auto", "onnx", "native"]
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A loaded package: ``predict`` takes a DataFrame, an array or a dict of arrays.
+
+    ``predict`` checks the data against the signature and returns the model's
+    outputs as ``{output name: array}``, in signature order.
+    """
+
+    manifest: Manifest
+    runtime: Literal["onnx", "native"]
+    native_model: Any
+    _run: Any
+
+    @property
+    def signature(self) -> Signature:
+        return self.manifest.signature
+
+    def predict(self, data: Any) -> Arrays:
+        return self._run(coerce_inputs(data, self.signature.inputs))
+
+
+def _native_runner(flavor: Flavor, model: Any, manifest: Manifest) -> Any:
+    inputs, options = manifest.signature.inputs, manifest.flavor_options
+
+    def run(arrays: Arrays) -> Arrays:
+        return flavor.predict(model, arrays, inputs, options)
+
+    return run
+
+
+def _untrusted_message(manifest: Manifest) -> str:
+    hint = (
+        " This package also holds a parity-checked ONNX model, which loads without trust (runtime='onnx')."
+        if manifest.onnx_servable
+        else ""
+    )
+    return (
+        f"package '{manifest.name}' stores a {manifest.flavor} model as a Python pickle, and "
+        "unpickling runs code from the package. Load it with trust=True (CLI: --trust) only if you "
+        f"trust where it came from.{hint}"
+    )
+
+
+def _choose_runtime(manifest: Manifest, runtime: Runtime) -> Literal["onnx", "native"]:
+    if runtime == "auto":
+        return "onnx" if manifest.onnx_servable or manifest.flavor == "onnx" else "native"
+    if runtime == "onnx" and not (manifest.onnx_servable or manifest.flavor == "onnx"):
+        raise UsageError(
+            f"package '{manifest.name}' has no parity-checked ONNX model; convert it first "
+            "(quayside convert PATH)"
+        )
+    if runtime not in ("onnx", "native"):
+        raise UsageError(f"runtime must be auto, onnx or native, not '{runtime}'")
+    return runtime
+
+
+def load_model(path: str | Path, *, trust: bool = False, runtime: Runtime = "auto") -> LoadedModel:
+    """Load a model package after verifying every file's digest.
+
+    ``runtime='auto'`` runs the ONNX model when the package has one that passed
+    parity, and the native flavor otherwise. Flavors stored as pickles
+    (sklearn, pytorch, python) run code when loaded natively and are refused
+    unless ``trust=True``.
+    """
+    reader = PackageReader.open(path)
+    manifest = reader.manifest
+    chosen = _choose_runtime(manifest, runtime)
+    if chosen == "onnx" and manifest.flavor != "onnx":
+        assert manifest.onnx is not None
+        runner = OnnxRunner(
+            reader.read_bytes(manifest.onnx.file), manifest.signature.inputs, manifest.signature.outputs
+        )
+        return LoadedModel(manifest, "onnx", None, runner.run)
+    flavor = get_flavor(manifest.flavor)
+    if flavor.trust_required and not trust:
+        raise UntrustedPackageError(_untrusted_message(manifest))
+    if flavor.trust_required:
+        warn_on_python_mismatch(manifest.environment)
+    model = flavor.load(reader, manifest.flavor_options, manifest.signature)
+    runtime_name: Literal["onnx", "native"] = "onnx" if flavor.name == "onnx" else "native"
+    return LoadedModel(manifest, runtime_name, model, _native_runner(flavor, model, manifest))
+
+
+# --- saving ------------------------------------------------------------------------------
+
+
+def _check_destination(path: Path) -> None:
+    if path.exists() and (not path.is_dir() or any(path.iterdir())):
+        raise AlreadyExistsError(f"'{path}' already exists; choose a new path for the package")
+
+
+def _input_schema(flavor: Flavor, model: Any, signature: Signature | None, example: Any) -> Schema:
+    if signature is not None:
+        return signature.inputs
+    own = flavor.own_signature(model)
+    if own is not None:
+        return own.inputs
+    if example is None:
+        raise UsageError(
+            "save_model needs input_example= (a few rows of real input) or signature=, "
+            "so that the package can describe its inputs"
+        )
+    return infer_schema(example)
+
+
+def _output_schema(outputs: Arrays, signature: Signature | None) -> Schema:
+    if signature is None:
+        return infer_schema(outputs, "prediction")
+    try:
+        coerce_inputs(outputs, signature.outputs)
+    except SignatureError as e:
+        raise SignatureError(f"the model's outputs do not match the given signature: {e.message}") from None
+    return signature.outputs
+
+
+def save_model(
+    model: Any,
+    path: str | Path,
+    *,
+    signature: Signature | None = None,
+    input_example: Any = None,
+    to_onnx: bool = False,
+    extra_requirements: Iterable[str] = (),
+    name: str | None = None,
+    flavor: str | None = None,
+    metadata: Mapping[str, Any] | None = None,
+    source_run: str | None = None,
+    tolerance: Tolerance = Tolerance(),
+    opset: int | None = None,
+) -> Manifest:
+    """Save a model as a package directory at ``path`` and return its manifest.
+
+    The flavor is detected from the model (or named with ``flavor=``). The
+    signature is inferred from ``input_example`` and the model's outputs on it
+    unless given. With ``to_onnx=True`` the model is also converted to ONNX and
+    the package is ONNX-servable only if parity holds within ``tolerance``;
+    otherwise :class:`~quayside.errors.ParityError` is raised and nothing is written.
+    """
+    destination = Path(path)
+    _check_destination(destination)
+    chosen = get_flavor(flavor) if flavor else flavor_for(model)
+    inputs = _input_schema(chosen, model, signature, input_example)
+    example = coerce_inputs(input_example, inputs) if input_example is not None else None
+    if to_onnx and example is None:
+        raise UsageError("to_onnx=True needs input_example= to measure parity against the native model")
+    if to_onnx and chosen.name == "onnx":
+        raise UsageError("the model is already ONNX; save it without to_onnx")
+    skeleton = Manifest(
+        name=name or destination.name,
+        flavor=chosen.name,
+        files=(),
+        # Until the saved model has run on the example, outputs are known only from the
+        # graph (ONNX) or the caller; no flavor that infers outputs reads them on load.
+        signature=chosen.own_signature(model)
+        or Signature(inputs, signature.outputs if signature else inputs),
+        environment=current_environment(chosen.requirements(model, inputs), extra_requirements),
+        metadata=dict(metadata or {}),
+        source_run=source_run,
+    )
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{destination.name}.", dir=destination.parent))
+    try:
+        manifest, reloaded = _write_native(staging, chosen, model, skeleton, example, signature)
+        if to_onnx:
+            assert example is not None
+            conversion = convert(
+                chosen,
+                reloaded,
+                manifest.flavor_options,
+                manifest.signature,
+                example,
+                tolerance=tolerance,
+                opset=opset,
+            )
+            manifest = _with_conversion(staging, manifest, conversion)
+        write_manifest(staging, manifest)
+        if destination.exists():
+            destination.rmdir()  # checked empty above
+        staging.rename(destination)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return manifest
+
+
+def _write_native(
+    root: Path,
+    flavor: Flavor,
+    model: Any,
+    skeleton: Manifest,
+    example: Arrays | None,
+    signature: Signature | None,
+) -> tuple[Manifest, Any]:
+    """Save the native model, load it back as a user would, and complete the signature from its outputs."""
+    files, options = flavor.save(model, root)
+    manifest = replace(skeleton, files=tuple(file_entry(root, f) for f in files), flavor_options=options)
+    reloaded = flavor.load(PackageReader(root, manifest), options, manifest.signature)
+    outputs = _infer_outputs(flavor, reloaded, manifest.signature, options, example, signature)
+    manifest = replace(
+        manifest,
+        signature=Signature(manifest.signature.inputs, outputs),
+        input_example=encode_example(example) if example is not None else None,
+    )
+    return manifest, reloaded
+
+
+def _infer_outputs(
+    flavor: Flavor,
+    reloaded: Any,
+    known: Signature,
+    options: Mapping[str, Any],
+    example: Arrays | None,
+    signature: Signature | None,
+) -> Schema:
+    if example is None or flavor.name == "onnx":
+        return known.outputs
+    return _output_schema(flavor.predict(reloaded, example, known.inputs, options), signature)
+
+
+def _with_conversion(root: Path, manifest: Manifest, conversion: Conversion) -> Manifest:
+    """Write the ONNX file (temporary name, then rename) and list it in the manifest."""
+    staged = root / f".{ONNX_FILE}.tmp"
+    staged.write_bytes(conversion.model_bytes)
+    staged.replace(root / ONNX_FILE)
+    info = OnnxInfo(ONNX_FILE, conversion.opset, conversion.parity.passed, conversion.parity.to_dict())
+    return replace(
+        manifest.with_files([file_entry(root, ONNX_FILE)]),
+        onnx=info,
+        environment=with_onnx(manifest.environment),
+    )
+
+
+def convert_package(
+    path: str | Path,
+    *,
+    trust: bool = False,
+    tolerance: Tolerance = Tolerance(),
+    opset: int | None = None,
+) -> Manifest:
+    """Convert a saved package's native model to ONNX in place, if parity holds.
+
+    The native model is loaded (so pickled flavors need ``trust=True``), converted,
+    and checked on the stored input example plus sampled rows. On success the ONNX
+    file is added and the manifest rewritten atomically; on failure the package is
+    left as it was.
+    """
+    root = Path(path)
+    loaded = load_model(root, trust=trust, runtime="native")
+    manifest = loaded.manifest
+    if manifest.flavor == "onnx":
+        raise UsageError(f"package '{manifest.name}' is already an ONNX model")
+    if manifest.input_example is None:
+        raise UsageError(
+            f"package '{manifest.name}' has no input example, which the parity check needs; "
+            "save it again with input_example="
+        )
+    flavor = get_flavor(manifest.flavor)
+    example = decode_example(manifest.input_example, manifest.signature.inputs)
+    conversion = convert(
+        flavor,
+        loaded.native_model,
+        manifest.flavor_options,
+        manifest.signature,
+        example,
+        tolerance=tolerance,
+        opset=opset,
+    )
+    updated = _with_conversion(root, manifest, conversion)
+    write_manifest(root, updated)
+    return updated

@@ -1,0 +1,4 @@
+"""``create_app()``: the REST API for tracking and the registry, and the web UI.
+
+Arrives with the tracking server.
+"""

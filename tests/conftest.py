@@ -1,0 +1,62 @@
+"""Fixtures shared by the whole suite: small real models trained on bundled or synthetic data."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.compose import ColumnTransformer
+from sklearn.datasets import load_diabetes, load_iris
+from sklearn.linear_model import LinearRegression, LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+
+@pytest.fixture(scope="session")
+def iris() -> tuple[pd.DataFrame, pd.Series]:
+    X, y = load_iris(return_X_y=True, as_frame=True)
+    return X, y
+
+
+@pytest.fixture(scope="session")
+def iris_classifier(iris):
+    X, y = iris
+    return LogisticRegression(max_iter=1000).fit(X, y)
+
+
+@pytest.fixture(scope="session")
+def diabetes() -> tuple[np.ndarray, np.ndarray]:
+    X, y = load_diabetes(return_X_y=True)
+    return X, y
+
+
+@pytest.fixture(scope="session")
+def diabetes_regressor(diabetes):
+    X, y = diabetes
+    return LinearRegression().fit(X, y)
+
+
+@pytest.fixture(scope="session")
+def mixed_frame() -> pd.DataFrame:
+    """A table with float, int, bool and string columns."""
+    rng = np.random.default_rng(7)
+    n = 200
+    return pd.DataFrame(
+        {
+            "income": rng.normal(50_000, 12_000, n),
+            "age": rng.integers(18, 90, n),
+            "member": rng.random(n) > 0.5,
+            "plan": rng.choice(["basic", "plus", "pro"], n),
+        }
+    )
+
+
+@pytest.fixture(scope="session")
+def mixed_pipeline(mixed_frame):
+    """A ColumnTransformer pipeline over mixed dtypes, classifying on all of them."""
+    X = mixed_frame[["income", "age", "plan"]]
+    y = ((X["income"] > 50_000) ^ (X["plan"] == "pro")).astype(int)
+    columns = ColumnTransformer(
+        [("numbers", StandardScaler(), ["income", "age"]), ("plan", OneHotEncoder(), ["plan"])]
+    )
+    return make_pipeline(columns, LogisticRegression()).fit(X, y), X

@@ -12,6 +12,7 @@ foreign exceptions are translated at the boundary and never pasted raw.
     ├── AlreadyExistsError           409 already_exists
     ├── InvalidStateError            409 invalid_state
     ├── PayloadTooLargeError         413 payload_too_large
+    ├── UnsupportedMediaTypeError    415 unsupported_media_type
     ├── SignatureError               422 signature_mismatch
     ├── PackageError                 422 invalid_package
     │   ├── IntegrityError           422 integrity_failure
@@ -80,6 +81,13 @@ class PayloadTooLargeError(QuaysideError):
 
     code = "payload_too_large"
     http_status = 413
+
+
+class UnsupportedMediaTypeError(QuaysideError):
+    """The request body comes in a content type the endpoint does not read."""
+
+    code = "unsupported_media_type"
+    http_status = 415
 
 
 class SignatureError(QuaysideError):

@@ -21,6 +21,7 @@ from quayside.packager.convert import ONNX_FILE, Conversion, Tolerance, convert
 from quayside.packager.environment import current_environment, warn_on_python_mismatch, with_onnx
 from quayside.packager.example import decode_example, encode_example
 from quayside.packager.flavors import Flavor, flavor_for, get_flavor
+from quayside.packager.flavors.onnx import MODEL_FILE as ONNX_MODEL_FILE
 from quayside.packager.flavors.onnx import OnnxRunner
 from quayside.packager.manifest import (
     Manifest,
@@ -60,6 +61,13 @@ class LoadedModel:
     def predict(self, data: Any) -> Arrays:
         return self._run(coerce_inputs(data, self.signature.inputs))
 
+    def run(self, inputs: Arrays) -> Arrays:
+        """Run the model on inputs already checked by :func:`~quayside.packager.signature.coerce_inputs`.
+
+        Servers validate each request once, merge several into one batch, and call this.
+        """
+        return self._run(inputs)
+
 
 def _native_runner(flavor: Flavor, model: Any, manifest: Manifest) -> Any:
     inputs, options = manifest.signature.inputs, manifest.flavor_options
@@ -84,6 +92,8 @@ def _untrusted_message(manifest: Manifest) -> str:
 
 
 def _choose_runtime(manifest: Manifest, runtime: Runtime) -> Literal["onnx", "native"]:
+    if manifest.flavor == "onnx":
+        return "onnx"
     if runtime == "auto":
         return "onnx" if manifest.onnx_servable or manifest.flavor == "onnx" else "native"
     if runtime == "onnx" and not (manifest.onnx_servable or manifest.flavor == "onnx"):
@@ -96,31 +106,55 @@ def _choose_runtime(manifest: Manifest, runtime: Runtime) -> Literal["onnx", "na
     return runtime
 
 
-def load_model(path: str | Path, *, trust: bool = False, runtime: Runtime = "auto") -> LoadedModel:
+def _onnx_file(manifest: Manifest) -> str:
+    if manifest.flavor == "onnx":
+        return ONNX_MODEL_FILE
+    assert manifest.onnx is not None  # _choose_runtime picks onnx only when there is one
+    return manifest.onnx.file
+
+
+@dataclass(frozen=True)
+class OnnxSessionConfig:
+    """How a server sizes ONNX Runtime: intra-op threads (0 = ORT's default) and spinning."""
+
+    intra_op_threads: int = 0
+    spinning: bool = True
+
+
+def load_model(
+    path: str | Path,
+    *,
+    trust: bool = False,
+    runtime: Runtime = "auto",
+    session: OnnxSessionConfig = OnnxSessionConfig(),
+) -> LoadedModel:
     """Load a model package after verifying every file's digest.
 
     ``runtime='auto'`` runs the ONNX model when the package has one that passed
     parity, and the native flavor otherwise. Flavors stored as pickles
     (sklearn, pytorch, python) run code when loaded natively and are refused
-    unless ``trust=True``.
+    unless ``trust=True``. ``session`` sizes the ONNX Runtime session.
     """
     reader = PackageReader.open(path)
     manifest = reader.manifest
     chosen = _choose_runtime(manifest, runtime)
-    if chosen == "onnx" and manifest.flavor != "onnx":
-        assert manifest.onnx is not None
+    if chosen == "onnx":
         runner = OnnxRunner(
-            reader.read_bytes(manifest.onnx.file), manifest.signature.inputs, manifest.signature.outputs
+            reader.read_bytes(_onnx_file(manifest)),
+            manifest.signature.inputs,
+            manifest.signature.outputs,
+            intra_op_threads=session.intra_op_threads,
+            spinning=session.spinning,
         )
-        return LoadedModel(manifest, "onnx", None, runner.run)
+        native = runner if manifest.flavor == "onnx" else None
+        return LoadedModel(manifest, "onnx", native, runner.run)
     flavor = get_flavor(manifest.flavor)
     if flavor.trust_required and not trust:
         raise UntrustedPackageError(_untrusted_message(manifest))
     if flavor.trust_required:
         warn_on_python_mismatch(manifest.environment)
     model = flavor.load(reader, manifest.flavor_options, manifest.signature)
-    runtime_name: Literal["onnx", "native"] = "onnx" if flavor.name == "onnx" else "native"
-    return LoadedModel(manifest, runtime_name, model, _native_runner(flavor, model, manifest))
+    return LoadedModel(manifest, "native", model, _native_runner(flavor, model, manifest))
 
 
 # --- saving ------------------------------------------------------------------------------

@@ -25,14 +25,21 @@ _ONNX_ELEM_TYPES = {
 }  # fmt: skip
 
 
-def session_options(intra_op_threads: int = 0) -> Any:
-    """ORT session options: all graph optimisations, and a thread count (0 = ORT's default)."""
+def session_options(intra_op_threads: int = 0, *, spinning: bool = True) -> Any:
+    """ORT session options: all graph optimisations, and a thread count (0 = ORT's default).
+
+    ``spinning=False`` stops idle intra-op threads from busy-waiting for work: a
+    server shares its cores with the event loop that parses requests, and a
+    spinning pool thread would take that core away between calls.
+    """
     ort = import_extra("onnxruntime", "onnx", "running ONNX models")
     ort.set_default_logger_severity(3)  # warnings (e.g. on declared output shapes) are not user-actionable
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.intra_op_num_threads = intra_op_threads
     options.inter_op_num_threads = 1
+    if not spinning:
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return options
 
 
@@ -46,13 +53,19 @@ class OnnxRunner:
     """
 
     def __init__(
-        self, model_bytes: bytes, inputs: Schema, outputs: Schema, *, intra_op_threads: int = 0
+        self,
+        model_bytes: bytes,
+        inputs: Schema,
+        outputs: Schema,
+        *,
+        intra_op_threads: int = 0,
+        spinning: bool = True,
     ) -> None:
         ort = import_extra("onnxruntime", "onnx", "running ONNX models")
         try:
             self.session = ort.InferenceSession(
                 model_bytes,
-                sess_options=session_options(intra_op_threads),
+                sess_options=session_options(intra_op_threads, spinning=spinning),
                 providers=["CPUExecutionProvider"],
             )
         except Exception as e:  # ORT raises its own untyped errors for bad graphs

@@ -16,6 +16,7 @@ import typer
 from quayside import __version__
 from quayside.cli import convert as convert_command
 from quayside.cli import model as model_commands
+from quayside.cli import serve as serve_command
 from quayside.cli.console import err, out
 from quayside.config import load_settings
 from quayside.errors import QuaysideError
@@ -30,6 +31,7 @@ app = typer.Typer(
 )
 app.add_typer(model_commands.app, name="model")
 app.command("convert")(convert_command.convert)
+app.command("serve")(serve_command.serve)
 
 _state = {"debug": False}
 

@@ -1,4 +1,9 @@
-"""REST inference on ONNX Runtime: V2 and /invocations, batching, metrics, health.
+"""Model serving: FastAPI + ONNX Runtime, Open Inference Protocol V2 and MLflow ``/invocations``.
 
-Arrives with serving; imports ``packager`` and nothing else of Quayside.
+Imports the packager and nothing else of Quayside; never a database, container
+or load-test library (the serving image installs only what serving runs).
 """
+
+from quayside.serving.options import ServeOptions
+
+__all__ = ["ServeOptions"]

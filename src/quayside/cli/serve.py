@@ -1,0 +1,95 @@
+"""``quayside serve MODEL``: serve a model over REST (V2 and ``/invocations``) until stopped."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from quayside.cli.console import err
+from quayside.errors import UsageError
+from quayside.serving.options import DEFAULT_MAX_BODY_BYTES, ServeOptions
+
+MIB = 1024 * 1024
+
+
+def resolve_model_path(model_uri: str) -> Path:
+    """A served model is a package directory (registry URIs arrive with the registry)."""
+    if "://" in model_uri or model_uri.startswith(("models:/", "runs:/")):
+        raise UsageError(
+            f"'{model_uri}' is a model URI; this version serves package directories only "
+            "(save one with quayside.save_model)"
+        )
+    path = Path(model_uri)
+    if not path.is_dir():
+        raise UsageError(f"no model package at '{model_uri}' (expected a directory holding quayside.yaml)")
+    return path
+
+
+def serve(
+    model: Annotated[str, typer.Argument(help="Model package directory.", show_default=False)],
+    host: Annotated[str, typer.Option(help="Interface to listen on (0.0.0.0 for all).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.", min=1, max=65535)] = 8080,
+    workers: Annotated[
+        int, typer.Option(help="Server processes; each loads the model and gets cores/N ORT threads.", min=1)
+    ] = 1,
+    batching: Annotated[
+        bool, typer.Option(help="Merge concurrent requests into one model call (adaptive batching).")
+    ] = True,
+    max_batch_size: Annotated[
+        int, typer.Option(help="Most rows per model call, and per request.", min=1)
+    ] = ServeOptions.max_batch_size,
+    max_batch_latency_ms: Annotated[
+        float, typer.Option(help="Longest a request waits for others to join its batch.", min=0)
+    ] = ServeOptions.max_batch_latency_ms,
+    max_body_mb: Annotated[
+        float, typer.Option(help="Largest request body in MiB; larger ones get 413.", min=0.001)
+    ] = DEFAULT_MAX_BODY_BYTES / MIB,
+    grace_period: Annotated[
+        float, typer.Option(help="Seconds in-flight requests get to finish after SIGTERM.", min=0)
+    ] = ServeOptions.grace_period_s,
+    runtime: Annotated[
+        str, typer.Option(help="auto (ONNX Runtime when the package is ONNX-servable), onnx or native.")
+    ] = "auto",
+    trust: Annotated[
+        bool,
+        typer.Option("--trust", help="Allow a pickled native model (loading it runs code from the package)."),
+    ] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No access-log line per request.")] = False,
+) -> None:
+    """Serve a model over REST until SIGTERM or Ctrl-C.
+
+    Endpoints: V2 inference at /v2/models/NAME/infer, MLflow-style /invocations
+    (JSON or CSV), /v2/health/live and /ready, /metrics (Prometheus) and /docs
+    (OpenAPI, generated from the model's signature). Every request is checked
+    against the signature. On SIGTERM the server turns unready, finishes
+    in-flight requests within --grace-period, and exits 0.
+    """
+    from quayside.serving.server import load_for_serving
+    from quayside.serving.server import serve as run_server
+
+    if runtime not in ("auto", "onnx", "native"):
+        raise UsageError(f"--runtime must be auto, onnx or native, not '{runtime}'")
+    options = ServeOptions(
+        host=host,
+        port=port,
+        workers=workers,
+        batching=batching,
+        max_batch_size=max_batch_size,
+        max_batch_latency_ms=max_batch_latency_ms,
+        max_body_bytes=int(max_body_mb * MIB),
+        grace_period_s=grace_period,
+        quiet=quiet,
+        trust=trust,
+        runtime=runtime,  # type: ignore[arg-type]  # checked above
+    )
+    path = resolve_model_path(model)
+    # Load here first (also with several workers): a package that cannot load is one
+    # error line now, not a traceback in every worker.
+    loaded = load_for_serving(path, options)
+    err.print(
+        f"serving [bold]{loaded.name}[/bold] ({loaded.platform}) on http://{host}:{port} "
+        f"with {workers} worker{'s' if workers > 1 else ''} — docs at /docs, metrics at /metrics"
+    )
+    run_server(path, options, loaded if workers == 1 else None)

@@ -1,0 +1,201 @@
+"""The model server's ASGI app: route table, error handlers and lifespan.
+
+Routes parse with a protocol module, run through the batcher, and render with
+the same protocol module; nothing here knows a wire format.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib import metadata
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from quayside.errors import QuaysideError
+from quayside.serving import openapi
+from quayside.serving.fastpath import FastPath, read_limited_body
+from quayside.serving.middleware import RequestContext, request_id_of
+from quayside.serving.model_server import ModelServer
+from quayside.serving.options import ServeOptions
+from quayside.serving.protocols import v2
+from quayside.serving.runtime import ModelRuntime
+
+logger = logging.getLogger("quayside.serving")
+
+try:
+    __version__ = metadata.version("quayside")
+except metadata.PackageNotFoundError:  # a source tree that was not installed
+    __version__ = "0.0.0+unknown"
+
+JSON = "application/json"
+
+
+def _error_response(error: QuaysideError) -> Response:
+    return JSONResponse(error.to_dict(), status_code=error.http_status)
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(QuaysideError)
+    async def quayside_error(request: Request, error: QuaysideError) -> Response:
+        return _error_response(error)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, error: StarletteHTTPException) -> Response:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(error.status_code, "http_error")
+        message = (
+            f"no route {request.method} {request.url.path}"
+            if error.status_code in (404, 405)
+            else error.detail
+        )
+        return JSONResponse(
+            {"error": {"code": code, "message": message}},
+            status_code=error.status_code,
+            headers=error.headers,
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, error: RequestValidationError) -> Response:
+        first = error.errors()[0] if error.errors() else {"loc": (), "msg": "invalid request"}
+        where = ".".join(str(part) for part in first["loc"])
+        return JSONResponse(
+            {"error": {"code": "bad_request", "message": f"{where}: {first['msg']}"}}, status_code=400
+        )
+
+    @app.exception_handler(Exception)
+    async def unexpected_error(request: Request, error: Exception) -> Response:
+        request_id = request_id_of(request.scope)
+        logger.exception("unexpected error in request %s (a bug in Quayside)", request_id)
+        message = f"internal error; the server log has the details under request id {request_id}"
+        return JSONResponse({"error": {"code": "internal", "message": message}}, status_code=500)
+
+
+def create_app(runtime: ModelRuntime, options: ServeOptions) -> Any:
+    """The ASGI app serving one loaded model with V2, ``/invocations``, health, metrics and docs."""
+    server = ModelServer(runtime, options)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await server.start()
+        try:
+            yield
+        finally:
+            await server.stop()
+
+    app = FastAPI(
+        title=f"Quayside: {runtime.name}",
+        version=__version__,
+        description=_describe(runtime),
+        lifespan=lifespan,
+        openapi_tags=[
+            {"name": "inference", "description": "Predictions (V2 and MLflow /invocations)"},
+            {"name": "health", "description": "Liveness, readiness and model metadata"},
+        ],
+    )
+    app.state.server = server
+    _install_error_handlers(app)
+    _add_health_routes(app, server)
+    _add_inference_routes(app, server)
+    return RequestContext(FastPath(app, server), server.metrics, access_log=not options.quiet)
+
+
+def _describe(runtime: ModelRuntime) -> str:
+    inputs = ", ".join(spec.describe() for spec in runtime.signature.inputs.specs)
+    outputs = ", ".join(spec.describe() for spec in runtime.signature.outputs.specs)
+    return f"Serves model **{runtime.name}** on {runtime.platform}.\n\nInputs: {inputs}\n\nOutputs: {outputs}"
+
+
+def _add_health_routes(app: FastAPI, server: ModelServer) -> None:
+    runtime = server.runtime
+
+    def ready_response() -> Response:
+        ready = server.health.ready
+        return JSONResponse({"ready": ready}, status_code=200 if ready else 503)
+
+    @app.get("/v2/health/live", tags=["health"])
+    async def live() -> Response:
+        return JSONResponse({"live": True})
+
+    @app.get("/v2/health/ready", tags=["health"])
+    async def ready() -> Response:
+        return ready_response()
+
+    @app.get("/ping", tags=["health"], summary="Readiness, MLflow style")
+    async def ping() -> Response:
+        return ready_response()
+
+    @app.get("/v2", tags=["health"], summary="Server metadata")
+    async def server_metadata() -> Response:
+        return JSONResponse({"name": "quayside", "version": __version__, "extensions": []})
+
+    @app.get("/v2/models/{model_name}", tags=["health"], summary="Model metadata")
+    async def model_metadata(model_name: str) -> Response:
+        server.check_model_name(model_name)
+        document: dict[str, Any] = {
+            "name": runtime.name,
+            "platform": runtime.platform,
+            "inputs": v2.tensor_metadata(runtime.signature.inputs),
+            "outputs": v2.tensor_metadata(runtime.signature.outputs),
+        }
+        if runtime.version is not None:
+            document["versions"] = [runtime.version]
+        return JSONResponse(document)
+
+    @app.get("/v2/models/{model_name}/ready", tags=["health"], summary="Model readiness")
+    async def model_ready(model_name: str) -> Response:
+        server.check_model_name(model_name)
+        return ready_response()
+
+    @app.get("/metrics", tags=["health"], summary="Prometheus metrics")
+    async def metrics() -> Response:
+        return Response(server.metrics.render(), media_type=server.metrics.content_type)
+
+
+def _add_inference_routes(app: FastAPI, server: ModelServer) -> None:
+    options, manifest = server.options, server.runtime.model.manifest
+    errors = {
+        "400": {"description": "Malformed JSON or CSV, or not a request of this protocol"},
+        "413": {"description": "Body over the size limit"},
+        "422": {"description": "Inputs do not match the model's signature"},
+    }
+
+    @app.post(
+        "/v2/models/{model_name}/infer",
+        tags=["inference"],
+        summary="Predict (Open Inference Protocol V2)",
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {JSON: {"schema": openapi.v2_request_schema(manifest)}},
+            }
+        },
+        responses=errors,
+    )
+    async def infer_v2(model_name: str, request: Request) -> Response:
+        body = await read_limited_body(request.scope, request.receive, options.max_body_bytes)
+        return Response(await server.infer_v2(model_name, body), media_type=JSON)
+
+    @app.post(
+        "/invocations",
+        tags=["inference"],
+        summary="Predict (MLflow scoring protocol: JSON layouts or CSV)",
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {
+                    JSON: {"schema": openapi.invocations_request_schema(manifest)},
+                    "text/csv": {"schema": {"type": "string", "description": "header row, then data rows"}},
+                },
+            }
+        },
+        responses=errors | {"415": {"description": "Content type other than JSON or CSV"}},
+    )
+    async def invocations_route(request: Request) -> Response:
+        body = await read_limited_body(request.scope, request.receive, options.max_body_bytes)
+        content_type = request.headers.get("content-type", "")
+        return Response(await server.invocations(body, content_type), media_type=JSON)

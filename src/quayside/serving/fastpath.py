@@ -1,0 +1,130 @@
+"""The inference routes answered in plain ASGI, ahead of the framework.
+
+``POST /v2/models/<this model>/infer`` and ``POST /invocations`` carry nearly
+all of a server's traffic. Here they skip the framework's route matching,
+dependency solving and response classes: the body is read with the size limit
+applied as it arrives, handed to the model server, and the bytes it returns are
+sent. Every other path, and these same routes as documented in ``/docs``, go
+through FastAPI; both ways run the same :class:`ModelServer` handlers.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from quayside.errors import PayloadTooLargeError, QuaysideError
+from quayside.serving.middleware import request_id_of
+from quayside.serving.model_server import ModelServer
+from quayside.serving.protocols.codec import dumps
+
+logger = logging.getLogger("quayside.serving")
+
+_JSON_HEADER = (b"content-type", b"application/json")
+
+
+@dataclass(frozen=True)
+class RouteLabel:
+    """What the metrics middleware reads off ``scope["route"]``: the route's path template."""
+
+    path: str
+
+
+V2_INFER = RouteLabel("/v2/models/{model_name}/infer")
+INVOCATIONS = RouteLabel("/invocations")
+
+
+class ClientGone(Exception):
+    """The client disconnected before sending its whole body."""
+
+
+def _header(scope: Scope, name: bytes) -> bytes | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return value
+    return None
+
+
+async def read_limited_body(scope: Scope, receive: Receive, limit: int) -> bytes:
+    """The whole request body, or :class:`PayloadTooLargeError` as soon as it passes ``limit``."""
+    declared = _header(scope, b"content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLargeError(f"the body is {int(declared)} bytes; the limit is {limit} bytes")
+    message = await receive()
+    if message["type"] == "http.disconnect":
+        raise ClientGone
+    body = message.get("body", b"")
+    if not message.get("more_body", False):
+        return body  # the common case: the whole body arrived in one piece
+    chunks, size = [body], len(body)
+    while message.get("more_body", False):
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientGone
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLargeError(f"the body is over the limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+class FastPath:
+    """Routes the two inference endpoints straight to the model server; all else to ``app``."""
+
+    def __init__(self, app: ASGIApp, server: ModelServer) -> None:
+        self.app = app
+        self.server = server
+        self.v2_path = f"/v2/models/{server.runtime.name}/infer"
+        self.limit = server.options.max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            path = scope["path"]
+            if path == self.v2_path:
+                scope["route"] = V2_INFER
+                await self._answer(scope, receive, send, self._v2)
+                return
+            if path == INVOCATIONS.path:
+                scope["route"] = INVOCATIONS
+                await self._answer(scope, receive, send, self._invocations)
+                return
+        await self.app(scope, receive, send)
+
+    async def _v2(self, scope: Scope, body: bytes) -> bytes:
+        return await self.server.infer_v2(self.server.runtime.name, body)
+
+    async def _invocations(self, scope: Scope, body: bytes) -> bytes:
+        content_type = _header(scope, b"content-type") or b""
+        return await self.server.invocations(body, content_type.decode("latin-1"))
+
+    async def _answer(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        handler: Callable[[Scope, bytes], Awaitable[bytes]],
+    ) -> None:
+        try:
+            body = await read_limited_body(scope, receive, self.limit)
+            status, response = 200, await handler(scope, body)
+        except ClientGone:
+            return
+        except QuaysideError as e:
+            status, response = e.http_status, dumps(e.to_dict())
+        except Exception:
+            request_id = request_id_of(scope)
+            logger.exception("unexpected error in request %s (a bug in Quayside)", request_id)
+            message = f"internal error; the server log has the details under request id {request_id}"
+            status, response = 500, dumps({"error": {"code": "internal", "message": message}})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [_JSON_HEADER, (b"content-length", str(len(response)).encode())],
+            }
+        )
+        await send({"type": "http.response.body", "body": response})

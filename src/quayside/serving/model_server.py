@@ -1,0 +1,98 @@
+"""One worker's model server: the loaded model, how calls reach it, and its protocol handlers.
+
+Handlers take and return bytes so that the framework routes (documented in
+``/docs``) and the fast path (:mod:`quayside.serving.fastpath`) share them.
+"""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+
+from quayside.errors import NotFoundError
+from quayside.packager.signature import Arrays
+from quayside.serving.batching import Batcher, DirectRunner
+from quayside.serving.health import Health
+from quayside.serving.metrics import ServerMetrics
+from quayside.serving.options import ServeOptions
+from quayside.serving.protocols import invocations, v2
+from quayside.serving.runtime import ModelRuntime
+
+logger = logging.getLogger("quayside.serving")
+
+
+class ModelServer:
+    """One worker's state: the model, how calls reach it, health and metrics."""
+
+    def __init__(self, runtime: ModelRuntime, options: ServeOptions) -> None:
+        self.runtime = runtime
+        self.options = options
+        self.health = Health()
+        self.metrics = ServerMetrics()
+        self.batching = options.batching and runtime.batchable
+        threads = 1 if self.batching else options.intra_op_threads
+        self.executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="quayside-model")
+        self.runner: Batcher | DirectRunner
+        if self.batching:
+            self.runner = Batcher(
+                runtime.run,
+                self.executor,
+                max_batch_size=options.max_batch_size,
+                max_batch_latency_ms=options.max_batch_latency_ms,
+                on_batch=self.metrics.observe_batch,
+            )
+        else:
+            self.runner = DirectRunner(runtime.run, self.executor, on_batch=self.metrics.observe_batch)
+
+    async def start(self) -> None:
+        await self.runner.start()
+        self.metrics.model_load.set(self.runtime.load_seconds)
+        self.health.model_loaded = True
+        self.health.watch_signals()
+        batching = f"batching up to {self.options.max_batch_size} rows" if self.batching else "batching off"
+        logger.info(
+            "model '%s' ready on %s (%s; loaded in %.2f s)",
+            self.runtime.name,
+            self.runtime.platform,
+            batching,
+            self.runtime.load_seconds,
+        )
+
+    async def stop(self) -> None:
+        self.health.drain()
+        await self.runner.stop()
+        self.executor.shutdown(wait=True)
+
+    def check_model_name(self, name: str) -> None:
+        if name != self.runtime.name:
+            raise NotFoundError(f"no model named '{name}' here; this server serves '{self.runtime.name}'")
+
+    async def infer(self, inputs: Arrays, rows: int) -> Arrays:
+        self.health.in_flight += 1
+        self.metrics.in_flight.inc()
+        try:
+            return await self.runner.submit(inputs, rows)
+        finally:
+            self.health.in_flight -= 1
+            self.metrics.in_flight.dec()
+
+    async def infer_v2(self, model_name: str, body: bytes) -> bytes:
+        """A V2 inference request body in, the response body out."""
+        self.check_model_name(model_name)
+        signature = self.runtime.signature
+        parsed = v2.parse_infer_request(body, signature.inputs, max_rows=self.options.max_batch_size)
+        outputs = await self.infer(parsed.inputs, parsed.rows)
+        return v2.render_infer_response(
+            v2.select_outputs(outputs, parsed.outputs, signature.outputs),
+            signature.outputs,
+            model_name=self.runtime.name,
+            model_version=self.runtime.version,
+            request_id=parsed.id,
+        )
+
+    async def invocations(self, body: bytes, content_type: str) -> bytes:
+        """An ``/invocations`` body (JSON or CSV) in, ``{"predictions": ...}`` out."""
+        inputs, rows = invocations.parse_body(
+            body, content_type, self.runtime.signature.inputs, max_rows=self.options.max_batch_size
+        )
+        return invocations.render_predictions(await self.infer(inputs, rows))

@@ -1,0 +1,57 @@
+"""What a model server is told at start: where it listens and how it batches, limits and stops."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Literal
+
+from quayside.errors import UsageError
+
+DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    """Options of ``quayside serve``; every field has a default that works on a laptop."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    workers: int = 1
+    """Server processes; each loads the model once and gets ``cores // workers`` ORT threads."""
+    batching: bool = True
+    """Merge concurrent requests into one model call (only when every input and output has a batch dim)."""
+    max_batch_size: int = 64
+    """Most rows in one model call; it is also the most rows one request may send."""
+    max_batch_latency_ms: float = 2.0
+    """Longest a request waits for requests already arriving to join its batch."""
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    """Largest request body accepted; larger ones get 413."""
+    grace_period_s: float = 30.0
+    """On SIGTERM, how long in-flight requests may take to finish before they are cut off."""
+    quiet: bool = False
+    """No access-log line per request."""
+    trust: bool = False
+    """Allow packages whose native model is a Python pickle (they run code when loaded)."""
+    runtime: Literal["auto", "onnx", "native"] = "auto"
+    """ONNX Runtime when the package is ONNX-servable (auto), or force one."""
+    model_version: str | None = None
+    """Version reported in V2 metadata and responses (the registry version when served from one)."""
+
+    def __post_init__(self) -> None:
+        checks = [
+            (1 <= self.port <= 65535 or self.port == 0, f"port must be 1-65535, not {self.port}"),
+            (self.workers >= 1, f"workers must be at least 1, not {self.workers}"),
+            (self.max_batch_size >= 1, f"max batch size must be at least 1, not {self.max_batch_size}"),
+            (self.max_batch_latency_ms >= 0, "max batch latency cannot be negative"),
+            (self.max_body_bytes >= 1024, "the body limit must be at least 1 KiB"),
+            (self.grace_period_s >= 0, "the grace period cannot be negative"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise UsageError(message)
+
+    @property
+    def intra_op_threads(self) -> int:
+        """ORT threads per worker: the cores shared out between workers, at least one."""
+        return max(1, (os.cpu_count() or 1) // self.workers)

@@ -1,0 +1,51 @@
+"""JSON in and out of the protocols: fast (orjson), strict, and numpy-aware."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import orjson
+
+from quayside.errors import MalformedInputError
+
+# Dtypes orjson writes straight from the array buffer; others go through tolist().
+_NATIVE_NUMPY = frozenset(
+    [
+        "bool",
+        "int8",
+        "int16",
+        "int32",
+        "int64",
+        "uint8",
+        "uint16",
+        "uint32",
+        "uint64",
+        "float16",
+        "float32",
+        "float64",
+    ]
+)
+_DUMP_OPTIONS = orjson.OPT_SERIALIZE_NUMPY
+
+
+def loads(body: bytes) -> Any:
+    """Parse a JSON body; broken JSON is a :class:`MalformedInputError` saying where it broke."""
+    if not body:
+        raise MalformedInputError("the request body is empty; send a JSON document")
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as e:
+        raise MalformedInputError(f"the request body is not valid JSON: {e}") from None
+
+
+def jsonable(array: np.ndarray) -> Any:
+    """An array as orjson can write it: the array itself when its dtype allows, else nested lists."""
+    if array.dtype.name in _NATIVE_NUMPY:
+        return np.ascontiguousarray(array)
+    return array.tolist()
+
+
+def dumps(document: Any) -> bytes:
+    """Serialize a response document (numpy arrays allowed)."""
+    return orjson.dumps(document, option=_DUMP_OPTIONS)

@@ -1,0 +1,73 @@
+"""The model a server runs: loaded once per worker, warmed, described for the protocols."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from quayside.packager.example import decode_example
+from quayside.packager.package import LoadedModel, OnnxSessionConfig, Runtime, load_model
+from quayside.packager.signature import Arrays, Schema, Signature
+
+
+@dataclass(frozen=True)
+class ModelRuntime:
+    """A loaded, warmed model and what the protocols need to know about it."""
+
+    model: LoadedModel
+    name: str
+    version: str | None
+    load_seconds: float
+    batchable: bool
+    """True when every input and output has a variable first (batch) dimension."""
+
+    @property
+    def signature(self) -> Signature:
+        return self.model.signature
+
+    @property
+    def platform(self) -> str:
+        """The V2 ``platform`` field: ``onnxruntime_onnx``, or the native flavor."""
+        return (
+            "onnxruntime_onnx" if self.model.runtime == "onnx" else f"quayside_{self.model.manifest.flavor}"
+        )
+
+    def run(self, inputs: Arrays) -> Arrays:
+        """Run on checked inputs. Blocking: call it from a thread, never on the event loop."""
+        return self.model.run(inputs)
+
+
+def _batchable(signature: Signature) -> bool:
+    def batched(schema: Schema) -> bool:
+        return all(spec.batched for spec in schema.specs)
+
+    return batched(signature.inputs) and batched(signature.outputs)
+
+
+def load_runtime(
+    path: str | Path,
+    *,
+    trust: bool = False,
+    runtime: Runtime = "auto",
+    intra_op_threads: int = 0,
+    version: str | None = None,
+) -> ModelRuntime:
+    """Load a package for serving and run its input example once, so the first request is not slow."""
+    started = time.perf_counter()
+    model = load_model(
+        path,
+        trust=trust,
+        runtime=runtime,
+        session=OnnxSessionConfig(intra_op_threads=intra_op_threads, spinning=False),
+    )
+    manifest = model.manifest
+    if manifest.input_example is not None:
+        model.run(decode_example(manifest.input_example, manifest.signature.inputs))
+    return ModelRuntime(
+        model=model,
+        name=manifest.name,
+        version=version,
+        load_seconds=time.perf_counter() - started,
+        batchable=_batchable(manifest.signature),
+    )

@@ -1,0 +1,113 @@
+"""Running the app: one uvicorn process, or a supervisor with N worker processes.
+
+One worker serves in this process with the model the caller already loaded.
+Several workers each load the model themselves (the model is loaded once per
+worker) and share one listening socket; Prometheus samples then go through
+files in a temporary directory so that ``/metrics`` adds up every worker.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import shutil
+import signal
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+from uvicorn.supervisors import Multiprocess
+
+from quayside.serving.app import create_app
+from quayside.serving.metrics import MULTIPROCESS_ENV
+from quayside.serving.options import ServeOptions
+from quayside.serving.runtime import ModelRuntime, load_runtime
+
+
+def logging_config(*, quiet: bool) -> dict[str, Any]:
+    """Logging for server processes: lifecycle lines for people, JSON lines for the access log."""
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {
+            "lifecycle": {"format": "%(asctime)s %(levelname)s [%(process)d] %(message)s"},
+            "json": {"format": "%(message)s"},
+        },
+        "handlers": {
+            "stderr": {
+                "class": "logging.StreamHandler",
+                "formatter": "lifecycle",
+                "stream": "ext://sys.stderr",
+            },
+            "access": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stdout"},
+        },
+        "loggers": {
+            "uvicorn": {"handlers": ["stderr"], "level": "WARNING", "propagate": False},
+            "uvicorn.error": {"handlers": ["stderr"], "level": "WARNING", "propagate": False},
+            "uvicorn.access": {"handlers": [], "level": "WARNING", "propagate": False},
+            "quayside.serving": {"handlers": ["stderr"], "level": "INFO", "propagate": False},
+            "quayside.access": {
+                "handlers": ["access"],
+                "level": "WARNING" if quiet else "INFO",
+                "propagate": False,
+            },
+        },
+    }
+
+
+def worker_app(package: str, options: ServeOptions) -> Any:
+    """App factory run inside each worker process: load the model there, then build the app."""
+    return create_app(load_for_serving(package, options), options)
+
+
+def _config(app: Any, options: ServeOptions, *, factory: bool) -> uvicorn.Config:
+    return uvicorn.Config(
+        app,
+        host=options.host,
+        port=options.port,
+        workers=options.workers,
+        factory=factory,
+        lifespan="on",
+        access_log=False,
+        log_config=logging_config(quiet=options.quiet),
+        timeout_graceful_shutdown=int(options.grace_period_s) if options.grace_period_s else None,
+        server_header=False,
+    )
+
+
+def _exit_cleanly_on_sigterm() -> None:
+    # uvicorn re-raises the signal that stopped it once it has shut down; with the
+    # default action that would end the process "killed by SIGTERM" instead of 0.
+    signal.signal(signal.SIGTERM, lambda signum, frame: None)
+
+
+def serve(package: str | Path, options: ServeOptions, runtime: ModelRuntime | None = None) -> None:
+    """Serve a package until SIGTERM/SIGINT; in-flight requests finish within the grace period.
+
+    With one worker, ``runtime`` (already loaded by the caller, which then saw any
+    loading error first) is served in this process.
+    """
+    _exit_cleanly_on_sigterm()
+    if options.workers == 1:
+        app = create_app(runtime or load_for_serving(package, options), options)
+        uvicorn.Server(_config(app, options, factory=False)).run()
+        return
+    metrics_dir = tempfile.mkdtemp(prefix="quayside-metrics-")
+    os.environ[MULTIPROCESS_ENV] = metrics_dir  # read by prometheus_client in each spawned worker
+    try:
+        config = _config(functools.partial(worker_app, str(package), options), options, factory=True)
+        Multiprocess(config, sockets=[config.bind_socket()]).run()
+    finally:
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def load_for_serving(package: str | Path, options: ServeOptions) -> ModelRuntime:
+    """Load and warm a package as the options say (trust, runtime, ORT threads per worker)."""
+    return load_runtime(
+        package,
+        trust=options.trust,
+        runtime=options.runtime,
+        intra_op_threads=options.intra_op_threads,
+        version=options.model_version,
+    )

@@ -1,0 +1,155 @@
+"""The benchmark models, and each form a server needs: a Quayside package, a bare ONNX file, an MLflow model.
+
+The forest is the issue's: a scikit-learn RandomForest (100 trees, depth 8)
+on 20 float32 features of ``make_classification`` data, saved with
+``quayside.save_model(..., to_onnx=True)``. The hand-written and BentoML
+servers run the package's own ONNX file; MLflow serves the same fitted forest,
+pickled here and saved with MLflow's API in MLflow's venv. The MLP for the
+batching benchmark is a PyTorch module exported the same way.
+"""
+
+from __future__ import annotations
+
+import pickle
+import shutil
+import statistics
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+N_FEATURES = 20
+SEED = 0
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    """A saved model and what a client needs to call it."""
+
+    name: str
+    package_dir: Path
+    onnx_path: Path
+    input_name: str
+    rows: np.ndarray
+    """Held-out float32 rows the benchmark sends."""
+    reference_labels: np.ndarray | None
+    """The native model's labels for ``rows`` (the correctness gate); None for regressors."""
+    mlflow_dir: Path | None = None
+
+
+def _dataset(n_samples: int) -> tuple[np.ndarray, np.ndarray]:
+    from sklearn.datasets import make_classification
+
+    features, labels = make_classification(
+        n_samples=n_samples, n_features=N_FEATURES, n_informative=10, random_state=SEED
+    )
+    return features.astype(np.float32), labels
+
+
+def _fresh(path: Path) -> Path:
+    shutil.rmtree(path, ignore_errors=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _package_onnx(package_dir: Path) -> tuple[Path, str]:
+    """The package's ONNX file and its (single) input name, read from quayside.yaml."""
+    import quayside
+
+    manifest = quayside.load_model(package_dir).manifest
+    if manifest.onnx is None or not manifest.onnx.servable:
+        raise RuntimeError(f"package {package_dir} has no servable ONNX model")
+    return package_dir / manifest.onnx.file, manifest.signature.inputs.names[0]
+
+
+def build_random_forest(work_dir: Path, mlflow_python: Path | None) -> ServedModel:
+    """Train the forest, save it as a Quayside package (with ONNX) and, if asked, as an MLflow model."""
+    from sklearn.ensemble import RandomForestClassifier
+
+    import quayside
+
+    features, labels = _dataset(6000)
+    train, held_out = features[:5000], features[5000:]
+    forest = RandomForestClassifier(n_estimators=100, max_depth=8, random_state=SEED, n_jobs=1)
+    forest.fit(train, labels[:5000])
+    package_dir = _fresh(work_dir / "rf-package")
+    quayside.save_model(forest, package_dir, input_example=train[:5], to_onnx=True, name="rf")
+    onnx_path, input_name = _package_onnx(package_dir)
+    mlflow_dir = _save_mlflow(forest, train, work_dir, mlflow_python) if mlflow_python else None
+    return ServedModel(
+        "rf", package_dir, onnx_path, input_name, held_out, forest.predict(held_out), mlflow_dir
+    )
+
+
+def _save_mlflow(model: object, example: np.ndarray, work_dir: Path, mlflow_python: Path) -> Path:
+    from serving_bench.paths import BASELINES_DIR
+
+    pickle_path, example_path = work_dir / "rf.pkl", work_dir / "rf-example.npy"
+    with pickle_path.open("wb") as f:
+        pickle.dump(model, f)
+    np.save(example_path, example[:100])
+    mlflow_dir = _fresh(work_dir / "rf-mlflow")
+    subprocess.run(
+        [
+            str(mlflow_python),
+            str(BASELINES_DIR / "mlflow_save.py"),
+            str(pickle_path),
+            str(example_path),
+            str(mlflow_dir),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return mlflow_dir
+
+
+def build_mlp(work_dir: Path, hidden: int) -> ServedModel:
+    """A 20 → hidden → hidden → 2 ReLU MLP in PyTorch, saved as a Quayside package with ONNX."""
+    import torch
+
+    import quayside
+
+    torch.manual_seed(SEED)
+    module = torch.nn.Sequential(
+        torch.nn.Linear(N_FEATURES, hidden),
+        torch.nn.ReLU(),
+        torch.nn.Linear(hidden, hidden),
+        torch.nn.ReLU(),
+        torch.nn.Linear(hidden, 2),
+    ).eval()
+    features, _ = _dataset(1000)
+    package_dir = _fresh(work_dir / f"mlp{hidden}-package")
+    quayside.save_model(module, package_dir, input_example=features[:5], to_onnx=True, name="mlp")
+    onnx_path, input_name = _package_onnx(package_dir)
+    return ServedModel("mlp", package_dir, onnx_path, input_name, features[100:], None)
+
+
+@dataclass(frozen=True)
+class OrtTiming:
+    """Median wall time of one ONNX Runtime call, in microseconds."""
+
+    rows: int
+    intra_op_threads: int
+    median_us: float
+
+
+def time_onnx_runtime(
+    model: ServedModel, rows: int, intra_op_threads: int = 0, calls: int = 200
+) -> OrtTiming:
+    """Time ``session.run`` alone on ``rows`` rows, as the servers' hot path calls it."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = intra_op_threads
+    session = ort.InferenceSession(str(model.onnx_path), options, providers=["CPUExecutionProvider"])
+    feed = {model.input_name: np.ascontiguousarray(model.rows[:rows])}
+    for _ in range(20):
+        session.run(None, feed)
+    samples = []
+    for _ in range(calls):
+        started = time.perf_counter()
+        session.run(None, feed)
+        samples.append(time.perf_counter() - started)
+    return OrtTiming(rows, intra_op_threads, round(statistics.median(samples) * 1e6, 1))

@@ -41,6 +41,44 @@ class Settings(BaseSettings):
     debug: bool = False
     """Show full tracebacks in the CLI instead of one ``error:`` line."""
 
+    db_url: str | None = None
+    """SQLAlchemy URL of the tracking database, e.g. ``postgresql+psycopg://user@host/db``.
+    Default: SQLite at ``$QUAYSIDE_HOME/quayside.db``."""
+
+    artifact_root: Path | None = None
+    """Directory holding run artifacts. Default: ``$QUAYSIDE_HOME/artifacts``."""
+
+    tracking_uri: str | None = None
+    """``http(s)://host:port`` of a ``quayside server`` to log to; unset means the local store."""
+
+    experiment: str = "default"
+    """Experiment a run joins when ``start_run`` names none."""
+
+    run_id: str | None = None
+    """Run that ``start_run`` resumes and logging lands in; ``quayside run`` sets it for its subprocess."""
+
+    max_artifact_bytes: int = Field(default=1 << 30, gt=0)
+    """Largest artifact file the server accepts in one upload (bytes). Default 1 GiB."""
+
+    http_timeout_s: float = Field(default=30.0, gt=0)
+    """Seconds the tracking client waits for a server's answer."""
+
+    server_host: str = "127.0.0.1"
+    """Interface ``quayside server`` listens on; loopback only unless changed."""
+
+    server_port: int = Field(default=5000, ge=1, le=65535)
+    """Port ``quayside server`` listens on."""
+
+    @property
+    def database_url(self) -> str:
+        """The tracking database's URL: ``db_url`` if set, else SQLite under ``home``."""
+        return self.db_url or f"sqlite:///{self.home / 'quayside.db'}"
+
+    @property
+    def artifact_dir(self) -> Path:
+        """The artifact root: ``artifact_root`` if set, else ``home/artifacts``."""
+        return self.artifact_root or self.home / "artifacts"
+
 
 def load_settings() -> Settings:
     """Read the settings from the environment, naming the variable when one is invalid."""

@@ -7,7 +7,8 @@ foreign exceptions are translated at the boundary and never pasted raw.
 
     QuaysideError                    500 internal
     ├── UsageError                   400 bad_request
-    │   └── MalformedInputError      400 malformed_input
+    │   ├── MalformedInputError      400 malformed_input
+    │   └── FilterError              400 invalid_filter
     ├── NotFoundError                404 not_found
     ├── AlreadyExistsError           409 already_exists
     ├── InvalidStateError            409 invalid_state
@@ -19,7 +20,8 @@ foreign exceptions are translated at the boundary and never pasted raw.
     │   └── UntrustedPackageError    403 untrusted_package
     ├── ConversionError              422 conversion_failed
     │   └── ParityError              422 parity_failed
-    └── MissingExtraError            500 missing_extra
+    ├── MissingExtraError            500 missing_extra
+    └── UnavailableError             503 unavailable
 """
 
 from __future__ import annotations
@@ -53,6 +55,12 @@ class MalformedInputError(UsageError):
     """The input could not be parsed (broken JSON, CSV, YAML)."""
 
     code = "malformed_input"
+
+
+class FilterError(UsageError):
+    """A run-search filter or order-by could not be parsed; the message names the column."""
+
+    code = "invalid_filter"
 
 
 class NotFoundError(QuaysideError):
@@ -140,3 +148,10 @@ class MissingExtraError(QuaysideError):
         needed = f" for {what}" if what else ""
         super().__init__(f"the '{extra}' extra is needed{needed}: pip install 'quayside[{extra}]'")
         self.extra = extra
+
+
+class UnavailableError(QuaysideError):
+    """A database or tracking server Quayside depends on cannot be reached right now."""
+
+    code = "unavailable"
+    http_status = 503

@@ -1,4 +1,14 @@
 """Database plumbing shared by tracking and the registry: engine, declarative base, Alembic migrations.
 
-Owns no tables of its own. Arrives with the tracking store.
+Owns no tables of its own: each component declares its tables on :class:`~quayside.db.base.Base`
+and adds revisions to ``migrations/versions``. Migrations run on first use
+(:func:`~quayside.db.engine.get_engine`), so users never run Alembic themselves.
+
+To add a revision after changing tables, from a source checkout::
+
+    python -c "import quayside.tracking.tables; from quayside.db import migrate; \\
+        migrate.new_revision('describe the change')"
+
+and review the generated file; the test ``tests/db/test_migrations.py`` fails until the
+migrations and the models agree.
 """

@@ -1,4 +1,5 @@
-"""``create_app()``: the REST API for tracking and the registry, and the web UI.
+"""``create_app()``: the REST API for tracking (and, later, the registry and the web UI).
 
-Arrives with the tracking server.
+Each component contributes a router; :mod:`quayside.server.app` composes them and
+installs the one error handler.
 """

@@ -1,0 +1,31 @@
+"""``create_app(settings)``: the Quayside server, one router per component."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from quayside import __version__
+from quayside.config import Settings
+from quayside.server.errors import install_error_handlers
+from quayside.server.tracking import TRACKING_PREFIX
+from quayside.server.tracking import router as tracking_router
+from quayside.tracking.local import LocalBackend
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """The REST API over the store and artifact root that ``settings`` name.
+
+    The database is opened (and migrated) here, so a server that starts is a server
+    that can write.
+    """
+    app = FastAPI(title="Quayside", version=__version__, docs_url="/docs", redoc_url=None)
+    app.state.settings = settings
+    app.state.tracking = LocalBackend.from_settings(settings)
+    install_error_handlers(app)
+    app.include_router(tracking_router, prefix=TRACKING_PREFIX)
+
+    @app.get("/health", tags=["server"])
+    def health() -> dict[str, str]:
+        return {"status": "ok", "version": __version__}
+
+    return app

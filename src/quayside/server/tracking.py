@@ -1,0 +1,212 @@
+"""The tracking REST router: experiments, runs, batch logging, metric history, search, artifacts, models.
+
+Handlers parse, call one method of the tracking backend, and render. Database work
+runs in plain ``def`` handlers (FastAPI's thread pool); uploads are ``async`` so that
+a large body streams to disk without being held in memory.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import FileResponse
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+
+from quayside.errors import PayloadTooLargeError, UsageError
+from quayside.tracking.artifacts import check_artifact_path
+from quayside.tracking.entities import Metric, decode_float
+from quayside.tracking.local import LocalBackend
+
+TRACKING_PREFIX = "/api/tracking"
+MAX_BATCH_POINTS = 100_000
+
+router = APIRouter(tags=["tracking"])
+
+
+def get_backend(request: Request) -> LocalBackend:
+    return request.app.state.tracking
+
+
+Backend = Annotated[LocalBackend, Depends(get_backend)]
+
+
+class ExperimentIn(BaseModel):
+    name: str
+    exist_ok: bool = False
+    """Answer with the existing experiment instead of 409 when the name is taken."""
+
+
+class ExperimentPatch(BaseModel):
+    name: str
+
+
+class RunIn(BaseModel):
+    experiment_id: int
+    name: str | None = None
+    tags: dict[str, str] = Field(default_factory=dict)
+    parent_run_id: str | None = None
+    start_time: int | None = None
+
+
+class RunPatch(BaseModel):
+    status: str | None = None
+    end_time: int | None = None
+    exit_code: int | None = None
+    name: str | None = None
+
+
+class MetricIn(BaseModel):
+    key: str
+    value: float | str
+    """A number, or "NaN", "Infinity", "-Infinity" (JSON has no literals for them)."""
+    step: int = 0
+    timestamp: int = 0
+    """Milliseconds since the epoch; 0 means when the server receives it."""
+
+
+class BatchIn(BaseModel):
+    metrics: list[MetricIn] = Field(default_factory=list, max_length=MAX_BATCH_POINTS)
+    params: dict[str, str] = Field(default_factory=dict)
+    tags: dict[str, str] = Field(default_factory=dict)
+
+
+class SearchIn(BaseModel):
+    experiment_ids: list[int] | None = None
+    filter: str = ""
+    order_by: list[str] = Field(default_factory=list)
+    max_results: int = 50
+
+
+class ModelIn(BaseModel):
+    path: str
+
+
+# --- experiments -------------------------------------------------------------------------
+
+
+@router.post("/experiments", status_code=201)
+def create_experiment(body: ExperimentIn, backend: Backend) -> dict[str, Any]:
+    if body.exist_ok:
+        return backend.get_or_create_experiment(body.name).to_dict()
+    return backend.create_experiment(body.name).to_dict()
+
+
+@router.get("/experiments")
+def list_experiments(backend: Backend, include_deleted: bool = False) -> dict[str, Any]:
+    return {"experiments": [e.to_dict() for e in backend.list_experiments(include_deleted)]}
+
+
+@router.get("/experiments/lookup")
+def get_experiment_by_name(backend: Backend, name: Annotated[str, Query()]) -> dict[str, Any]:
+    return backend.get_experiment_by_name(name).to_dict()
+
+
+@router.get("/experiments/{experiment_id}")
+def get_experiment(experiment_id: int, backend: Backend) -> dict[str, Any]:
+    return backend.get_experiment(experiment_id).to_dict()
+
+
+@router.patch("/experiments/{experiment_id}")
+def rename_experiment(experiment_id: int, body: ExperimentPatch, backend: Backend) -> dict[str, Any]:
+    return backend.rename_experiment(experiment_id, body.name).to_dict()
+
+
+@router.delete("/experiments/{experiment_id}")
+def delete_experiment(experiment_id: int, backend: Backend) -> dict[str, Any]:
+    return backend.delete_experiment(experiment_id).to_dict()
+
+
+# --- runs -------------------------------------------------------------------------------------
+
+
+@router.post("/runs", status_code=201)
+def create_run(body: RunIn, backend: Backend) -> dict[str, Any]:
+    run = backend.create_run(body.experiment_id, body.name, body.tags, body.parent_run_id, body.start_time)
+    return run.to_dict()
+
+
+@router.post("/runs/search")
+def search_runs(body: SearchIn, backend: Backend) -> dict[str, Any]:
+    runs = backend.search_runs(body.experiment_ids, body.filter, body.order_by, body.max_results)
+    return {"runs": [r.to_dict() for r in runs]}
+
+
+@router.get("/runs/{run_id}")
+def get_run(run_id: str, backend: Backend) -> dict[str, Any]:
+    return backend.get_run(run_id).to_dict()
+
+
+@router.patch("/runs/{run_id}")
+def update_run(run_id: str, body: RunPatch, backend: Backend) -> dict[str, Any]:
+    run = backend.update_run(
+        run_id, status=body.status, end_time=body.end_time, exit_code=body.exit_code, name=body.name
+    )
+    return run.to_dict()
+
+
+@router.delete("/runs/{run_id}")
+def delete_run(run_id: str, backend: Backend) -> dict[str, Any]:
+    return backend.delete_run(run_id).to_dict()
+
+
+@router.post("/runs/{run_id}/batch")
+def log_batch(run_id: str, body: BatchIn, backend: Backend) -> dict[str, Any]:
+    """Log metric points, params and tags in one transaction; answered only once committed."""
+    metrics = [Metric(m.key, decode_float(m.value), m.step, m.timestamp) for m in body.metrics]
+    backend.log_batch(run_id, metrics, body.params, body.tags)
+    return {"metrics": len(metrics), "params": len(body.params), "tags": len(body.tags)}
+
+
+@router.get("/runs/{run_id}/metrics/history")
+def metric_history(run_id: str, backend: Backend, key: Annotated[str, Query()]) -> dict[str, Any]:
+    return {"metrics": [m.to_dict() for m in backend.get_metric_history(run_id, key)]}
+
+
+@router.post("/runs/{run_id}/models", status_code=201)
+def record_model(run_id: str, body: ModelIn, backend: Backend) -> dict[str, Any]:
+    return backend.record_model(run_id, body.path).to_dict()
+
+
+# --- artifacts -------------------------------------------------------------------------------
+
+
+@router.get("/runs/{run_id}/artifacts")
+def list_artifacts(run_id: str, backend: Backend, path: str = "", recursive: bool = False) -> dict[str, Any]:
+    return {"artifacts": [a.to_dict() for a in backend.list_artifacts(run_id, path, recursive=recursive)]}
+
+
+@router.get("/runs/{run_id}/artifacts/file")
+def download_artifact(run_id: str, backend: Backend, path: Annotated[str, Query()]) -> FileResponse:
+    backend.get_run(run_id)
+    return FileResponse(backend.artifacts.file_path(run_id, path), media_type="application/octet-stream")
+
+
+@router.put("/runs/{run_id}/artifacts/file", status_code=201)
+async def upload_artifact(
+    run_id: str, request: Request, backend: Backend, path: Annotated[str, Query()]
+) -> dict[str, Any]:
+    """Stream the request body into the artifact (temporary file, fsync, rename), within the size limit."""
+    check_artifact_path(path)
+    limit = backend.artifacts.max_bytes
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.isdigit():
+            raise UsageError("the Content-Length header is not a number")
+        if limit is not None and int(declared) > limit:
+            raise PayloadTooLargeError(
+                f"artifact '{path}' is {declared} bytes, over the {limit}-byte upload limit "
+                "(QUAYSIDE_MAX_ARTIFACT_BYTES)"
+            )
+    await run_in_threadpool(backend.writable_run, run_id)
+    writer = backend.artifacts.writer(run_id, path)
+    try:
+        # Page-cache writes are quick; the fsync in commit() is the slow part, so it gets a thread.
+        async for chunk in request.stream():
+            writer.write(chunk)
+        info = await run_in_threadpool(writer.commit)
+    except BaseException:
+        writer.abort()
+        raise
+    return info.to_dict()

@@ -1,0 +1,247 @@
+"""The REST tracking backend: the same operations as the local store, over HTTP to ``quayside server``.
+
+Errors come back as the server's ``{"error": {"code", "message"}}`` and are raised
+again here as the same :class:`~quayside.errors.QuaysideError` subclass, so callers
+cannot tell which backend they are on. A server that cannot be reached is an
+:class:`~quayside.errors.UnavailableError` naming the URL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from quayside.errors import QuaysideError, UnavailableError
+from quayside.tracking.artifacts import CHUNK, check_artifact_path
+from quayside.tracking.entities import ArtifactInfo, Experiment, LoggedModel, Metric, Run
+
+API_PREFIX = "/api/tracking"
+
+
+def _error_classes(root: type[QuaysideError] = QuaysideError) -> dict[str, type[QuaysideError]]:
+    classes = {root.code: root}
+    for subclass in root.__subclasses__():
+        classes.update(_error_classes(subclass))
+    return classes
+
+
+def error_from_body(status: int, body: Any) -> QuaysideError:
+    """The QuaysideError a server's error body describes (by its ``code``)."""
+    detail = body.get("error") if isinstance(body, dict) else None
+    if not isinstance(detail, dict):
+        return QuaysideError(f"the tracking server answered {status} without an error body")
+    cls = _error_classes().get(str(detail.get("code")), QuaysideError)
+    error = cls.__new__(cls)
+    QuaysideError.__init__(error, str(detail.get("message", "")))
+    return error
+
+
+class RestBackend:
+    """Tracking through a ``quayside server``; see :class:`TrackingBackend`."""
+
+    def __init__(self, base_url: str, timeout_s: float = 30.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._http = httpx.Client(base_url=self.base_url + API_PREFIX, timeout=timeout_s)
+
+    def close(self) -> None:
+        self._http.close()
+
+    # --- transport -------------------------------------------------------------------------
+
+    def _request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        try:
+            response = self._http.request(method, url, **kwargs)
+        except httpx.TransportError as e:
+            raise UnavailableError(
+                f"cannot reach the tracking server at {self.base_url} ({type(e).__name__}: {e}); "
+                "is `quayside server` running there?"
+            ) from None
+        self._raise_for_error(response)
+        return response
+
+    @staticmethod
+    def _raise_for_error(response: httpx.Response) -> None:
+        if response.status_code < 400:
+            return
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        raise error_from_body(response.status_code, body)
+
+    def _json(self, method: str, url: str, **kwargs: Any) -> Any:
+        return self._request(method, url, **kwargs).json()
+
+    # --- experiments -------------------------------------------------------------------------
+
+    def create_experiment(self, name: str) -> Experiment:
+        return Experiment.from_dict(self._json("POST", "/experiments", json={"name": name}))
+
+    def get_experiment(self, experiment_id: int) -> Experiment:
+        return Experiment.from_dict(self._json("GET", f"/experiments/{int(experiment_id)}"))
+
+    def get_experiment_by_name(self, name: str) -> Experiment:
+        return Experiment.from_dict(self._json("GET", "/experiments/lookup", params={"name": name}))
+
+    def get_or_create_experiment(self, name: str) -> Experiment:
+        body = {"name": name, "exist_ok": True}
+        return Experiment.from_dict(self._json("POST", "/experiments", json=body))
+
+    def list_experiments(self, include_deleted: bool = False) -> list[Experiment]:
+        body = self._json("GET", "/experiments", params={"include_deleted": include_deleted})
+        return [Experiment.from_dict(e) for e in body["experiments"]]
+
+    def rename_experiment(self, experiment_id: int, name: str) -> Experiment:
+        return Experiment.from_dict(
+            self._json("PATCH", f"/experiments/{int(experiment_id)}", json={"name": name})
+        )
+
+    def delete_experiment(self, experiment_id: int) -> Experiment:
+        return Experiment.from_dict(self._json("DELETE", f"/experiments/{int(experiment_id)}"))
+
+    # --- runs ---------------------------------------------------------------------------------
+
+    def create_run(
+        self,
+        experiment_id: int,
+        name: str | None = None,
+        tags: Mapping[str, str] | None = None,
+        parent_run_id: str | None = None,
+        start_time: int | None = None,
+    ) -> Run:
+        body = {
+            "experiment_id": experiment_id,
+            "name": name,
+            "tags": dict(tags or {}),
+            "parent_run_id": parent_run_id,
+            "start_time": start_time,
+        }
+        return Run.from_dict(self._json("POST", "/runs", json=body))
+
+    def get_run(self, run_id: str) -> Run:
+        return Run.from_dict(self._json("GET", f"/runs/{_segment(run_id)}"))
+
+    def update_run(
+        self,
+        run_id: str,
+        *,
+        status: str | None = None,
+        end_time: int | None = None,
+        exit_code: int | None = None,
+        name: str | None = None,
+    ) -> Run:
+        body = {"status": status, "end_time": end_time, "exit_code": exit_code, "name": name}
+        body = {k: v for k, v in body.items() if v is not None}
+        return Run.from_dict(self._json("PATCH", f"/runs/{_segment(run_id)}", json=body))
+
+    def delete_run(self, run_id: str) -> Run:
+        return Run.from_dict(self._json("DELETE", f"/runs/{_segment(run_id)}"))
+
+    def log_batch(
+        self,
+        run_id: str,
+        metrics: Sequence[Metric] = (),
+        params: Mapping[str, str] | None = None,
+        tags: Mapping[str, str] | None = None,
+    ) -> None:
+        body = {
+            "metrics": [m.to_dict() for m in metrics],
+            "params": {k: str(v) for k, v in (params or {}).items()},
+            "tags": {k: str(v) for k, v in (tags or {}).items()},
+        }
+        self._request("POST", f"/runs/{_segment(run_id)}/batch", json=body)
+
+    def get_metric_history(self, run_id: str, key: str) -> list[Metric]:
+        body = self._json("GET", f"/runs/{_segment(run_id)}/metrics/history", params={"key": key})
+        return [Metric.from_dict(m) for m in body["metrics"]]
+
+    def search_runs(
+        self,
+        experiment_ids: Iterable[int] | None = None,
+        filter_string: str = "",
+        order_by: Sequence[str] | str | None = None,
+        max_results: int = 50,
+    ) -> list[Run]:
+        body = {
+            "experiment_ids": list(experiment_ids) if experiment_ids is not None else None,
+            "filter": filter_string,
+            "order_by": [order_by] if isinstance(order_by, str) else list(order_by or []),
+            "max_results": max_results,
+        }
+        return [Run.from_dict(r) for r in self._json("POST", "/runs/search", json=body)["runs"]]
+
+    # --- artifacts ------------------------------------------------------------------------------
+
+    def upload_artifact(self, run_id: str, local_file: Path, path: str) -> ArtifactInfo:
+        check_artifact_path(path)
+        with Path(local_file).open("rb") as handle:
+            body = self._json(
+                "PUT",
+                f"/runs/{_segment(run_id)}/artifacts/file",
+                params={"path": path},
+                content=_chunks(handle),
+                headers={"content-type": "application/octet-stream"},
+            )
+        return ArtifactInfo.from_dict(body)
+
+    def list_artifacts(self, run_id: str, path: str = "", *, recursive: bool = False) -> list[ArtifactInfo]:
+        params = {"path": path, "recursive": recursive}
+        body = self._json("GET", f"/runs/{_segment(run_id)}/artifacts", params=params)
+        return [ArtifactInfo.from_dict(a) for a in body["artifacts"]]
+
+    def download_artifacts(self, run_id: str, path: str, destination: Path) -> Path:
+        check_artifact_path(path, allow_root=True)
+        entries = self.list_artifacts(run_id, path, recursive=True)
+        destination = Path(destination)
+        top = destination / (Path(path).name if path else run_id)
+        files = [e for e in entries if not e.is_dir]
+        if len(files) == 1 and files[0].path == path:
+            self._download_file(run_id, path, top)
+            return top
+        prefix = f"{path.rstrip('/')}/" if path else ""
+        top.mkdir(parents=True, exist_ok=True)
+        for entry in entries:
+            target = top / entry.path.removeprefix(prefix)
+            if entry.is_dir:
+                target.mkdir(parents=True, exist_ok=True)
+            else:
+                self._download_file(run_id, entry.path, target)
+        return top
+
+    def _download_file(self, run_id: str, path: str, target: Path) -> None:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        url = f"/runs/{_segment(run_id)}/artifacts/file"
+        try:
+            with self._http.stream("GET", url, params={"path": path}) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    self._raise_for_error(response)
+                partial = target.with_name(f".{target.name}.partial")
+                with partial.open("wb") as handle:
+                    for chunk in response.iter_bytes(CHUNK):
+                        handle.write(chunk)
+                partial.replace(target)
+        except httpx.TransportError as e:
+            raise UnavailableError(
+                f"lost the tracking server at {self.base_url} while downloading '{path}': {e}"
+            ) from None
+
+    def record_model(self, run_id: str, path: str) -> LoggedModel:
+        return LoggedModel.from_dict(
+            self._json("POST", f"/runs/{_segment(run_id)}/models", json={"path": path})
+        )
+
+
+def _segment(value: str) -> str:
+    """A URL path segment; ids never hold '/', and one that does must not change the route."""
+    from urllib.parse import quote
+
+    return quote(str(value), safe="")
+
+
+def _chunks(handle: Any) -> Iterator[bytes]:
+    while chunk := handle.read(CHUNK):
+        yield chunk

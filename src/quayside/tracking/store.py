@@ -1,0 +1,489 @@
+"""The SQL tracking store: experiments, runs, params, metrics, tags and logged models.
+
+Every method opens a session, does its work in one transaction and returns frozen
+dataclasses from :mod:`quayside.tracking.entities`. Driver exceptions are translated
+here: a lost database becomes :class:`~quayside.errors.UnavailableError`, a
+uniqueness clash an :class:`~quayside.errors.AlreadyExistsError` with a message
+about the experiment or param, never the driver's text.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import Engine, delete, func, insert, select, update
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.orm import Session
+
+from quayside.db.engine import describe_operational_error, get_engine, read_session, redact, write_session
+from quayside.errors import AlreadyExistsError, InvalidStateError, NotFoundError, UnavailableError, UsageError
+from quayside.tracking import search
+from quayside.tracking.entities import (
+    MAX_PARAM_LENGTH,
+    MAX_TAG_LENGTH,
+    Experiment,
+    LoggedModel,
+    Metric,
+    Run,
+    RunStatus,
+    check_key,
+    check_name,
+)
+from quayside.tracking.tables import ExperimentRow, LoggedModelRow, MetricRow, ParamRow, RunRow, TagRow
+
+MAX_SEARCH_RESULTS = 10_000
+ACTIVE, DELETED = "active", "deleted"
+# Under heavy write contention a batch whose param insert clashed is retried, then judged.
+WRITE_ATTEMPTS = 3
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class TrackingStore:
+    """Tracking metadata in a SQL database (SQLite or PostgreSQL), migrated on first use."""
+
+    def __init__(self, database_url: str) -> None:
+        self.url = database_url
+        self.engine: Engine = get_engine(database_url)
+
+    # --- sessions and error translation --------------------------------------------------
+
+    @contextmanager
+    def _translated(self) -> Iterator[None]:
+        try:
+            yield
+        except sa_exc.OperationalError as e:
+            raise UnavailableError(
+                f"the tracking database at {redact(self.url)} is unavailable: {describe_operational_error(e)}"
+            ) from None
+        except sa_exc.InterfaceError as e:
+            raise UnavailableError(
+                f"lost the connection to the tracking database at {redact(self.url)}"
+            ) from e
+
+    @contextmanager
+    def _read(self) -> Iterator[Session]:
+        with self._translated(), read_session(self.engine) as session:
+            yield session
+
+    @contextmanager
+    def _write(self) -> Iterator[Session]:
+        with self._translated(), write_session(self.engine) as session:
+            yield session
+
+    # --- experiments -----------------------------------------------------------------------
+
+    def create_experiment(self, name: str) -> Experiment:
+        check_name("experiment", name)
+        try:
+            with self._write() as session:
+                row = ExperimentRow(name=name, lifecycle=ACTIVE, created_at=now_ms())
+                session.add(row)
+                session.flush()
+                return _experiment(row)
+        except sa_exc.IntegrityError:
+            raise AlreadyExistsError(f"experiment '{name}' already exists") from None
+
+    def get_experiment(self, experiment_id: int) -> Experiment:
+        with self._read() as session:
+            row = session.get(ExperimentRow, experiment_id)
+            if row is None:
+                raise NotFoundError(f"no experiment with id {experiment_id}")
+            return _experiment(row)
+
+    def get_experiment_by_name(self, name: str) -> Experiment:
+        with self._read() as session:
+            row = session.scalar(select(ExperimentRow).where(ExperimentRow.name == name))
+            if row is None:
+                raise NotFoundError(f"no experiment named '{name}'")
+            return _experiment(row)
+
+    def get_or_create_experiment(self, name: str) -> Experiment:
+        try:
+            return self.get_experiment_by_name(name)
+        except NotFoundError:
+            pass
+        try:
+            return self.create_experiment(name)
+        except AlreadyExistsError:  # another process created it in between
+            return self.get_experiment_by_name(name)
+
+    def list_experiments(self, include_deleted: bool = False) -> list[Experiment]:
+        with self._read() as session:
+            query = select(ExperimentRow).order_by(ExperimentRow.id)
+            if not include_deleted:
+                query = query.where(ExperimentRow.lifecycle == ACTIVE)
+            return [_experiment(row) for row in session.scalars(query)]
+
+    def rename_experiment(self, experiment_id: int, name: str) -> Experiment:
+        check_name("experiment", name)
+        try:
+            with self._write() as session:
+                row = self._experiment_row(session, experiment_id)
+                row.name = name
+                session.flush()
+                return _experiment(row)
+        except sa_exc.IntegrityError:
+            raise AlreadyExistsError(f"experiment '{name}' already exists") from None
+
+    def delete_experiment(self, experiment_id: int) -> Experiment:
+        """Mark an experiment and its runs deleted; they stay readable but leave searches."""
+        with self._write() as session:
+            row = self._experiment_row(session, experiment_id)
+            row.lifecycle = DELETED
+            session.execute(
+                update(RunRow).where(RunRow.experiment_id == experiment_id).values(lifecycle=DELETED)
+            )
+            return _experiment(row)
+
+    @staticmethod
+    def _experiment_row(session: Session, experiment_id: int) -> ExperimentRow:
+        row = session.get(ExperimentRow, experiment_id)
+        if row is None:
+            raise NotFoundError(f"no experiment with id {experiment_id}")
+        return row
+
+    # --- runs --------------------------------------------------------------------------------
+
+    def create_run(
+        self,
+        experiment_id: int,
+        name: str | None = None,
+        tags: Mapping[str, str] | None = None,
+        parent_run_id: str | None = None,
+        start_time: int | None = None,
+    ) -> Run:
+        run_id = uuid.uuid4().hex
+        name = check_name("run", name) if name else f"run-{run_id[:8]}"
+        tag_rows = _tag_values(tags or {})
+        with self._write() as session:
+            experiment = self._experiment_row(session, experiment_id)
+            if experiment.lifecycle != ACTIVE:
+                raise InvalidStateError(f"experiment '{experiment.name}' is deleted; runs cannot join it")
+            if parent_run_id is not None and session.get(RunRow, parent_run_id) is None:
+                raise NotFoundError(f"no parent run with id '{parent_run_id}'")
+            session.add(
+                RunRow(
+                    id=run_id,
+                    experiment_id=experiment_id,
+                    name=name,
+                    status=RunStatus.RUNNING.value,
+                    lifecycle=ACTIVE,
+                    start_time=start_time if start_time is not None else now_ms(),
+                    parent_run_id=parent_run_id,
+                )
+            )
+            session.flush()
+            if tag_rows:
+                session.execute(
+                    insert(TagRow), [{"run_id": run_id, "key": k, "value": v} for k, v in tag_rows.items()]
+                )
+        return self.get_run(run_id)
+
+    def get_run(self, run_id: str) -> Run:
+        with self._read() as session:
+            row = session.get(RunRow, run_id)
+            if row is None:
+                raise NotFoundError(f"no run with id '{run_id}'")
+            return _runs(session, [row])[0]
+
+    def update_run(
+        self,
+        run_id: str,
+        *,
+        status: RunStatus | str | None = None,
+        end_time: int | None = None,
+        exit_code: int | None = None,
+        name: str | None = None,
+    ) -> Run:
+        """Change a run's status, end time, exit code or name; a terminal status sets ``end_time`` if not given."""
+        with self._write() as session:
+            row = self._run_row(session, run_id)
+            if name is not None:
+                row.name = check_name("run", name)
+            if status is not None:
+                parsed = RunStatus.parse(str(status))
+                row.status = parsed.value
+                if parsed is not RunStatus.RUNNING and end_time is None and row.end_time is None:
+                    row.end_time = now_ms()
+            if end_time is not None:
+                row.end_time = end_time
+            if exit_code is not None:
+                row.exit_code = exit_code
+        return self.get_run(run_id)
+
+    def delete_run(self, run_id: str) -> Run:
+        with self._write() as session:
+            self._run_row(session, run_id).lifecycle = DELETED
+        return self.get_run(run_id)
+
+    @staticmethod
+    def _run_row(session: Session, run_id: str) -> RunRow:
+        row = session.get(RunRow, run_id)
+        if row is None:
+            raise NotFoundError(f"no run with id '{run_id}'")
+        return row
+
+    def _writable_run(self, session: Session, run_id: str) -> RunRow:
+        row = self._run_row(session, run_id)
+        if row.lifecycle != ACTIVE:
+            raise InvalidStateError(f"run '{run_id}' is deleted; nothing more can be logged to it")
+        return row
+
+    # --- logging -----------------------------------------------------------------------------
+
+    def log_batch(
+        self,
+        run_id: str,
+        metrics: Sequence[Metric] = (),
+        params: Mapping[str, str] | None = None,
+        tags: Mapping[str, str] | None = None,
+    ) -> None:
+        """Log metric points, params and tags in one transaction: all of them land, or none.
+
+        A param is written once; logging it again with the same value is a no-op, with another
+        value an error. Tags overwrite.
+        """
+        metric_rows = [_metric_values(run_id, m) for m in metrics]
+        param_rows = _param_values(params or {})
+        tag_rows = _tag_values(tags or {})
+        for attempt in range(WRITE_ATTEMPTS):
+            try:
+                with self._write() as session:
+                    self._writable_run(session, run_id)
+                    self._insert_params(session, run_id, param_rows)
+                    if metric_rows:
+                        session.execute(insert(MetricRow), metric_rows)
+                    self._upsert_tags(session, run_id, tag_rows)
+                return
+            except sa_exc.IntegrityError:
+                if attempt == WRITE_ATTEMPTS - 1:
+                    raise InvalidStateError(
+                        f"could not log to run '{run_id}': a concurrent write kept clashing; try again"
+                    ) from None
+
+    @staticmethod
+    def _insert_params(session: Session, run_id: str, params: Mapping[str, str]) -> None:
+        if not params:
+            return
+        query = select(ParamRow.key, ParamRow.value).where(
+            ParamRow.run_id == run_id, ParamRow.key.in_(list(params))
+        )
+        existing = {key: value for key, value in session.execute(query)}
+        for key, old in existing.items():
+            if old != params[key]:
+                raise AlreadyExistsError(
+                    f"param '{key}' of run '{run_id}' is already '{old}'; params are written once "
+                    f"(log '{params[key]}' under another key, or use a tag or metric for values that change)"
+                )
+        new = [{"run_id": run_id, "key": k, "value": v} for k, v in params.items() if k not in existing]
+        if new:
+            session.execute(insert(ParamRow), new)
+
+    @staticmethod
+    def _upsert_tags(session: Session, run_id: str, tags: Mapping[str, str]) -> None:
+        if not tags:
+            return
+        rows = [{"run_id": run_id, "key": k, "value": v} for k, v in tags.items()]
+        dialect = session.get_bind().dialect.name
+        if dialect in ("sqlite", "postgresql"):
+            if dialect == "sqlite":
+                from sqlalchemy.dialects.sqlite import insert as dialect_insert
+            else:
+                from sqlalchemy.dialects.postgresql import insert as dialect_insert
+            statement = dialect_insert(TagRow)
+            session.execute(
+                statement.on_conflict_do_update(
+                    index_elements=[TagRow.run_id, TagRow.key], set_={"value": statement.excluded.value}
+                ),
+                rows,
+            )
+            return
+        session.execute(delete(TagRow).where(TagRow.run_id == run_id, TagRow.key.in_(list(tags))))
+        session.execute(insert(TagRow), rows)
+
+    def get_metric_history(self, run_id: str, key: str) -> list[Metric]:
+        """Every point of a metric, by step, then time, then the order they were logged in."""
+        with self._read() as session:
+            self._run_row(session, run_id)
+            rows = session.execute(
+                select(MetricRow.key, MetricRow.value, MetricRow.step, MetricRow.timestamp)
+                .where(MetricRow.run_id == run_id, MetricRow.key == key)
+                .order_by(MetricRow.step, MetricRow.timestamp, MetricRow.id)
+            )
+            return [_metric(*row) for row in rows]
+
+    def record_model(self, run_id: str, path: str, manifest: Any) -> LoggedModel:
+        """Remember that the package at artifact ``path`` of a run holds this (verified) manifest."""
+        values = {
+            "run_id": run_id,
+            "path": path,
+            "name": manifest.name,
+            "flavor": manifest.flavor,
+            "digest": manifest.digest(),
+            "signature": json.dumps(manifest.signature.to_dict()),
+            "onnx_servable": manifest.onnx_servable,
+            "created_at": now_ms(),
+        }
+        with self._write() as session:
+            self._writable_run(session, run_id)
+            session.execute(
+                delete(LoggedModelRow).where(LoggedModelRow.run_id == run_id, LoggedModelRow.path == path)
+            )
+            session.execute(insert(LoggedModelRow), [values])
+        return _logged_model(LoggedModelRow(**values))
+
+    # --- search ------------------------------------------------------------------------------
+
+    def search_runs(
+        self,
+        experiment_ids: Iterable[int] | None = None,
+        filter_string: str = "",
+        order_by: Sequence[str] | str | None = None,
+        max_results: int = 50,
+    ) -> list[Run]:
+        """Active runs matching the filter, ordered (newest first by default), at most ``max_results``."""
+        if not 1 <= max_results <= MAX_SEARCH_RESULTS:
+            raise UsageError(f"max results must be between 1 and {MAX_SEARCH_RESULTS}, not {max_results}")
+        condition = search.compile_filter(search.parse_filter(filter_string))
+        ordering = search.compile_order_by(search.parse_order_by(order_by))
+        query = select(RunRow).where(RunRow.lifecycle == ACTIVE, condition)
+        ids = list(experiment_ids) if experiment_ids is not None else None
+        if ids is not None:
+            query = query.where(RunRow.experiment_id.in_(ids))
+        with self._read() as session:
+            rows = list(session.scalars(query.order_by(*ordering).limit(max_results)))
+            return _runs(session, rows)
+
+
+# --- rows to entities ------------------------------------------------------------------
+
+
+def _experiment(row: ExperimentRow) -> Experiment:
+    return Experiment(row.id, row.name, row.lifecycle, row.created_at)
+
+
+def _metric(key: str, value: float | None, step: int, timestamp: int) -> Metric:
+    return Metric(key, float("nan") if value is None else value, step, timestamp)
+
+
+def _logged_model(row: LoggedModelRow) -> LoggedModel:
+    return LoggedModel(
+        run_id=row.run_id,
+        path=row.path,
+        name=row.name,
+        flavor=row.flavor,
+        digest=row.digest,
+        signature=json.loads(row.signature),
+        onnx_servable=bool(row.onnx_servable),
+        created_at=row.created_at,
+    )
+
+
+def _runs(session: Session, rows: Sequence[RunRow]) -> list[Run]:
+    """Entities for these runs, loading their params, tags, latest metrics and models in four queries."""
+    if not rows:
+        return []
+    ids = [row.id for row in rows]
+    params: dict[str, dict[str, str]] = defaultdict(dict)
+    for run_id, key, value in session.execute(
+        select(ParamRow.run_id, ParamRow.key, ParamRow.value).where(ParamRow.run_id.in_(ids))
+    ):
+        params[run_id][key] = value
+    tags: dict[str, dict[str, str]] = defaultdict(dict)
+    for run_id, key, value in session.execute(
+        select(TagRow.run_id, TagRow.key, TagRow.value).where(TagRow.run_id.in_(ids))
+    ):
+        tags[run_id][key] = value
+    ranked = (
+        select(
+            MetricRow.run_id,
+            MetricRow.key,
+            MetricRow.value,
+            MetricRow.step,
+            MetricRow.timestamp,
+            func.row_number()
+            .over(
+                partition_by=(MetricRow.run_id, MetricRow.key),
+                order_by=(MetricRow.step.desc(), MetricRow.timestamp.desc(), MetricRow.id.desc()),
+            )
+            .label("rank"),
+        )
+        .where(MetricRow.run_id.in_(ids))
+        .subquery()
+    )
+    metrics: dict[str, dict[str, Metric]] = defaultdict(dict)
+    latest = select(ranked.c.run_id, ranked.c.key, ranked.c.value, ranked.c.step, ranked.c.timestamp).where(
+        ranked.c.rank == 1
+    )
+    for run_id, key, value, step, timestamp in session.execute(latest.order_by(ranked.c.key)):
+        metrics[run_id][key] = _metric(key, value, step, timestamp)
+    models: dict[str, list[LoggedModel]] = defaultdict(list)
+    model_rows = session.scalars(
+        select(LoggedModelRow).where(LoggedModelRow.run_id.in_(ids)).order_by(LoggedModelRow.created_at)
+    )
+    for model in model_rows:
+        models[model.run_id].append(_logged_model(model))
+    return [
+        Run(
+            id=row.id,
+            experiment_id=row.experiment_id,
+            name=row.name,
+            status=RunStatus(row.status),
+            lifecycle=row.lifecycle,
+            start_time=row.start_time,
+            end_time=row.end_time,
+            exit_code=row.exit_code,
+            parent_run_id=row.parent_run_id,
+            params=dict(sorted(params[row.id].items())),
+            metrics=metrics[row.id],
+            tags=dict(sorted(tags[row.id].items())),
+            models=tuple(models[row.id]),
+        )
+        for row in rows
+    ]
+
+
+# --- validation of what is logged ------------------------------------------------------------
+
+
+def _metric_values(run_id: str, metric: Metric) -> dict[str, Any]:
+    check_key("metric", metric.key)
+    value = float(metric.value)
+    return {
+        "run_id": run_id,
+        "key": metric.key,
+        "value": None if value != value else value,  # NaN is stored as NULL
+        "step": int(metric.step),
+        "timestamp": int(metric.timestamp) if metric.timestamp else now_ms(),
+    }
+
+
+def _param_values(params: Mapping[str, Any]) -> dict[str, str]:
+    values: dict[str, str] = {}
+    for key, value in params.items():
+        check_key("param", key)
+        text = str(value)
+        if len(text) > MAX_PARAM_LENGTH:
+            raise UsageError(f"param '{key}' is {len(text)} characters long; the limit is {MAX_PARAM_LENGTH}")
+        values[key] = text
+    return values
+
+
+def _tag_values(tags: Mapping[str, Any]) -> dict[str, str]:
+    values: dict[str, str] = {}
+    for key, value in tags.items():
+        check_key("tag", key)
+        text = str(value)
+        if len(text) > MAX_TAG_LENGTH:
+            raise UsageError(f"tag '{key}' is {len(text)} characters long; the limit is {MAX_TAG_LENGTH}")
+        values[key] = text
+    return values

@@ -15,8 +15,12 @@ import typer
 
 from quayside import __version__
 from quayside.cli import convert as convert_command
+from quayside.cli import experiments as experiment_commands
 from quayside.cli import model as model_commands
+from quayside.cli import project as project_command
+from quayside.cli import runs as run_commands
 from quayside.cli import serve as serve_command
+from quayside.cli import server as server_command
 from quayside.cli.console import err, out
 from quayside.config import load_settings
 from quayside.errors import QuaysideError
@@ -31,6 +35,10 @@ app = typer.Typer(
 )
 app.add_typer(model_commands.app, name="model")
 app.command("convert")(convert_command.convert)
+app.add_typer(experiment_commands.app, name="experiments")
+app.add_typer(run_commands.app, name="runs")
+app.command("run")(project_command.run)
+app.command("server")(server_command.server)
 app.command("serve")(serve_command.serve)
 
 _state = {"debug": False}

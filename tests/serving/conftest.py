@@ -1,0 +1,139 @@
+"""Real model packages and real ``quayside serve`` processes on free ports."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+
+import quayside
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class RunningServer:
+    """A ``quayside serve`` subprocess and the URL it answers on."""
+
+    process: subprocess.Popen[str]
+    url: str
+    log_path: Path
+
+    def log(self) -> str:
+        return self.log_path.read_text()
+
+    def stop(self, timeout: float = 20) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout)
+
+
+def start_server(package: Path, *args: str, log_dir: Path, ready_timeout: float = 60) -> RunningServer:
+    """Start ``quayside serve`` and wait until its readiness endpoint says yes."""
+    port = free_port()
+    log_path = log_dir / f"server-{port}.log"
+    log = log_path.open("w")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "quayside", "serve", str(package), "--port", str(port), *args],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    server = RunningServer(process, f"http://127.0.0.1:{port}", log_path)
+    deadline = time.monotonic() + ready_timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"server exited with {process.returncode}:\n{server.log()}")
+        try:
+            if httpx.get(f"{server.url}/v2/health/ready", timeout=1).status_code == 200:
+                return server
+        except httpx.TransportError:
+            pass
+        time.sleep(0.05)
+    server.stop()
+    raise AssertionError(f"server not ready after {ready_timeout} s:\n{server.log()}")
+
+
+@pytest.fixture(scope="session")
+def serving_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("serving")
+
+
+@pytest.fixture(scope="session")
+def tensor_package(serving_dir, diabetes_regressor, diabetes) -> Path:
+    """A regressor on one float tensor input of shape (-1, 10), converted to ONNX."""
+    X, _ = diabetes
+    path = serving_dir / "diabetes"
+    quayside.save_model(diabetes_regressor, path, input_example=X[:20], to_onnx=True, name="diabetes")
+    return path
+
+
+@pytest.fixture(scope="session")
+def table_package(serving_dir, mixed_pipeline) -> Path:
+    """A classifier on a table of float, int and string columns, converted to ONNX."""
+    pipeline, X = mixed_pipeline
+    path = serving_dir / "plans"
+    quayside.save_model(pipeline, path, input_example=X.head(20), to_onnx=True, name="plans")
+    return path
+
+
+class SlowSum:
+    """Sums each row after sleeping: a model slow enough to keep requests in flight."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+    def predict(self, rows: np.ndarray) -> np.ndarray:
+        time.sleep(self.seconds)
+        return rows.sum(axis=1)
+
+
+@pytest.fixture(scope="session")
+def slow_package(serving_dir) -> Path:
+    """A plain-Python model (needs --trust) that takes 0.5 s per call and returns row sums."""
+    path = serving_dir / "slow"
+    example = np.arange(12, dtype=np.float64).reshape(4, 3)
+    import cloudpickle
+
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    try:
+        quayside.save_model(SlowSum(0.5), path, input_example=example, name="slow")
+    finally:
+        cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
+    return path
+
+
+@pytest.fixture(scope="module")
+def tensor_server(tensor_package, tmp_path_factory) -> Iterator[RunningServer]:
+    server = start_server(
+        tensor_package,
+        "--max-batch-size",
+        "32",
+        "--max-body-mb",
+        "0.05",
+        log_dir=tmp_path_factory.mktemp("log"),
+    )
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def table_server(table_package, tmp_path_factory) -> Iterator[RunningServer]:
+    server = start_server(table_package, log_dir=tmp_path_factory.mktemp("log"))
+    yield server
+    server.stop()

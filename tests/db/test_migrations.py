@@ -1,0 +1,78 @@
+"""Migrations: an empty database upgrades to head, and head is exactly what the models declare."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import create_engine, inspect, text
+
+import quayside.tracking.tables  # noqa: F401  (registers the tracking tables on Base)
+from quayside.db import migrate
+from quayside.db.base import Base
+from quayside.db.engine import get_engine
+from quayside.errors import InvalidStateError
+from tests.db.fixtures import create_postgres_database, drop_postgres_database, postgres_url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path):
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'empty.db'}"
+        return
+    name = create_postgres_database()
+    yield postgres_url(name)
+    drop_postgres_database(name)
+
+
+def test_an_empty_database_upgrades_to_head_and_matches_the_models(empty_database_url: str):
+    engine = get_engine(empty_database_url)  # migrates on first use
+    with engine.connect() as connection:
+        assert migrate.current_revisions(connection) == migrate.head_revisions()
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        assert compare_metadata(context, Base.metadata) == []
+    tables = set(inspect(engine).get_table_names())
+    assert {"experiments", "runs", "params", "tags", "metrics", "logged_models", "alembic_version"} <= tables
+
+
+def test_upgrading_a_database_at_head_changes_nothing(empty_database_url: str):
+    engine = create_engine(empty_database_url)
+    migrate.upgrade(engine)
+    migrate.upgrade(engine)
+    with engine.connect() as connection:
+        assert migrate.current_revisions(connection) == migrate.head_revisions()
+    engine.dispose()
+
+
+def test_processes_starting_together_on_a_new_database_migrate_it_once(tmp_path: Path):
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    code = (
+        "import sys; from quayside.tracking.store import TrackingStore; "
+        "s = TrackingStore(sys.argv[1]); print(s.get_or_create_experiment('together').id)"
+    )
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", code, url], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(4)
+    ]
+    results = [p.communicate(timeout=60) for p in processes]
+    assert [p.returncode for p in processes] == [0] * 4, results
+    assert {stdout.strip() for stdout, _ in results} == {"1"}
+
+
+def test_a_database_written_by_a_newer_quayside_is_refused(tmp_path: Path):
+    url = f"sqlite:///{tmp_path / 'newer.db'}"
+    engine = create_engine(url)
+    migrate.upgrade(engine)
+    with engine.begin() as connection:
+        connection.execute(text("UPDATE alembic_version SET version_num = '9999_from_the_future'"))
+    with pytest.raises(
+        InvalidStateError, match="revision 9999_from_the_future, which this Quayside does not know"
+    ):
+        migrate.upgrade(engine)
+    engine.dispose()

@@ -20,7 +20,15 @@ def main(model_pickle: str, example_npy: str, output_dir: str) -> None:
         model = pickle.load(f)
     example = np.load(example_npy)
     signature = infer_signature(example, model.predict(example))
-    mlflow.sklearn.save_model(model, output_dir, signature=signature, input_example=example[:5])
+    # MLflow 3 saves scikit-learn models with skops, which loads only the types it is told to trust;
+    # the forest's trees are our own, just trained.
+    mlflow.sklearn.save_model(
+        model,
+        output_dir,
+        signature=signature,
+        input_example=example[:5],
+        skops_trusted_types=["sklearn.tree._tree.Tree"],
+    )
 
 
 if __name__ == "__main__":

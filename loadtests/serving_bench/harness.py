@@ -132,34 +132,56 @@ def measure(
     return Measurement(rows_per_request, load, round(per_request, 1), round(load_average, 2))
 
 
-def measure_endpoint(
-    server: RunningServer,
-    spec: ServerSpec,
-    endpoint: Endpoint,
-    model: ServedModel,
-    plan: LoadPlan,
-    work_dir: Path,
-) -> EndpointResult:
-    """Gate the endpoint, then warm it up and time it at each payload size and connection count."""
-    result = EndpointResult(endpoint.key, endpoint.path)
-    result.gate = check_answers(server.port, endpoint, model)
-    print(f"  {spec.key} {endpoint.path}: correctness gate {result.gate}", flush=True)
-    if result.gate != "passed":
-        return result
+@dataclass(frozen=True)
+class LiveEndpoint:
+    """An endpoint of a running server that passed its gate, and where its measurements go."""
+
+    spec: ServerSpec
+    endpoint: Endpoint
+    server: RunningServer
+    result: EndpointResult
+
+    @property
+    def name(self) -> str:
+        return f"{self.spec.key}-{self.endpoint.key}"
+
+
+def gate(spec: ServerSpec, server: RunningServer, model: ServedModel) -> list[EndpointResult]:
+    """Run the correctness gate on each of the server's endpoints."""
+    results = []
+    for endpoint in spec.endpoints:
+        result = EndpointResult(endpoint.key, endpoint.path, check_answers(server.port, endpoint, model))
+        print(f"  {endpoint.path}: correctness gate {result.gate}", flush=True)
+        results.append(result)
+    return results
+
+
+def measure_interleaved(live: list[LiveEndpoint], model: ServedModel, plan: LoadPlan, work_dir: Path) -> None:
+    """Time every live endpoint at each payload size and connection count, taking turns.
+
+    All servers stay up and each load setting is run on every endpoint before
+    the next setting, so that drift in the machine's background load (other
+    people's test runs on shared cores) falls on all servers alike rather than
+    on whichever ran last. Each endpoint is warmed up per payload size first.
+    """
     for rows in plan.rows_per_request:
-        script = prepare_load(work_dir, f"{spec.key}-{endpoint.key}", endpoint, model, rows)
-        run_wrk(script, server.port, endpoint.path, max(plan.connections), plan.warmup_s)
+        scripts = {e.name: prepare_load(work_dir, e.name, e.endpoint, model, rows) for e in live}
+        for e in live:
+            run_wrk(scripts[e.name], e.server.port, e.endpoint.path, max(plan.connections), plan.warmup_s)
         for connections in plan.connections:
-            measurement = measure(server, script, endpoint, rows, connections, plan.duration_s)
-            result.measurements.append(measurement)
-            print(f"    {progress_line(measurement)}", flush=True)
-    return result
+            print(f"-- {rows} row(s) per request, {connections} connection(s)", flush=True)
+            for e in live:
+                if not e.server.process.alive():
+                    continue
+                m = measure(e.server, scripts[e.name], e.endpoint, rows, connections, plan.duration_s)
+                e.result.measurements.append(m)
+                print(f"  {e.name:<24} {progress_line(m)}", flush=True)
 
 
 def progress_line(m: Measurement) -> str:
     load = m.load
     return (
-        f"{m.rows_per_request:>3} rows/req {load.connections:>2} conns: {load.requests_per_s:>8.0f} req/s "
+        f"{load.requests_per_s:>8.0f} req/s "
         f"{m.rows_per_s:>9.0f} rows/s  p50 {load.p50_ms:6.2f} ms  p99 {load.p99_ms:7.2f} ms  "
         f"errors {load.errors}  server CPU {m.server_cpu_us_per_request:.0f} µs/req  load {m.load_average_1m}"
     )

@@ -91,17 +91,11 @@ def _save_mlflow(model: object, example: np.ndarray, work_dir: Path, mlflow_pyth
         pickle.dump(model, f)
     np.save(example_path, example[:100])
     mlflow_dir = _fresh(work_dir / "rf-mlflow")
-    subprocess.run(
-        [
-            str(mlflow_python),
-            str(BASELINES_DIR / "mlflow_save.py"),
-            str(pickle_path),
-            str(example_path),
-            str(mlflow_dir),
-        ],
-        check=True,
-        capture_output=True,
-    )
+    script = BASELINES_DIR / "mlflow_save.py"
+    argv = [str(mlflow_python), str(script), str(pickle_path), str(example_path), str(mlflow_dir)]
+    completed = subprocess.run(argv, capture_output=True, text=True, check=False)
+    if completed.returncode != 0:
+        raise RuntimeError(f"saving the MLflow model failed:\n{completed.stderr[-3000:]}")
     return mlflow_dir
 
 

@@ -127,8 +127,17 @@ def quayside_spec(model: ServedModel, options: ServerOptions, extra_args: tuple[
     )
 
 
-def handwritten_spec(model: ServedModel, options: ServerOptions, venv: Venv) -> ServerSpec:
-    """(a) loadtests/baselines/handwritten_app.py under ``uvicorn[standard]``."""
+def handwritten_spec(
+    model: ServedModel, options: ServerOptions, venv: Venv, *, tuned: bool = False
+) -> ServerSpec:
+    """(a) loadtests/baselines/handwritten_app.py under ``uvicorn[standard]``.
+
+    ``tuned`` gives its ONNX Runtime session Quayside's settings (cores / workers
+    intra-op threads, no spinning) instead of ORT's defaults.
+    """
+    env = {"BENCH_ONNX_PATH": str(model.onnx_path)}
+    if tuned:
+        env["BENCH_ORT_THREADS"] = str(max(1, (os.cpu_count() or 1) // options.workers))
 
     def argv(port: int) -> list[str]:
         access = "--access-log" if options.access_log else "--no-access-log"
@@ -138,15 +147,15 @@ def handwritten_spec(model: ServedModel, options: ServerOptions, venv: Venv) -> 
         ]  # fmt: skip
 
     return ServerSpec(
-        key="handwritten",
-        title="(a) hand-written FastAPI + ORT",
+        key="handwritten-tuned" if tuned else "handwritten",
+        title="(a′) hand-written, ORT tuned like Quayside" if tuned else "(a) hand-written FastAPI + ORT",
         argv=argv,
         ready=ReadyProbe("POST", "/predict", _one_row(model, payloads.rows_body)),
         endpoints=(Endpoint("predict", "/predict", payloads.rows_body),),
         python=venv.python,
         packages=venv.reported_packages,
         cwd=BASELINES_DIR,
-        env=_environment(venv.bin_dir, {"BENCH_ONNX_PATH": str(model.onnx_path)}),
+        env=_environment(venv.bin_dir, env),
     )
 
 

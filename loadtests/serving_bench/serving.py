@@ -1,9 +1,10 @@
 """The serving benchmark: Quayside against (a) hand-written FastAPI, (b) BentoML, (c) MLflow.
 
-For each server: measure cold start (median of several starts), check that it
-answers correctly, then drive each endpoint with wrk at each payload size and
-connection count after a warm-up. Results go to RESULTS.md (its serving
-section) and to serving.json beside it.
+Each server in turn: time its cold start (median of several starts), keep
+the last start running, and check that every endpoint answers correctly. Then,
+with all of them up, drive each endpoint with wrk at each payload size and
+connection count after a warm-up, the servers taking turns at each setting.
+Results go to RESULTS.md (its serving section) and to serving.json beside it.
 """
 
 from __future__ import annotations
@@ -16,16 +17,24 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from serving_bench import envs, models, report, servers
-from serving_bench.harness import LoadPlan, ServerFailed, measure_cold_start, measure_endpoint
+from serving_bench.harness import (
+    LiveEndpoint,
+    LoadPlan,
+    RunningServer,
+    ServerFailed,
+    gate,
+    measure_cold_start,
+    measure_interleaved,
+)
 from serving_bench.machine import machine_info
 from serving_bench.paths import LOADTESTS_DIR, WORK_DIR, relative
-from serving_bench.processes import install_cleanup
+from serving_bench.processes import install_cleanup, stop_all
 from serving_bench.results import ServerResult
 from serving_bench.servers import ServerOptions, ServerSpec
 from serving_bench.targets import serving_targets
 from serving_bench.wrk import ensure_wrk
 
-SERVERS = ("quayside", "handwritten", "bentoml", "mlflow")
+SERVERS = ("quayside", "handwritten", "handwritten-tuned", "bentoml", "mlflow")
 SECTION = "serving-benchmark"
 READY_TIMEOUT_S = 180.0
 
@@ -38,6 +47,8 @@ class Settings:
     plan: LoadPlan
     options: ServerOptions
     cold_start_runs: int
+    quayside_args: tuple[str, ...]
+    """Extra ``quayside serve`` options; ``--max-batch-size`` is raised to the largest request unless given."""
     out_dir: Path
     command: str
 
@@ -49,10 +60,11 @@ def parse_args(argv: list[str] | None) -> Settings:
             "Serve one RandomForest (100 trees, depth 8, 20 float32 features, converted to ONNX) with "
             "`quayside serve` and with three baselines, each from its own venv under loadtests/.venvs/: "
             "(a) a hand-written FastAPI + ONNX Runtime endpoint on uvicorn[standard], (b) BentoML on ONNX "
-            "Runtime, (c) `mlflow models serve` on the scikit-learn model. Each server's cold start is "
-            "timed, its answers are checked against scikit-learn's labels, and wrk drives it with 1-row "
-            "and 100-row JSON requests at 1, 16 and 64 connections. Writes the serving section of "
-            "RESULTS.md and serving.json in --out."
+            "Runtime, (c) `mlflow models serve` on the scikit-learn model; also (a') the hand-written "
+            "endpoint with ONNX Runtime set up as Quayside sets it (threads = cores / workers, no spinning). "
+            "Each server's cold start is timed, its answers are checked against scikit-learn's labels, and "
+            "wrk drives it with 1-row and 100-row JSON requests at 1, 16 and 64 connections, the servers "
+            "taking turns at each setting. Writes the serving section of RESULTS.md and serving.json in --out."
         ),
         epilog=(
             "Timings are only as quiet as the machine: it has 2 cores, and wrk shares them with the server. "
@@ -60,9 +72,7 @@ def parse_args(argv: list[str] | None) -> Settings:
             "are stopped (whole process groups) on exit, failure or Ctrl-C."
         ),
     )
-    parser.add_argument(
-        "--quick", action="store_true", help="5 s runs and 2 s warm-ups (checks the harness)"
-    )
+    parser.add_argument("--quick", action="store_true", help="5 s runs and 2 s warm-ups (checks the harness)")
     parser.add_argument(
         "--only", default=",".join(SERVERS), help="comma-separated servers to run (default: %(default)s)"
     )
@@ -79,6 +89,11 @@ def parse_args(argv: list[str] | None) -> Settings:
     )
     parser.add_argument(
         "--cold-starts", type=int, help="starts per server for the cold-start median (default 3)"
+    )
+    parser.add_argument(
+        "--quayside-args",
+        default="",
+        help="extra `quayside serve` options, e.g. '--no-batching' (default: --max-batch-size raised to the largest --rows)",
     )
     parser.add_argument(
         "--access-log", action="store_true", help="leave every server's per-request access log on"
@@ -107,14 +122,23 @@ def parse_args(argv: list[str] | None) -> Settings:
         plan=plan,
         options=ServerOptions(workers=args.workers, access_log=args.access_log),
         cold_start_runs=args.cold_starts or 3,
+        quayside_args=_quayside_args(shlex.split(args.quayside_args), plan.rows_per_request),
         out_dir=args.out,
         command=shlex.join([".venv/bin/python", "loadtests/serving_benchmark.py", *(argv or sys.argv[1:])]),
     )
 
 
+def _quayside_args(extra: list[str], rows_per_request: tuple[int, ...]) -> tuple[str, ...]:
+    """``extra``, plus a max batch size that admits the largest request (Quayside answers 422 above it)."""
+    if any(a.startswith("--max-batch-size") for a in extra):
+        return tuple(extra)
+    return ("--max-batch-size", str(max(64, *rows_per_request)), *extra)
+
+
 def _venvs(names: tuple[str, ...]) -> dict[str, envs.Venv]:
     factories = {
         "handwritten": envs.handwritten_venv,
+        "handwritten-tuned": envs.handwritten_venv,
         "bentoml": envs.bentoml_venv,
         "mlflow": envs.mlflow_venv,
     }
@@ -125,59 +149,81 @@ def _spec(
     name: str, model: models.ServedModel, settings: Settings, venvs: dict[str, envs.Venv]
 ) -> ServerSpec:
     if name == "quayside":
-        return servers.quayside_spec(model, settings.options)
-    if name == "handwritten":
-        return servers.handwritten_spec(model, settings.options, venvs[name])
+        return servers.quayside_spec(model, settings.options, settings.quayside_args)
+    if name in ("handwritten", "handwritten-tuned"):
+        return servers.handwritten_spec(
+            model, settings.options, venvs[name], tuned=name == "handwritten-tuned"
+        )
     if name == "bentoml":
         return servers.bentoml_spec(model, settings.options, venvs[name])
     return servers.mlflow_spec(model, settings.options, venvs[name])
 
 
-def benchmark_server(spec: ServerSpec, model: models.ServedModel, settings: Settings) -> ServerResult:
-    """Cold start, correctness gate and load for one server; failures are recorded, not raised."""
+def start_and_gate(
+    spec: ServerSpec, model: models.ServedModel, settings: Settings
+) -> tuple[ServerResult, RunningServer | None]:
+    """Time the server's cold starts and gate its endpoints; it is left running unless it failed."""
     print(f"\n== {spec.title}", flush=True)
-    versions = envs.package_versions(spec.python, spec.packages)
-    result = ServerResult(spec.key, spec.title, versions, spec.argv(0))
-    log_dir = WORK_DIR / "logs"
+    result = ServerResult(
+        spec.key, spec.title, envs.package_versions(spec.python, spec.packages), spec.argv(0)
+    )
     try:
         cold_start, server = measure_cold_start(
-            spec, model, settings.cold_start_runs, log_dir, READY_TIMEOUT_S
+            spec, model, settings.cold_start_runs, WORK_DIR / "logs", READY_TIMEOUT_S
         )
     except ServerFailed as e:
         print(f"  failed: {e}", flush=True)
         result.error = str(e).splitlines()[0]
-        return result
+        return result, None
     result.cold_start = cold_start
     print(
         f"  cold start: ready {cold_start.ready_s} s, first prediction {cold_start.first_predict_s} s",
         flush=True,
     )
-    try:
-        for endpoint in spec.endpoints:
-            result.endpoints.append(measure_endpoint(server, spec, endpoint, model, settings.plan, WORK_DIR))
-            if not server.process.alive():
-                result.error = f"the server exited during the run; log {server.process.log_path}"
-                break
-    finally:
-        server.process.stop()
-    return result
+    result.endpoints = gate(spec, server, model)
+    return result, server
 
 
 def _unavailable(name: str, why: str) -> ServerResult:
     return ServerResult(name, name, {}, [], error=why)
 
 
+def benchmark(specs: list[ServerSpec], model: models.ServedModel, settings: Settings) -> list[ServerResult]:
+    """Start and gate every server, then time them all, taking turns; always stop them."""
+    results: list[ServerResult] = []
+    live: list[LiveEndpoint] = []
+    try:
+        for spec in specs:
+            result, server = start_and_gate(spec, model, settings)
+            results.append(result)
+            if server is None:
+                continue
+            for endpoint, endpoint_result in zip(spec.endpoints, result.endpoints, strict=True):
+                if endpoint_result.gate == "passed":
+                    live.append(LiveEndpoint(spec, endpoint, server, endpoint_result))
+        print(f"\n== load: {len(live)} endpoint(s), taking turns", flush=True)
+        measure_interleaved(live, model, settings.plan, WORK_DIR)
+        for result, spec in zip(results, specs, strict=True):
+            servers_of = {e.server for e in live if e.spec is spec}
+            if any(not s.process.alive() for s in servers_of):
+                result.error = "the server exited during the load runs; see its log in loadtests/.work/logs/"
+    finally:
+        for server in {e.server for e in live}:
+            server.process.stop()
+        stop_all()
+    return results
+
+
 def run(settings: Settings) -> list[ServerResult]:
-    """Build the model, prepare each server and benchmark them one after the other."""
+    """Build the model, prepare each server and benchmark them together."""
     ensure_wrk()
     WORK_DIR.mkdir(parents=True, exist_ok=True)
     wanted = settings.servers
+    skipped = []
     if "quayside" in wanted and not servers.quayside_serve_available():
         print("`quayside serve` is not available in this venv yet: Quayside is skipped", flush=True)
         wanted = tuple(s for s in wanted if s != "quayside")
         skipped = [_unavailable("quayside", "`quayside serve --help` failed: the server is not built yet")]
-    else:
-        skipped = []
     print("preparing venvs ...", flush=True)
     venvs = _venvs(wanted)
     print("training the forest and saving its packages ...", flush=True)
@@ -189,11 +235,11 @@ def run(settings: Settings) -> list[ServerResult]:
         for threads in (1, 0)
     ]
     for t in ort:
+        threads = t.intra_op_threads or "default"
         print(
-            f"  ONNX Runtime alone, {t.rows} rows, intra-op threads {t.intra_op_threads or 'default'}: {t.median_us} µs",
-            flush=True,
+            f"  ONNX Runtime alone, {t.rows} row(s), intra-op threads {threads}: {t.median_us} µs", flush=True
         )
-    results = [benchmark_server(_spec(name, model, settings, venvs), model, settings) for name in wanted]
+    results = benchmark([_spec(name, model, settings, venvs) for name in wanted], model, settings)
     _write(settings, skipped + results, ort)
     return skipped + results
 

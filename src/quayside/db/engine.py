@@ -8,6 +8,7 @@ half-way; read transactions stay deferred and run beside the writer.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -93,6 +94,16 @@ def get_engine(url: str) -> Engine:
             ) from None
         _engines[url] = engine
         return engine
+
+
+def _forget_engines_in_child() -> None:
+    """After fork: the parent's pooled connections belong to the parent; never use or close them here."""
+    for engine in _engines.values():
+        engine.dispose(close=False)
+    _engines.clear()
+
+
+os.register_at_fork(after_in_child=_forget_engines_in_child)
 
 
 def dispose_all() -> None:

@@ -1,0 +1,72 @@
+"""``python -m quayside.serving PACKAGE``: the serving entry point of container images.
+
+It imports serving and nothing else of Quayside (no CLI framework, no database
+driver), so an image holds only the serving runtime. ``PORT``, ``WORKERS`` and
+``HOST`` in the environment set the defaults, as container platforms expect.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from quayside.errors import QuaysideError
+from quayside.serving.options import ServeOptions
+
+
+def _env_int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    if not value.isdigit():
+        raise SystemExit(f"error: {name} must be a whole number, not '{value}'")
+    return int(value)
+
+
+def parse_options(argv: list[str]) -> tuple[str, ServeOptions]:
+    defaults = ServeOptions()
+    parser = argparse.ArgumentParser(prog="python -m quayside.serving", description=__doc__.splitlines()[0])
+    parser.add_argument("package", help="model package directory")
+    parser.add_argument("--host", default=os.environ.get("HOST", "0.0.0.0"))
+    parser.add_argument("--port", type=int, default=_env_int("PORT", defaults.port))
+    parser.add_argument("--workers", type=int, default=_env_int("WORKERS", defaults.workers))
+    parser.add_argument("--no-batching", dest="batching", action="store_false")
+    parser.add_argument("--max-batch-size", type=int, default=defaults.max_batch_size)
+    parser.add_argument("--max-batch-latency-ms", type=float, default=defaults.max_batch_latency_ms)
+    parser.add_argument("--max-body-bytes", type=int, default=defaults.max_body_bytes)
+    parser.add_argument("--grace-period", type=float, default=defaults.grace_period_s)
+    parser.add_argument("--model-version", default=os.environ.get("MODEL_VERSION") or None)
+    parser.add_argument("--quiet", action="store_true")
+    args = parser.parse_args(argv)
+    options = ServeOptions(
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        batching=args.batching,
+        max_batch_size=args.max_batch_size,
+        max_batch_latency_ms=args.max_batch_latency_ms,
+        max_body_bytes=args.max_body_bytes,
+        grace_period_s=args.grace_period,
+        quiet=args.quiet,
+        model_version=args.model_version,
+    )
+    return args.package, options
+
+
+def main(argv: list[str] | None = None) -> None:
+    try:
+        package, options = parse_options(sys.argv[1:] if argv is None else argv)
+        from quayside.serving.server import load_for_serving, serve
+
+        runtime = load_for_serving(package, options)
+        print(
+            f"serving {runtime.name} ({runtime.platform}) on {options.host}:{options.port}", file=sys.stderr
+        )
+        serve(package, options, runtime if options.workers == 1 else None)
+    except QuaysideError as e:
+        raise SystemExit(f"error: {e.message}") from None
+
+
+if __name__ == "__main__":
+    main()

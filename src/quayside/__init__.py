@@ -22,12 +22,14 @@ except PackageNotFoundError:  # running from a source tree without installing
 
 if TYPE_CHECKING:
     from quayside.tracking.client import Client
+    from quayside.tracking.entities import Metric
     from quayside.tracking.fluent import (
         ActiveRun,
         active_run,
         end_run,
         log_artifact,
         log_artifacts,
+        log_batch,
         log_metric,
         log_metrics,
         log_model,
@@ -45,6 +47,8 @@ _LAZY = {
     "end_run": "quayside.tracking.fluent",
     "log_artifact": "quayside.tracking.fluent",
     "log_artifacts": "quayside.tracking.fluent",
+    "log_batch": "quayside.tracking.fluent",
+    "Metric": "quayside.tracking.entities",
     "log_metric": "quayside.tracking.fluent",
     "log_metrics": "quayside.tracking.fluent",
     "log_model": "quayside.tracking.fluent",
@@ -68,6 +72,7 @@ __all__ = [
     "ActiveRun",
     "Client",
     "LoadedModel",
+    "Metric",
     "QuaysideError",
     "Schema",
     "Signature",
@@ -81,6 +86,7 @@ __all__ = [
     "load_model",
     "log_artifact",
     "log_artifacts",
+    "log_batch",
     "log_metric",
     "log_metrics",
     "log_model",

@@ -11,7 +11,7 @@ from __future__ import annotations
 import atexit
 import sys
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -20,7 +20,7 @@ from quayside.config import load_settings
 from quayside.errors import UsageError
 from quayside.tracking.client import Client
 from quayside.tracking.context import run_context
-from quayside.tracking.entities import ArtifactInfo, LoggedModel, Run, RunStatus
+from quayside.tracking.entities import ArtifactInfo, LoggedModel, Metric, Run, RunStatus
 
 
 class ActiveRun:
@@ -78,6 +78,15 @@ class ActiveRun:
 
     def log_metrics(self, metrics: Mapping[str, float], step: int = 0, timestamp: int | None = None) -> None:
         self.client.log_metrics(self.run_id, metrics, step, timestamp)
+
+    def log_batch(
+        self,
+        metrics: Sequence[Metric] = (),
+        params: Mapping[str, Any] | None = None,
+        tags: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Many metric points (any keys and steps), params and tags in one round trip and one transaction."""
+        self.client.log_batch(self.run_id, metrics, params, tags)
 
     def set_tag(self, key: str, value: Any) -> None:
         self.client.set_tag(self.run_id, key, value)
@@ -180,6 +189,15 @@ def log_metric(key: str, value: float, step: int = 0, timestamp: int | None = No
 def log_metrics(metrics: Mapping[str, float], step: int = 0, timestamp: int | None = None) -> None:
     """Log one point for each key, in one round trip."""
     _current().log_metrics(metrics, step, timestamp)
+
+
+def log_batch(
+    metrics: Sequence[Metric] = (),
+    params: Mapping[str, Any] | None = None,
+    tags: Mapping[str, Any] | None = None,
+) -> None:
+    """Log many metric points (``quayside.Metric(key, value, step)``), params and tags at once: the fast path."""
+    _current().log_batch(metrics, params, tags)
 
 
 def set_tag(key: str, value: Any) -> None:

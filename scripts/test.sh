@@ -16,6 +16,10 @@ echo "==> ruff"
 "$venv/bin/ruff" check .
 "$venv/bin/ruff" format --check .
 
+echo "==> docker engine and base image (for the build and deploy tests)"
+QUAYSIDE_TEST_BASE_IMAGE=$(bash scripts/docker-engine.sh | tail -n 1)
+export QUAYSIDE_TEST_BASE_IMAGE
+
 echo "==> import contracts"
 "$venv/bin/lint-imports"
 

@@ -1,7 +1,9 @@
-"""Quickstart: train a small scikit-learn model and save it as a Quayside package.
+"""Quickstart: train a small scikit-learn model, track the training as a run, and save the model.
 
 Run through ``bash scripts/quickstart.sh``, which then converts the package to
-ONNX and prints its info with the ``quayside`` CLI.
+ONNX and prints its info with the ``quayside`` CLI. The run lands in the local
+tracking store (``$QUAYSIDE_HOME``, default ``~/.quayside``): see it with
+``quayside runs search --experiment quickstart``.
 """
 
 from __future__ import annotations
@@ -16,12 +18,21 @@ from sklearn.model_selection import train_test_split
 
 import quayside
 
+PARAMS = {"n_estimators": 50, "max_depth": 6, "random_state": 0}
+
 
 def main(destination: Path) -> None:
     X, y = load_breast_cancer(return_X_y=True, as_frame=True)
     X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.25, random_state=0)
-    model = RandomForestClassifier(n_estimators=50, max_depth=6, random_state=0).fit(X_train, y_train)
-    print(f"trained a random forest: test accuracy {model.score(X_test, y_test):.3f}")
+
+    with quayside.start_run(experiment="quickstart", run_name="random-forest") as run:
+        quayside.log_params(PARAMS)
+        model = RandomForestClassifier(**PARAMS).fit(X_train, y_train)
+        accuracy = model.score(X_test, y_test)
+        quayside.log_metrics({"train_accuracy": model.score(X_train, y_train), "test_accuracy": accuracy})
+        print(f"trained a random forest: test accuracy {accuracy:.3f}")
+        logged = quayside.log_model(model, "model", input_example=X_train.head(50))
+        print(f"tracked run {run.run_id}: params, metrics and the model ({logged.uri})")
 
     if destination.exists():
         shutil.rmtree(destination)  # the quickstart owns its output folder; reruns start clean
@@ -31,6 +42,7 @@ def main(destination: Path) -> None:
         name="breast-cancer",
         input_example=X_train.head(50),
         metadata={"dataset": "breast_cancer"},
+        source_run=run.run_id,
     )
     print(f"saved package '{manifest.name}' ({manifest.flavor}) to {destination}")
 

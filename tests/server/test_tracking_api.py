@@ -147,3 +147,21 @@ def test_a_server_killed_after_acknowledging_writes_loses_none_of_them(own_serve
 
 def test_the_health_endpoint_answers(sqlite_server):
     assert httpx.get(sqlite_server.url + "/health").json()["status"] == "ok"
+
+
+@pytest.mark.parametrize("server_name", ["sqlite_server", "postgresql_server"])
+def test_out_of_range_numbers_are_a_400_not_a_500(request: pytest.FixtureRequest, server_name: str):
+    server = request.getfixturevalue(server_name)
+    with httpx.Client(base_url=server.url + API, timeout=30) as http:
+        huge = 2**70
+        responses = [
+            http.get(f"/experiments/{2**40}"),
+            http.post("/runs", json={"experiment_id": 2**40}),
+            http.post("/runs/search", json={"experiment_ids": [2**40], "max_results": huge}),
+        ]
+        experiment = http.post("/experiments", json={"name": f"range-{uuid.uuid4().hex[:6]}"}).json()
+        run = http.post("/runs", json={"experiment_id": experiment["id"]}).json()
+        responses.append(
+            http.post(f"/runs/{run['id']}/batch", json={"metrics": [{"key": "m", "value": 1, "step": huge}]})
+        )
+    assert all(400 <= r.status_code < 500 for r in responses), [(r.status_code, r.text) for r in responses]

@@ -64,6 +64,11 @@ class TrackingStore:
             raise UnavailableError(
                 f"the tracking database at {redact(self.url)} is unavailable: {describe_operational_error(e)}"
             ) from None
+        except sa_exc.DataError:
+            raise UsageError(
+                "a value is out of range or of the wrong type for the tracking database "
+                "(ids and times are 64-bit integers, experiment ids 32-bit)"
+            ) from None
         except sa_exc.InterfaceError as e:
             raise UnavailableError(
                 f"lost the connection to the tracking database at {redact(self.url)}"
@@ -162,6 +167,7 @@ class TrackingStore:
         start_time: int | None = None,
     ) -> Run:
         run_id = uuid.uuid4().hex
+        _int64("start time", start_time)
         name = check_name("run", name) if name else f"run-{run_id[:8]}"
         tag_rows = _tag_values(tags or {})
         with self._write() as session:
@@ -205,6 +211,8 @@ class TrackingStore:
         name: str | None = None,
     ) -> Run:
         """Change a run's status, end time, exit code or name; a terminal status sets ``end_time`` if not given."""
+        _int64("end time", end_time)
+        _int64("exit code", exit_code)
         with self._write() as session:
             row = self._run_row(session, run_id)
             if name is not None:
@@ -455,6 +463,15 @@ def _runs(session: Session, rows: Sequence[RunRow]) -> list[Run]:
 # --- validation of what is logged ------------------------------------------------------------
 
 
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+
+def _int64(what: str, value: int | None) -> int | None:
+    if value is not None and not INT64_MIN <= int(value) <= INT64_MAX:
+        raise UsageError(f"{what} {value} is out of range (a 64-bit integer)")
+    return None if value is None else int(value)
+
+
 def _metric_values(run_id: str, metric: Metric) -> dict[str, Any]:
     check_key("metric", metric.key)
     value = float(metric.value)
@@ -462,8 +479,8 @@ def _metric_values(run_id: str, metric: Metric) -> dict[str, Any]:
         "run_id": run_id,
         "key": metric.key,
         "value": None if value != value else value,  # NaN is stored as NULL
-        "step": int(metric.step),
-        "timestamp": int(metric.timestamp) if metric.timestamp else now_ms(),
+        "step": _int64(f"step of metric '{metric.key}'", metric.step),
+        "timestamp": _int64(f"timestamp of metric '{metric.key}'", metric.timestamp) or now_ms(),
     }
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
+import pkgutil
 import subprocess
 import sys
 from pathlib import Path
@@ -11,12 +14,22 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import create_engine, inspect, text
 
-import quayside.tracking.tables  # noqa: F401  (registers the tracking tables on Base)
+import quayside
 from quayside.db import migrate
 from quayside.db.base import Base
 from quayside.db.engine import get_engine
 from quayside.errors import InvalidStateError
 from tests.db.fixtures import create_postgres_database, drop_postgres_database, postgres_url
+
+
+def import_every_components_tables() -> list[str]:
+    """Each component declares its tables in ``quayside.<component>.tables``; Base holds them once imported."""
+    found = []
+    for component in pkgutil.iter_modules(quayside.__path__):
+        if importlib.util.find_spec(f"quayside.{component.name}.tables") if component.ispkg else None:
+            importlib.import_module(f"quayside.{component.name}.tables")
+            found.append(component.name)
+    return found
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -30,6 +43,7 @@ def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path):
 
 
 def test_an_empty_database_upgrades_to_head_and_matches_the_models(empty_database_url: str):
+    assert "tracking" in import_every_components_tables()
     engine = get_engine(empty_database_url)  # migrates on first use
     with engine.connect() as connection:
         assert migrate.current_revisions(connection) == migrate.head_revisions()
@@ -37,6 +51,7 @@ def test_an_empty_database_upgrades_to_head_and_matches_the_models(empty_databas
         assert compare_metadata(context, Base.metadata) == []
     tables = set(inspect(engine).get_table_names())
     assert {"experiments", "runs", "params", "tags", "metrics", "logged_models", "alembic_version"} <= tables
+    assert set(Base.metadata.tables) <= tables
 
 
 def test_upgrading_a_database_at_head_changes_nothing(empty_database_url: str):

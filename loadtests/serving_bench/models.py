@@ -17,6 +17,7 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -34,8 +35,12 @@ class ServedModel:
     input_name: str
     rows: np.ndarray
     """Held-out float32 rows the benchmark sends."""
-    reference_labels: np.ndarray | None
-    """The native model's labels for ``rows`` (the correctness gate); None for regressors."""
+    output_name: str
+    """The output the correctness gate compares."""
+    reference: np.ndarray
+    """That output for ``rows``, from the native model (labels) or ONNX Runtime itself (MLP scores)."""
+    exact: bool
+    """Whether answers must equal ``reference`` exactly (labels) or within float32 tolerance."""
     mlflow_dir: Path | None = None
 
 
@@ -78,9 +83,8 @@ def build_random_forest(work_dir: Path, mlflow_python: Path | None) -> ServedMod
     quayside.save_model(forest, package_dir, input_example=train[:5], to_onnx=True, name="rf")
     onnx_path, input_name = _package_onnx(package_dir)
     mlflow_dir = _save_mlflow(forest, train, work_dir, mlflow_python) if mlflow_python else None
-    return ServedModel(
-        "rf", package_dir, onnx_path, input_name, held_out, forest.predict(held_out), mlflow_dir
-    )
+    labels = forest.predict(held_out)
+    return ServedModel("rf", package_dir, onnx_path, input_name, held_out, "label", labels, True, mlflow_dir)
 
 
 def _save_mlflow(model: object, example: np.ndarray, work_dir: Path, mlflow_python: Path) -> Path:
@@ -117,7 +121,18 @@ def build_mlp(work_dir: Path, hidden: int) -> ServedModel:
     package_dir = _fresh(work_dir / f"mlp{hidden}-package")
     quayside.save_model(module, package_dir, input_example=features[:5], to_onnx=True, name="mlp")
     onnx_path, input_name = _package_onnx(package_dir)
-    return ServedModel("mlp", package_dir, onnx_path, input_name, features[100:], None)
+    rows = features[100:]
+    output_name = quayside.load_model(package_dir).signature.outputs.names[0]
+    scores = _onnx_session(onnx_path, 0).run([output_name], {input_name: rows})[0]
+    return ServedModel("mlp", package_dir, onnx_path, input_name, rows, output_name, scores, False)
+
+
+def _onnx_session(onnx_path: Path, intra_op_threads: int) -> Any:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = intra_op_threads
+    return ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
 
 
 @dataclass(frozen=True)
@@ -133,11 +148,7 @@ def time_onnx_runtime(
     model: ServedModel, rows: int, intra_op_threads: int = 0, calls: int = 200
 ) -> OrtTiming:
     """Time ``session.run`` alone on ``rows`` rows, as the servers' hot path calls it."""
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = intra_op_threads
-    session = ort.InferenceSession(str(model.onnx_path), options, providers=["CPUExecutionProvider"])
+    session = _onnx_session(model.onnx_path, intra_op_threads)
     feed = {model.input_name: np.ascontiguousarray(model.rows[:rows])}
     for _ in range(20):
         session.run(None, feed)

@@ -58,31 +58,48 @@ def bodies(rows: np.ndarray, rows_per_request: int, count: int, body: BodyFormat
     return result
 
 
-def find_labels(answer: Any, output_name: str = "label") -> list[int] | None:
-    """The predicted labels in any of the servers' answer shapes, or None if there are none.
+def find_output(answer: Any, name: str) -> list[Any] | None:
+    """Output ``name``'s values in any of the servers' answer shapes, or None if it is not there.
 
-    V2 ``{"outputs": [{"name": "label", "data": [...]}, ...]}``; MLflow
-    ``{"predictions": [...]}`` (a list of labels, of per-row records, or a dict
-    of columns); the baselines' ``{"label": [...], ...}``.
+    V2 ``{"outputs": [{"name": ..., "data": [...]}, ...]}``; MLflow
+    ``{"predictions": ...}`` (a list of values, of per-row records, or a dict
+    of columns); the baselines' ``{"<name>": [...], ...}``. A lone unnamed list
+    is taken to be the output asked for.
     """
     if isinstance(answer, dict) and isinstance(answer.get("outputs"), list):
         for output in answer["outputs"]:
-            if isinstance(output, dict) and output.get("name") == output_name:
-                return _ints(output.get("data"))
+            if isinstance(output, dict) and output.get("name") == name:
+                return _list(output.get("data"))
         return None
     if isinstance(answer, dict) and "predictions" in answer:
-        return find_labels(answer["predictions"], output_name)
+        return find_output(answer["predictions"], name)
     if isinstance(answer, dict):
-        return _ints(answer.get(output_name))
+        return _list(answer.get(name))
     if isinstance(answer, list) and answer and isinstance(answer[0], dict):
-        return _ints([record.get(output_name) for record in answer])
-    return _ints(answer)
+        return [record.get(name) for record in answer]
+    return _list(answer)
 
 
-def _ints(values: Any) -> list[int] | None:
-    if not isinstance(values, list):
-        return None
-    flat = np.asarray(values).reshape(-1)
-    if flat.size and not np.issubdtype(flat.dtype, np.number):
-        return None
-    return [int(v) for v in flat]
+def _list(values: Any) -> list[Any] | None:
+    return values if isinstance(values, list) else None
+
+
+def compare(answer: Any, name: str, reference: np.ndarray, exact: bool) -> str | None:
+    """None if output ``name`` in ``answer`` matches ``reference``, else what differs."""
+    values = find_output(answer, name)
+    if values is None:
+        return f"no output '{name}' in the answer"
+    try:
+        array = np.asarray(values, dtype=reference.dtype).reshape(reference.shape)
+    except (TypeError, ValueError):
+        return f"output '{name}' does not have the shape {reference.shape} of numbers"
+    if exact:
+        wrong = int(np.sum(array != reference))
+        return (
+            f"{wrong} of {reference.size} values of '{name}' differ from the native model's"
+            if wrong
+            else None
+        )
+    if not np.allclose(array, reference, rtol=1e-4, atol=1e-5):
+        return f"'{name}' differs from ONNX Runtime's by up to {np.max(np.abs(array - reference)):.3g}"
+    return None

@@ -28,7 +28,11 @@ def test_the_readme_has_exactly_two_setup_commands_and_ci_runs_the_second():
 
 
 def test_the_quickstart_command_runs_as_written(tmp_path):
-    env = os.environ | {"QUAYSIDE_VENV": sys.prefix, "QUICKSTART_DIR": str(tmp_path)}
+    env = os.environ | {
+        "QUAYSIDE_VENV": sys.prefix,
+        "QUICKSTART_DIR": str(tmp_path),
+        "QUAYSIDE_HOME": str(tmp_path / "home"),
+    }
     result = subprocess.run(
         _setup_commands()[0].split(), cwd=ROOT, env=env, capture_output=True, text=True, timeout=600
     )

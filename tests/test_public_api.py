@@ -17,6 +17,7 @@ def test_public_api_is_exactly_this_list():
             "LoadedModel",
             "Metric",
             "QuaysideError",
+            "RegistryClient",
             "Schema",
             "Signature",
             "TensorSpec",
@@ -35,6 +36,7 @@ def test_public_api_is_exactly_this_list():
             "log_model",
             "log_param",
             "log_params",
+            "register_model",
             "save_model",
             "set_tag",
             "set_tags",
@@ -49,7 +51,7 @@ def test_importing_quayside_loads_no_ml_framework_pandas_database_or_http_librar
     code = "import sys, json, quayside; print(json.dumps(sorted(sys.modules)))"
     loaded = set(json.loads(subprocess.check_output([sys.executable, "-c", code], text=True)))
     heavy = {"pandas", "sklearn", "onnx", "onnxruntime", "torch", "xgboost", "lightgbm", "skl2onnx"}
-    heavy |= {"sqlalchemy", "alembic", "httpx", "fastapi", "uvicorn"}
+    heavy |= {"sqlalchemy", "alembic", "httpx", "fastapi", "uvicorn", "quayside.registry", "quayside.tracking"}
     assert loaded & heavy == set()
 
 

@@ -12,8 +12,9 @@ from typing import TYPE_CHECKING, Any
 
 from quayside.errors import QuaysideError
 from quayside.packager.convert import Tolerance
-from quayside.packager.package import LoadedModel, convert_package, load_model, save_model
+from quayside.packager.package import LoadedModel, convert_package, save_model
 from quayside.packager.signature import Schema, Signature, TensorSpec, infer_signature
+from quayside.uris import load_model
 
 try:
     __version__ = version("quayside")
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
         set_tags,
         start_run,
     )
+    from quayside.uris import RegistryClient, register_model
 
 _LAZY = {
     "ActiveRun": "quayside.tracking.fluent",
@@ -49,6 +51,8 @@ _LAZY = {
     "log_artifacts": "quayside.tracking.fluent",
     "log_batch": "quayside.tracking.fluent",
     "Metric": "quayside.tracking.entities",
+    "RegistryClient": "quayside.uris",
+    "register_model": "quayside.uris",
     "log_metric": "quayside.tracking.fluent",
     "log_metrics": "quayside.tracking.fluent",
     "log_model": "quayside.tracking.fluent",
@@ -74,6 +78,7 @@ __all__ = [
     "LoadedModel",
     "Metric",
     "QuaysideError",
+    "RegistryClient",
     "Schema",
     "Signature",
     "TensorSpec",
@@ -92,6 +97,7 @@ __all__ = [
     "log_model",
     "log_param",
     "log_params",
+    "register_model",
     "save_model",
     "set_tag",
     "set_tags",

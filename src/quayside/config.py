@@ -51,6 +51,13 @@ class Settings(BaseSettings):
     tracking_uri: str | None = None
     """``http(s)://host:port`` of a ``quayside server`` to log to; unset means the local store."""
 
+    registry_uri: str | None = None
+    """``http(s)://host:port`` of a ``quayside server`` holding the model registry; unset means
+    ``tracking_uri`` (one server holds both), else the local store."""
+
+    actor: str | None = None
+    """Who registry changes are recorded as in the audit log; unset means the OS user."""
+
     experiment: str = "default"
     """Experiment a run joins when ``start_run`` names none."""
 

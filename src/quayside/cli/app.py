@@ -18,6 +18,7 @@ from quayside.cli import convert as convert_command
 from quayside.cli import experiments as experiment_commands
 from quayside.cli import model as model_commands
 from quayside.cli import project as project_command
+from quayside.cli import registry as registry_commands
 from quayside.cli import runs as run_commands
 from quayside.cli import serve as serve_command
 from quayside.cli import server as server_command
@@ -38,6 +39,7 @@ app.command("convert")(convert_command.convert)
 app.add_typer(experiment_commands.app, name="experiments")
 app.add_typer(run_commands.app, name="runs")
 app.command("run")(project_command.run)
+app.add_typer(registry_commands.app, name="registry")
 app.command("server")(server_command.server)
 app.command("serve")(serve_command.serve)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
@@ -14,21 +15,22 @@ from quayside.serving.options import DEFAULT_MAX_BODY_BYTES, ServeOptions
 MIB = 1024 * 1024
 
 
-def resolve_model_path(model_uri: str) -> Path:
-    """A served model is a package directory (registry URIs arrive with the registry)."""
-    if "://" in model_uri or model_uri.startswith(("models:/", "runs:/")):
-        raise UsageError(
-            f"'{model_uri}' is a model URI; this version serves package directories only "
-            "(save one with quayside.save_model)"
-        )
-    path = Path(model_uri)
-    if not path.is_dir():
-        raise UsageError(f"no model package at '{model_uri}' (expected a directory holding quayside.yaml)")
-    return path
+def resolve_model_path(model_uri: str) -> tuple[Path, str | None]:
+    """The package directory a path or model URI names, and its registry version when it has one."""
+    from quayside.uris import resolve_model
+
+    resolved = resolve_model(model_uri)
+    return resolved.path, None if resolved.version is None else str(resolved.version.version)
 
 
 def serve(
-    model: Annotated[str, typer.Argument(help="Model package directory.", show_default=False)],
+    model: Annotated[
+        str,
+        typer.Argument(
+            help="Model package directory or model URI (models:/NAME@ALIAS, models:/NAME/VERSION|STAGE, runs:/ID/PATH).",
+            show_default=False,
+        ),
+    ],
     host: Annotated[str, typer.Option(help="Interface to listen on (0.0.0.0 for all).")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.", min=1, max=65535)] = 8080,
     workers: Annotated[
@@ -84,7 +86,9 @@ def serve(
         trust=trust,
         runtime=runtime,  # type: ignore[arg-type]  # checked above
     )
-    path = resolve_model_path(model)
+    path, registry_version = resolve_model_path(model)
+    if registry_version is not None:
+        options = replace(options, model_version=registry_version)
     # Load here first (also with several workers): a package that cannot load is one
     # error line now, not a traceback in every worker.
     loaded = load_for_serving(path, options)

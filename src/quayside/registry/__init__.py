@@ -1,4 +1,7 @@
-"""The model registry: versions, stages, aliases, audit log, and model URI resolution.
+"""The model registry: named models, numbered immutable versions, stages, aliases and an audit log.
 
-Arrives with the registry; imports ``packager`` and ``db``, refers to runs by id only.
+Versions are copies of model packages in the artifact store; the registry refers to
+the runs that produced them by id only (it never imports tracking). Model URIs
+(``models:/name/3``, ``models:/name@champion``, ``models:/name/production``) are
+resolved in :mod:`quayside.registry.uris`.
 """

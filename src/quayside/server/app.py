@@ -7,6 +7,8 @@ from fastapi import FastAPI
 from quayside import __version__
 from quayside.config import Settings
 from quayside.server.errors import install_error_handlers
+from quayside.server.registry import REGISTRY_PREFIX
+from quayside.server.registry import router as registry_router
 from quayside.server.tracking import TRACKING_PREFIX
 from quayside.server.tracking import router as tracking_router
 from quayside.tracking.local import LocalBackend
@@ -23,6 +25,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.tracking = LocalBackend.from_settings(settings)
     install_error_handlers(app)
     app.include_router(tracking_router, prefix=TRACKING_PREFIX)
+    app.include_router(registry_router, prefix=REGISTRY_PREFIX)
 
     @app.get("/health", tags=["server"])
     def health() -> dict[str, str]:

@@ -1,0 +1,139 @@
+"""Registered package copies under ``<artifact root>/registry/``, and packages as tar streams for REST.
+
+A copy holds exactly the package's manifest and the files it lists. It is written
+under a temporary name, verified (every digest) and only then renamed into place,
+so a registered version's directory is always a complete, intact package.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tarfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path, PurePosixPath
+from typing import IO
+
+from quayside.errors import IntegrityError, PackageError, PayloadTooLargeError, UsageError
+from quayside.packager.manifest import MANIFEST_NAME, Manifest, PackageReader, check_relative_path
+
+REGISTRY_DIR = "registry"
+STAGING_PREFIX = ".staging-"
+
+
+def package_files(manifest: Manifest) -> list[str]:
+    """The paths a package consists of: its manifest and every file the manifest lists."""
+    return [MANIFEST_NAME, *(entry.path for entry in manifest.files)]
+
+
+class PackageStore:
+    """Immutable package copies of registered versions, on the local filesystem."""
+
+    def __init__(self, artifact_root: Path) -> None:
+        self.root = Path(artifact_root).expanduser()
+
+    def location(self, storage_path: str) -> Path:
+        relative = PurePosixPath(storage_path)
+        if relative.is_absolute() or ".." in relative.parts or relative.parts[:1] != (REGISTRY_DIR,):
+            raise IntegrityError(f"registered package path '{storage_path}' is not inside the registry")
+        return self.root / relative
+
+    def add(self, source: Path, model: str) -> tuple[str, Manifest]:
+        """Copy a verified package in (temporary name, verify, rename); returns its storage path and manifest."""
+        reader = _open(source)
+        model_dir = self.root / REGISTRY_DIR / model
+        model_dir.mkdir(parents=True, exist_ok=True)
+        key = uuid.uuid4().hex
+        staging = model_dir / f"{STAGING_PREFIX}{key}"
+        try:
+            for path in package_files(reader.manifest):
+                target = staging / check_relative_path(path)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(reader.root / path, target)
+            copy = _open(staging)
+            if copy.manifest.digest() != reader.manifest.digest():
+                raise IntegrityError(f"the package at '{source}' changed while it was being registered")
+            _fsync_tree(staging)
+            os.replace(staging, model_dir / key)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        return f"{REGISTRY_DIR}/{model}/{key}", copy.manifest
+
+    def remove(self, storage_path: str) -> None:
+        shutil.rmtree(self.location(storage_path), ignore_errors=True)
+
+    def remove_model(self, model: str) -> None:
+        shutil.rmtree(self.root / REGISTRY_DIR / model, ignore_errors=True)
+
+
+def _open(path: Path) -> PackageReader:
+    try:
+        return PackageReader.open(path)
+    except PackageError as e:
+        raise type(e)(f"'{path}' is not a valid model package: {e.message}") from None
+
+
+def _fsync_tree(root: Path) -> None:
+    for directory, _dirs, files in os.walk(root):
+        for name in files:
+            fd = os.open(Path(directory) / name, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+
+
+# --- packages as tar streams (the REST registry's upload and download format) -------------
+
+
+def write_tar(package: Path, stream: IO[bytes]) -> None:
+    """Write a package (its manifest and listed files only) as an uncompressed tar stream."""
+    reader = _open(package)
+    with tarfile.open(fileobj=stream, mode="w|") as archive:
+        for path in package_files(reader.manifest):
+            archive.add(reader.root / path, arcname=path, recursive=False)
+
+
+def iter_tar(package: Path, chunk_size: int = 1 << 20) -> Iterator[bytes]:
+    """A package as tar bytes, chunk by chunk (built in a spooled temporary file)."""
+    import tempfile
+
+    with tempfile.TemporaryFile() as spool:
+        write_tar(package, spool)
+        spool.seek(0)
+        while chunk := spool.read(chunk_size):
+            yield chunk
+
+
+def extract_tar(stream: IO[bytes], destination: Path, max_bytes: int | None = None) -> Path:
+    """Unpack a package tar into ``destination``: regular files and directories only, all inside it."""
+    destination.mkdir(parents=True, exist_ok=True)
+    total = 0
+    try:
+        with tarfile.open(fileobj=stream, mode="r|") as archive:
+            for member in archive:
+                if member.isdir():
+                    continue
+                if not member.isfile():
+                    raise UsageError(f"package upload: '{member.name}' is not a regular file")
+                try:
+                    relative = check_relative_path(member.name)
+                except IntegrityError as e:
+                    raise UsageError(f"package upload: {e.message}") from None
+                total += member.size
+                if max_bytes is not None and total > max_bytes:
+                    raise PayloadTooLargeError(
+                        f"the package is over the {max_bytes}-byte upload limit (QUAYSIDE_MAX_ARTIFACT_BYTES)"
+                    )
+                target = destination / relative
+                target.parent.mkdir(parents=True, exist_ok=True)
+                source = archive.extractfile(member)
+                if source is None:
+                    raise UsageError(f"package upload: '{member.name}' has no content")
+                with target.open("wb") as handle:
+                    shutil.copyfileobj(source, handle)
+    except tarfile.TarError as e:
+        raise UsageError(f"package upload is not a tar archive: {e}") from None
+    return destination

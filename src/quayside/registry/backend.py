@@ -1,0 +1,81 @@
+"""What a registry backend does; the SQL store and the REST client both do all of it.
+
+:class:`~quayside.registry.client.RegistryClient` speaks to one of these, so the same
+Python API works on a laptop's SQLite file and against a ``quayside server``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Protocol
+
+from quayside.registry.entities import AuditEntry, ModelVersion, RegisteredModel
+
+
+class RegistryBackend(Protocol):
+    def create_model(
+        self,
+        name: str,
+        description: str = "",
+        tags: Mapping[str, Any] | None = None,
+        allow_multiple_production: bool = False,
+    ) -> RegisteredModel: ...
+    def get_model(self, name: str) -> RegisteredModel: ...
+    def list_models(self) -> list[RegisteredModel]: ...
+    def update_model(
+        self,
+        name: str,
+        *,
+        description: str | None = None,
+        tags: Mapping[str, Any] | None = None,
+        allow_multiple_production: bool | None = None,
+    ) -> RegisteredModel: ...
+    def delete_model(self, name: str, *, actor: str, reason: str = "") -> None: ...
+
+    def register_version(
+        self,
+        name: str,
+        package: Path,
+        *,
+        actor: str,
+        source: str | None = None,
+        source_run_id: str | None = None,
+        description: str = "",
+        reason: str = "",
+        model_description: str | None = None,
+        tags: Mapping[str, Any] | None = None,
+        allow_multiple_production: bool | None = None,
+    ) -> ModelVersion: ...
+    def get_version(self, name: str, version: int) -> ModelVersion: ...
+    def list_versions(self, name: str, *, include_deleted: bool = False) -> list[ModelVersion]: ...
+    def get_version_by_alias(self, name: str, alias: str) -> ModelVersion: ...
+    def get_latest_version(self, name: str, stage: str | None = None) -> ModelVersion: ...
+    def package_dir(self, name: str, version: int) -> Path: ...
+    def update_version(self, name: str, version: int, *, description: str) -> ModelVersion: ...
+    def transition(
+        self,
+        name: str,
+        version: int,
+        stage: str,
+        *,
+        actor: str,
+        reason: str = "",
+        evidence: Mapping[str, Any] | None = None,
+        keep_previous: bool = False,
+    ) -> ModelVersion: ...
+    def delete_version(self, name: str, version: int, *, actor: str, reason: str = "") -> ModelVersion: ...
+
+    def set_alias(
+        self,
+        name: str,
+        alias: str,
+        version: int,
+        *,
+        actor: str,
+        reason: str = "",
+        evidence: Mapping[str, Any] | None = None,
+    ) -> ModelVersion: ...
+    def delete_alias(self, name: str, alias: str, *, actor: str, reason: str = "") -> None: ...
+
+    def history(self, name: str, version: int | None = None) -> list[AuditEntry]: ...

@@ -1,0 +1,197 @@
+"""``RegistryClient``: register, find, promote and alias model versions, locally or through a server.
+
+The backend is picked like tracking's: a ``registry_uri`` (or ``QUAYSIDE_REGISTRY_URI``,
+then ``QUAYSIDE_TRACKING_URI``) of ``http(s)://...`` talks to a ``quayside server``;
+anything else uses the local SQL store and artifact root. The actor named in the audit
+log is the ``actor`` argument, else ``QUAYSIDE_ACTOR``, else the OS user.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from quayside.config import Settings, load_settings
+from quayside.errors import UsageError
+from quayside.registry.backend import RegistryBackend
+from quayside.registry.entities import AuditEntry, ModelVersion, RegisteredModel
+from quayside.registry.stages import resolve_actor
+from quayside.registry.uris import ResolvedModel, RunArtifactPath, parse_model_uri, resolve_model_uri
+
+
+def backend_for(settings: Settings, registry_uri: str | None = None) -> RegistryBackend:
+    """The backend a registry URI names (falling back to the settings, then the local store)."""
+    uri = registry_uri or settings.registry_uri or settings.tracking_uri
+    if uri and uri.startswith(("http://", "https://")):
+        from quayside.registry.rest import RestRegistry
+
+        cache = settings.home / "cache" / "registry"
+        return RestRegistry(uri, cache, timeout_s=settings.http_timeout_s)
+    from quayside.registry.store import RegistryStore
+
+    if uri:
+        if "://" not in uri:
+            raise UsageError(
+                f"registry URI '{uri}' is neither http(s)://host:port nor a database URL (sqlite:///path)"
+            )
+        settings = settings.model_copy(update={"db_url": uri})
+    return RegistryStore.from_settings(settings)
+
+
+class RegistryClient:
+    """Registered models and their versions, stages, aliases and audit history.
+
+    ``RegistryClient()`` reads the ``QUAYSIDE_*`` settings; ``RegistryClient("http://host:5000")``
+    talks to that server. ``run_artifact_path`` lets ``runs:/`` URIs resolve (``quayside``'s
+    own ``RegistryClient`` supplies one from tracking).
+    """
+
+    def __init__(
+        self,
+        registry_uri: str | None = None,
+        *,
+        settings: Settings | None = None,
+        run_artifact_path: RunArtifactPath | None = None,
+    ) -> None:
+        self.settings = settings or load_settings()
+        self.backend = backend_for(self.settings, registry_uri)
+        self.run_artifact_path = run_artifact_path
+
+    def _actor(self, actor: str | None) -> str:
+        return resolve_actor(actor, self.settings.actor)
+
+    # --- models ------------------------------------------------------------------------------
+
+    def create_model(
+        self,
+        name: str,
+        description: str = "",
+        tags: Mapping[str, Any] | None = None,
+        allow_multiple_production: bool = False,
+    ) -> RegisteredModel:
+        return self.backend.create_model(name, description, tags, allow_multiple_production)
+
+    def get_model(self, name: str) -> RegisteredModel:
+        return self.backend.get_model(name)
+
+    def list_models(self) -> list[RegisteredModel]:
+        return self.backend.list_models()
+
+    def update_model(
+        self,
+        name: str,
+        *,
+        description: str | None = None,
+        tags: Mapping[str, Any] | None = None,
+        allow_multiple_production: bool | None = None,
+    ) -> RegisteredModel:
+        return self.backend.update_model(
+            name, description=description, tags=tags, allow_multiple_production=allow_multiple_production
+        )
+
+    def delete_model(self, name: str, *, actor: str | None = None, reason: str = "") -> None:
+        self.backend.delete_model(name, actor=self._actor(actor), reason=reason)
+
+    # --- versions ----------------------------------------------------------------------------
+
+    def register_model(
+        self,
+        model: str | Path,
+        name: str,
+        *,
+        description: str = "",
+        model_description: str | None = None,
+        tags: Mapping[str, Any] | None = None,
+        allow_multiple_production: bool | None = None,
+        actor: str | None = None,
+        reason: str = "",
+    ) -> ModelVersion:
+        """Register a package (a path or any model URI) as the next version of ``name``; it starts as candidate.
+
+        The model is created on first registration, with ``model_description``, ``tags`` and
+        ``allow_multiple_production``. The version records the package's source run (from its
+        manifest, or the run of a ``runs:/`` URI).
+        """
+        resolved = self.resolve(model)
+        source_run = resolved.run_id if parse_model_uri(str(model)).kind == "runs" else None
+        return self.backend.register_version(
+            name,
+            resolved.path,
+            actor=self._actor(actor),
+            source=str(model),
+            source_run_id=source_run,
+            description=description,
+            reason=reason,
+            model_description=model_description,
+            tags=tags,
+            allow_multiple_production=allow_multiple_production,
+        )
+
+    def get_version(self, name: str, version: int) -> ModelVersion:
+        return self.backend.get_version(name, version)
+
+    def list_versions(self, name: str, *, include_deleted: bool = False) -> list[ModelVersion]:
+        return self.backend.list_versions(name, include_deleted=include_deleted)
+
+    def get_version_by_alias(self, name: str, alias: str) -> ModelVersion:
+        return self.backend.get_version_by_alias(name, alias)
+
+    def get_latest_version(self, name: str, stage: str | None = None) -> ModelVersion:
+        return self.backend.get_latest_version(name, stage)
+
+    def update_version(self, name: str, version: int, *, description: str) -> ModelVersion:
+        return self.backend.update_version(name, version, description=description)
+
+    def transition(
+        self,
+        name: str,
+        version: int,
+        stage: str,
+        *,
+        reason: str = "",
+        actor: str | None = None,
+        evidence: Mapping[str, Any] | None = None,
+        keep_previous: bool = False,
+    ) -> ModelVersion:
+        """Move a version to ``stage``; ``evidence`` (e.g. ``{"loadtest_report": id}``) goes in the audit log."""
+        return self.backend.transition(
+            name,
+            version,
+            stage,
+            actor=self._actor(actor),
+            reason=reason,
+            evidence=evidence,
+            keep_previous=keep_previous,
+        )
+
+    def delete_version(
+        self, name: str, version: int, *, actor: str | None = None, reason: str = ""
+    ) -> ModelVersion:
+        return self.backend.delete_version(name, version, actor=self._actor(actor), reason=reason)
+
+    # --- aliases, history, URIs ------------------------------------------------------------------
+
+    def set_alias(
+        self,
+        name: str,
+        alias: str,
+        version: int,
+        *,
+        actor: str | None = None,
+        reason: str = "",
+        evidence: Mapping[str, Any] | None = None,
+    ) -> ModelVersion:
+        return self.backend.set_alias(
+            name, alias, version, actor=self._actor(actor), reason=reason, evidence=evidence
+        )
+
+    def delete_alias(self, name: str, alias: str, *, actor: str | None = None, reason: str = "") -> None:
+        self.backend.delete_alias(name, alias, actor=self._actor(actor), reason=reason)
+
+    def history(self, name: str, version: int | None = None) -> list[AuditEntry]:
+        return self.backend.history(name, version)
+
+    def resolve(self, uri: str | Path) -> ResolvedModel:
+        """The local package directory of a path or model URI (see :mod:`quayside.registry.uris`)."""
+        return resolve_model_uri(uri, self.backend, self.run_artifact_path)

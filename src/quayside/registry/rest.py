@@ -1,0 +1,275 @@
+"""The REST registry backend: the same operations as the SQL store, over HTTP to ``quayside server``.
+
+Errors come back as the server's ``{"error": {"code", "message"}}`` and are raised
+again as the same :class:`~quayside.errors.QuaysideError` subclass. Packages travel
+as tar streams: registering uploads one, resolving a version downloads it once into
+a local cache keyed by its digest (loading verifies every file again).
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from quayside.errors import QuaysideError, UnavailableError
+from quayside.registry.artifacts import extract_tar, iter_tar
+from quayside.registry.entities import AuditEntry, ModelVersion, RegisteredModel, check_version
+
+API_PREFIX = "/api/registry"
+
+
+def _error_classes(root: type[QuaysideError] = QuaysideError) -> dict[str, type[QuaysideError]]:
+    classes = {root.code: root}
+    for subclass in root.__subclasses__():
+        classes.update(_error_classes(subclass))
+    return classes
+
+
+def error_from_body(status: int, body: Any) -> QuaysideError:
+    """The QuaysideError a server's error body describes (by its ``code``)."""
+    detail = body.get("error") if isinstance(body, dict) else None
+    if not isinstance(detail, dict):
+        return QuaysideError(f"the registry server answered {status} without an error body")
+    cls = _error_classes().get(str(detail.get("code")), QuaysideError)
+    error = cls.__new__(cls)
+    QuaysideError.__init__(error, str(detail.get("message", "")))
+    return error
+
+
+def _segment(value: Any) -> str:
+    return quote(str(value), safe="")
+
+
+class RestRegistry:
+    """The registry through a ``quayside server``; see :class:`RegistryBackend`."""
+
+    def __init__(self, base_url: str, cache_dir: Path, timeout_s: float = 30.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.cache_dir = Path(cache_dir)
+        self._http = httpx.Client(base_url=self.base_url + API_PREFIX, timeout=timeout_s)
+
+    def close(self) -> None:
+        self._http.close()
+
+    # --- transport -------------------------------------------------------------------------
+
+    def _request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        try:
+            response = self._http.request(method, url, **kwargs)
+        except httpx.TransportError as e:
+            raise UnavailableError(
+                f"cannot reach the registry server at {self.base_url} ({type(e).__name__}: {e}); "
+                "is `quayside server` running there?"
+            ) from None
+        self._raise_for_error(response)
+        return response
+
+    @staticmethod
+    def _raise_for_error(response: httpx.Response) -> None:
+        if response.status_code < 400:
+            return
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        raise error_from_body(response.status_code, body)
+
+    def _json(self, method: str, url: str, **kwargs: Any) -> Any:
+        return self._request(method, url, **kwargs).json()
+
+    @staticmethod
+    def _model(name: str) -> str:
+        return f"/models/{_segment(name)}"
+
+    def _version_url(self, name: str, version: int) -> str:
+        return f"{self._model(name)}/versions/{check_version(version)}"
+
+    # --- models ----------------------------------------------------------------------------
+
+    def create_model(
+        self,
+        name: str,
+        description: str = "",
+        tags: Mapping[str, Any] | None = None,
+        allow_multiple_production: bool = False,
+    ) -> RegisteredModel:
+        body = {
+            "name": name,
+            "description": description,
+            "tags": {k: str(v) for k, v in (tags or {}).items()},
+            "allow_multiple_production": allow_multiple_production,
+        }
+        return RegisteredModel.from_dict(self._json("POST", "/models", json=body))
+
+    def get_model(self, name: str) -> RegisteredModel:
+        return RegisteredModel.from_dict(self._json("GET", self._model(name)))
+
+    def list_models(self) -> list[RegisteredModel]:
+        return [RegisteredModel.from_dict(m) for m in self._json("GET", "/models")["models"]]
+
+    def update_model(
+        self,
+        name: str,
+        *,
+        description: str | None = None,
+        tags: Mapping[str, Any] | None = None,
+        allow_multiple_production: bool | None = None,
+    ) -> RegisteredModel:
+        body = {
+            "description": description,
+            "tags": {k: str(v) for k, v in (tags or {}).items()},
+            "allow_multiple_production": allow_multiple_production,
+        }
+        return RegisteredModel.from_dict(self._json("PATCH", self._model(name), json=body))
+
+    def delete_model(self, name: str, *, actor: str, reason: str = "") -> None:
+        self._request("DELETE", self._model(name), params={"actor": actor, "reason": reason})
+
+    # --- versions --------------------------------------------------------------------------
+
+    def register_version(
+        self,
+        name: str,
+        package: Path,
+        *,
+        actor: str,
+        source: str | None = None,
+        source_run_id: str | None = None,
+        description: str = "",
+        reason: str = "",
+        model_description: str | None = None,
+        tags: Mapping[str, Any] | None = None,
+        allow_multiple_production: bool | None = None,
+    ) -> ModelVersion:
+        params: dict[str, Any] = {
+            "actor": actor,
+            "source": source or str(package),
+            "description": description,
+            "reason": reason,
+        }
+        optional = {
+            "source_run_id": source_run_id,
+            "model_description": model_description,
+            "allow_multiple_production": allow_multiple_production,
+        }
+        params |= {k: v for k, v in optional.items() if v is not None}
+        for key, value in (tags or {}).items():
+            params.setdefault("tag", []).append(f"{key}={value}")
+        body = self._json(
+            "POST",
+            f"{self._model(name)}/versions",
+            params=params,
+            content=iter_tar(Path(package)),
+            headers={"content-type": "application/x-tar"},
+        )
+        return ModelVersion.from_dict(body)
+
+    def get_version(self, name: str, version: int) -> ModelVersion:
+        return ModelVersion.from_dict(self._json("GET", self._version_url(name, version)))
+
+    def list_versions(self, name: str, *, include_deleted: bool = False) -> list[ModelVersion]:
+        body = self._json("GET", f"{self._model(name)}/versions", params={"include_deleted": include_deleted})
+        return [ModelVersion.from_dict(v) for v in body["versions"]]
+
+    def get_version_by_alias(self, name: str, alias: str) -> ModelVersion:
+        return ModelVersion.from_dict(self._json("GET", f"{self._model(name)}/aliases/{_segment(alias)}"))
+
+    def get_latest_version(self, name: str, stage: str | None = None) -> ModelVersion:
+        params = {"stage": stage} if stage is not None else {}
+        return ModelVersion.from_dict(self._json("GET", f"{self._model(name)}/latest", params=params))
+
+    def package_dir(self, name: str, version: int) -> Path:
+        """A local copy of the version's package, downloaded once per digest."""
+        registered = self.get_version(name, version)
+        target = self.cache_dir / registered.digest
+        if target.is_dir():
+            return target
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        staging = self.cache_dir / f".download-{uuid.uuid4().hex}"
+        try:
+            with tempfile.TemporaryFile() as spool:
+                self._download(self._version_url(name, version) + "/package", spool)
+                spool.seek(0)
+                extract_tar(spool, staging)
+            try:
+                staging.rename(target)
+            except OSError:  # another process cached the same digest first
+                if not target.is_dir():
+                    raise
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        return target
+
+    def _download(self, url: str, spool: Any) -> None:
+        try:
+            with self._http.stream("GET", url) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    self._raise_for_error(response)
+                for chunk in response.iter_bytes(1 << 20):
+                    spool.write(chunk)
+        except httpx.TransportError as e:
+            raise UnavailableError(
+                f"lost the registry server at {self.base_url} during a download: {e}"
+            ) from None
+
+    def update_version(self, name: str, version: int, *, description: str) -> ModelVersion:
+        body = {"description": description}
+        return ModelVersion.from_dict(self._json("PATCH", self._version_url(name, version), json=body))
+
+    def transition(
+        self,
+        name: str,
+        version: int,
+        stage: str,
+        *,
+        actor: str,
+        reason: str = "",
+        evidence: Mapping[str, Any] | None = None,
+        keep_previous: bool = False,
+    ) -> ModelVersion:
+        body = {
+            "stage": stage,
+            "actor": actor,
+            "reason": reason,
+            "evidence": dict(evidence or {}),
+            "keep_previous": keep_previous,
+        }
+        url = self._version_url(name, version) + "/transition"
+        return ModelVersion.from_dict(self._json("POST", url, json=body))
+
+    def delete_version(self, name: str, version: int, *, actor: str, reason: str = "") -> ModelVersion:
+        params = {"actor": actor, "reason": reason}
+        return ModelVersion.from_dict(self._json("DELETE", self._version_url(name, version), params=params))
+
+    # --- aliases and audit ---------------------------------------------------------------------
+
+    def set_alias(
+        self,
+        name: str,
+        alias: str,
+        version: int,
+        *,
+        actor: str,
+        reason: str = "",
+        evidence: Mapping[str, Any] | None = None,
+    ) -> ModelVersion:
+        body = {"version": version, "actor": actor, "reason": reason, "evidence": dict(evidence or {})}
+        url = f"{self._model(name)}/aliases/{_segment(alias)}"
+        return ModelVersion.from_dict(self._json("PUT", url, json=body))
+
+    def delete_alias(self, name: str, alias: str, *, actor: str, reason: str = "") -> None:
+        url = f"{self._model(name)}/aliases/{_segment(alias)}"
+        self._request("DELETE", url, params={"actor": actor, "reason": reason})
+
+    def history(self, name: str, version: int | None = None) -> list[AuditEntry]:
+        params = {"version": version} if version is not None else {}
+        body = self._json("GET", f"{self._model(name)}/history", params=params)
+        return [AuditEntry.from_dict(e) for e in body["entries"]]

@@ -1,0 +1,649 @@
+"""The SQL registry store: registered models, versions, stages, aliases and the audit log.
+
+Every method opens a session, does its work in one transaction and returns frozen
+dataclasses from :mod:`quayside.registry.entities`. Every change to a model takes its
+row's lock first (``SELECT ... FOR UPDATE`` on PostgreSQL; SQLite's write transactions
+are serialised by ``BEGIN IMMEDIATE``), so version numbers, the one-production rule and
+aliases stay consistent under concurrent writers. Each transition and alias move appends
+to the audit log in the same transaction as the change itself; no method updates or
+deletes an audit row.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import defaultdict
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, delete, insert, select
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.orm import Session
+
+from quayside.config import Settings
+from quayside.db.engine import describe_operational_error, get_engine, read_session, redact, write_session
+from quayside.errors import AlreadyExistsError, InvalidStateError, NotFoundError, UnavailableError
+from quayside.registry.artifacts import PackageStore
+from quayside.registry.entities import (
+    MAX_DESCRIPTION_LENGTH,
+    MAX_REASON_LENGTH,
+    AuditEntry,
+    ModelVersion,
+    RegisteredModel,
+    check_alias,
+    check_model_name,
+    check_tags,
+    check_text,
+    check_version,
+)
+from quayside.registry.stages import (
+    INITIAL_STAGE,
+    Stage,
+    check_actor,
+    check_evidence,
+    check_transition,
+    parse_stage,
+)
+from quayside.registry.tables import (
+    AuditEntryRow,
+    ModelAliasRow,
+    ModelVersionRow,
+    RegisteredModelRow,
+    RegisteredModelTagRow,
+)
+
+ACTIVE, DELETED = "active", "deleted"
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class RegistryStore:
+    """Registry metadata in a SQL database (migrated on first use) and package copies under the artifact root."""
+
+    def __init__(self, database_url: str, artifact_root: Path) -> None:
+        self.url = database_url
+        self.engine: Engine = get_engine(database_url)
+        self.packages = PackageStore(artifact_root)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> RegistryStore:
+        return cls(settings.database_url, settings.artifact_dir)
+
+    # --- sessions and error translation ------------------------------------------------------
+
+    @contextmanager
+    def _translated(self) -> Iterator[None]:
+        try:
+            yield
+        except sa_exc.OperationalError as e:
+            raise UnavailableError(
+                f"the registry database at {redact(self.url)} is unavailable: {describe_operational_error(e)}"
+            ) from None
+        except sa_exc.InterfaceError as e:
+            raise UnavailableError(
+                f"lost the connection to the registry database at {redact(self.url)}"
+            ) from e
+
+    @contextmanager
+    def _read(self) -> Iterator[Session]:
+        with self._translated(), read_session(self.engine) as session:
+            yield session
+
+    @contextmanager
+    def _write(self) -> Iterator[Session]:
+        with self._translated(), write_session(self.engine) as session:
+            yield session
+
+    @staticmethod
+    def _model_row(session: Session, name: str, *, lock: bool = False) -> RegisteredModelRow:
+        query = select(RegisteredModelRow).where(RegisteredModelRow.name == check_model_name(name))
+        row = session.scalar(query.with_for_update() if lock else query)
+        if row is None:
+            raise NotFoundError(f"no registered model named '{name}'")
+        return row
+
+    @staticmethod
+    def _version_row(session: Session, model: RegisteredModelRow, version: int) -> ModelVersionRow:
+        row = session.get(ModelVersionRow, (model.id, check_version(version)))
+        if row is None:
+            raise NotFoundError(f"model '{model.name}' has no version {version}")
+        return row
+
+    def _live_version_row(self, session: Session, model: RegisteredModelRow, version: int) -> ModelVersionRow:
+        row = self._version_row(session, model, version)
+        if row.lifecycle != ACTIVE:
+            raise InvalidStateError(f"version {version} of '{model.name}' is deleted")
+        return row
+
+    # --- models ------------------------------------------------------------------------------
+
+    def create_model(
+        self,
+        name: str,
+        description: str = "",
+        tags: Mapping[str, Any] | None = None,
+        allow_multiple_production: bool = False,
+    ) -> RegisteredModel:
+        check_model_name(name)
+        check_text("description", description, MAX_DESCRIPTION_LENGTH)
+        tag_values = check_tags(tags)
+        try:
+            with self._write() as session:
+                now = now_ms()
+                row = RegisteredModelRow(
+                    name=name,
+                    description=description or "",
+                    allow_multiple_production=allow_multiple_production,
+                    last_version=0,
+                    created_at=now,
+                    updated_at=now,
+                )
+                session.add(row)
+                session.flush()
+                _replace_tags(session, row.id, tag_values)
+        except sa_exc.IntegrityError:
+            raise AlreadyExistsError(f"a model named '{name}' is already registered") from None
+        return self.get_model(name)
+
+    def get_model(self, name: str) -> RegisteredModel:
+        with self._read() as session:
+            return _models(session, [self._model_row(session, name)])[0]
+
+    def list_models(self) -> list[RegisteredModel]:
+        with self._read() as session:
+            rows = list(session.scalars(select(RegisteredModelRow).order_by(RegisteredModelRow.name)))
+            return _models(session, rows)
+
+    def update_model(
+        self,
+        name: str,
+        *,
+        description: str | None = None,
+        tags: Mapping[str, Any] | None = None,
+        allow_multiple_production: bool | None = None,
+    ) -> RegisteredModel:
+        """Change a model's description, set (merge) tags, or its production rule; ``None`` leaves a field."""
+        check_text("description", description, MAX_DESCRIPTION_LENGTH)
+        tag_values = check_tags(tags)
+        with self._write() as session:
+            row = self._model_row(session, name, lock=True)
+            if description is not None:
+                row.description = description
+            if allow_multiple_production is not None:
+                in_production = _versions_in(session, row.id, Stage.PRODUCTION)
+                if not allow_multiple_production and len(in_production) > 1:
+                    numbers = ", ".join(str(v.version) for v in in_production)
+                    raise InvalidStateError(
+                        f"model '{name}' has versions {numbers} in production; archive all but one "
+                        "before allowing only one"
+                    )
+                row.allow_multiple_production = allow_multiple_production
+            if tag_values:
+                session.execute(
+                    delete(RegisteredModelTagRow).where(
+                        RegisteredModelTagRow.model_id == row.id,
+                        RegisteredModelTagRow.key.in_(list(tag_values)),
+                    )
+                )
+                _replace_tags(session, row.id, tag_values, clear=False)
+            row.updated_at = now_ms()
+        return self.get_model(name)
+
+    def delete_model(self, name: str, *, actor: str, reason: str = "") -> None:
+        """Remove a model, its versions, aliases and package copies; its audit history stays.
+
+        Refused while any version is in production (archive it first).
+        """
+        check_actor(actor)
+        with self._write() as session:
+            row = self._model_row(session, name, lock=True)
+            live = _versions_in(session, row.id, Stage.PRODUCTION)
+            if live:
+                raise InvalidStateError(
+                    f"model '{name}' has version {live[0].version} in production; archive it before "
+                    "deleting the model"
+                )
+            _audit(session, name, None, "delete_model", None, None, None, actor, reason, {})
+            session.execute(delete(ModelAliasRow).where(ModelAliasRow.model_id == row.id))
+            session.execute(delete(ModelVersionRow).where(ModelVersionRow.model_id == row.id))
+            session.execute(delete(RegisteredModelTagRow).where(RegisteredModelTagRow.model_id == row.id))
+            session.delete(row)
+        self.packages.remove_model(name)
+
+    # --- versions ----------------------------------------------------------------------------
+
+    def register_version(
+        self,
+        name: str,
+        package: Path,
+        *,
+        actor: str,
+        source: str | None = None,
+        source_run_id: str | None = None,
+        description: str = "",
+        reason: str = "",
+        model_description: str | None = None,
+        tags: Mapping[str, Any] | None = None,
+        allow_multiple_production: bool | None = None,
+    ) -> ModelVersion:
+        """Register a package as the model's next version (the model is created on first use).
+
+        The package is verified, copied into the artifact store (temporary name, verified
+        again, renamed) and only then numbered, under the model row's lock, so concurrent
+        registrations get distinct consecutive numbers. ``source_run_id`` defaults to the
+        manifest's ``source_run``. ``model_description``, ``tags`` and
+        ``allow_multiple_production`` apply when this call creates the model.
+        """
+        check_model_name(name)
+        check_actor(actor)
+        check_text("description", description, MAX_DESCRIPTION_LENGTH)
+        check_text("reason", reason, MAX_REASON_LENGTH)
+        check_text("description", model_description, MAX_DESCRIPTION_LENGTH)
+        tag_values = check_tags(tags)
+        storage_path, manifest = self.packages.add(Path(package), name)
+        try:
+            with self._write() as session:
+                model = self._lock_or_create_model(
+                    session, name, model_description or "", tag_values, bool(allow_multiple_production)
+                )
+                model.last_version += 1
+                model.updated_at = now = now_ms()
+                row = ModelVersionRow(
+                    model_id=model.id,
+                    version=model.last_version,
+                    stage=INITIAL_STAGE.value,
+                    lifecycle=ACTIVE,
+                    digest=manifest.digest(),
+                    flavor=manifest.flavor,
+                    signature=json.dumps(manifest.signature.to_dict()),
+                    onnx_servable=manifest.onnx_servable,
+                    source_run_id=source_run_id or manifest.source_run,
+                    source=source or str(package),
+                    storage_path=storage_path,
+                    description=description or "",
+                    created_at=now,
+                    updated_at=now,
+                )
+                session.add(row)
+                session.flush()
+                _audit(session, name, row.version, "register", None, row.stage, None, actor, reason, {})
+                return _version(row, name, ())
+        except BaseException:
+            self.packages.remove(storage_path)
+            raise
+
+    def _lock_or_create_model(
+        self, session: Session, name: str, description: str, tags: dict[str, str], allow_multiple: bool
+    ) -> RegisteredModelRow:
+        now = now_ms()
+        values = {
+            "name": name,
+            "description": description,
+            "allow_multiple_production": allow_multiple,
+            "last_version": 0,
+            "created_at": now,
+            "updated_at": now,
+        }
+        # Concurrent first registrations: one insert wins, the others do nothing and wait on the lock.
+        dialect = session.get_bind().dialect.name
+        if dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as dialect_insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert as dialect_insert
+        statement = dialect_insert(RegisteredModelRow).values(**values).on_conflict_do_nothing()
+        created = session.execute(statement.returning(RegisteredModelRow.id)).scalar()
+        if created is not None:
+            _replace_tags(session, created, tags)
+        return self._model_row(session, name, lock=True)
+
+    def get_version(self, name: str, version: int) -> ModelVersion:
+        """A version, deleted or not (a deleted one says so in ``deleted``)."""
+        with self._read() as session:
+            model = self._model_row(session, name)
+            return _versions(session, model, [self._version_row(session, model, version)])[0]
+
+    def list_versions(self, name: str, *, include_deleted: bool = False) -> list[ModelVersion]:
+        with self._read() as session:
+            model = self._model_row(session, name)
+            query = select(ModelVersionRow).where(ModelVersionRow.model_id == model.id)
+            if not include_deleted:
+                query = query.where(ModelVersionRow.lifecycle == ACTIVE)
+            rows = list(session.scalars(query.order_by(ModelVersionRow.version)))
+            return _versions(session, model, rows)
+
+    def get_version_by_alias(self, name: str, alias: str) -> ModelVersion:
+        check_alias(alias)
+        with self._read() as session:
+            model = self._model_row(session, name)
+            row = session.get(ModelAliasRow, (model.id, alias))
+            if row is None:
+                raise NotFoundError(f"model '{name}' has no alias '{alias}'")
+            return _versions(session, model, [self._version_row(session, model, row.version)])[0]
+
+    def get_latest_version(self, name: str, stage: str | None = None) -> ModelVersion:
+        """The newest live version, or the newest in ``stage``."""
+        parsed = parse_stage(stage) if stage is not None else None
+        with self._read() as session:
+            model = self._model_row(session, name)
+            query = select(ModelVersionRow).where(
+                ModelVersionRow.model_id == model.id, ModelVersionRow.lifecycle == ACTIVE
+            )
+            if parsed is not None:
+                query = query.where(ModelVersionRow.stage == parsed.value)
+            row = session.scalar(query.order_by(ModelVersionRow.version.desc()).limit(1))
+            if row is None:
+                where = f" in {parsed.value}" if parsed is not None else ""
+                raise NotFoundError(f"model '{name}' has no version{where}")
+            return _versions(session, model, [row])[0]
+
+    def package_dir(self, name: str, version: int) -> Path:
+        """Where a live version's package copy lies on this machine."""
+        with self._read() as session:
+            model = self._model_row(session, name)
+            row = self._live_version_row(session, model, version)
+            return self.packages.location(row.storage_path)
+
+    def update_version(self, name: str, version: int, *, description: str) -> ModelVersion:
+        check_text("description", description, MAX_DESCRIPTION_LENGTH)
+        with self._write() as session:
+            model = self._model_row(session, name, lock=True)
+            row = self._live_version_row(session, model, version)
+            row.description = description
+            row.updated_at = now_ms()
+        return self.get_version(name, version)
+
+    def transition(
+        self,
+        name: str,
+        version: int,
+        stage: str,
+        *,
+        actor: str,
+        reason: str = "",
+        evidence: Mapping[str, Any] | None = None,
+        keep_previous: bool = False,
+    ) -> ModelVersion:
+        """Move a version to another stage, as the transitions table allows; audit it (with evidence).
+
+        Promoting to production archives the model's current production version(s), each
+        with its own audit entry, unless ``keep_previous`` (which needs a model that allows
+        several production versions). Anything refused changes nothing.
+        """
+        target = parse_stage(stage)
+        check_actor(actor)
+        check_text("reason", reason, MAX_REASON_LENGTH)
+        proof = check_evidence(evidence)
+        with self._write() as session:
+            model = self._model_row(session, name, lock=True)
+            row = self._live_version_row(session, model, version)
+            current = Stage(row.stage)
+            check_transition(name, version, current, target)
+            displaced: list[ModelVersionRow] = []
+            if target is Stage.PRODUCTION:
+                displaced = self._displaced_by_promotion(session, model, version, keep_previous)
+            now = now_ms()
+            for old in displaced:
+                old.stage, old.updated_at = Stage.ARCHIVED.value, now
+                why = f"replaced in production by version {version}" + (f": {reason}" if reason else "")
+                _audit(
+                    session,
+                    name,
+                    old.version,
+                    "transition",
+                    Stage.PRODUCTION,
+                    Stage.ARCHIVED,
+                    None,
+                    actor,
+                    why,
+                    proof,
+                )
+            row.stage, row.updated_at = target.value, now
+            model.updated_at = now
+            _audit(session, name, version, "transition", current, target, None, actor, reason, proof)
+        return self.get_version(name, version)
+
+    def _displaced_by_promotion(
+        self, session: Session, model: RegisteredModelRow, version: int, keep_previous: bool
+    ) -> list[ModelVersionRow]:
+        current = [v for v in _versions_in(session, model.id, Stage.PRODUCTION) if v.version != version]
+        if not keep_previous:
+            return current
+        if current and not model.allow_multiple_production:
+            raise InvalidStateError(
+                f"model '{model.name}' allows one production version and version {current[0].version} "
+                "is in production; promote without keep_previous to archive it, or allow multiple "
+                "production versions for this model"
+            )
+        return []
+
+    def delete_version(self, name: str, version: int, *, actor: str, reason: str = "") -> ModelVersion:
+        """Soft-delete a version: it leaves listings and resolution, its number is never reused.
+
+        Refused for a production version (archive it first) and for an aliased one (move the alias).
+        """
+        check_actor(actor)
+        check_text("reason", reason, MAX_REASON_LENGTH)
+        with self._write() as session:
+            model = self._model_row(session, name, lock=True)
+            row = self._live_version_row(session, model, version)
+            if row.stage == Stage.PRODUCTION.value:
+                raise InvalidStateError(
+                    f"version {version} of '{name}' is in production and cannot be deleted; archive it first"
+                )
+            aliases = _aliases_of(session, model.id).get(version, ())
+            if aliases:
+                raise InvalidStateError(
+                    f"version {version} of '{name}' is aliased as {', '.join(aliases)}; "
+                    "move or delete the alias first"
+                )
+            row.lifecycle, row.updated_at = DELETED, now_ms()
+            _audit(session, name, version, "delete", row.stage, DELETED, None, actor, reason, {})
+        return self.get_version(name, version)
+
+    # --- aliases -----------------------------------------------------------------------------
+
+    def set_alias(
+        self,
+        name: str,
+        alias: str,
+        version: int,
+        *,
+        actor: str,
+        reason: str = "",
+        evidence: Mapping[str, Any] | None = None,
+    ) -> ModelVersion:
+        """Point an alias at a live version (creating or moving it); audited unless it already pointed there."""
+        check_alias(alias)
+        check_actor(actor)
+        check_text("reason", reason, MAX_REASON_LENGTH)
+        proof = check_evidence(evidence)
+        with self._write() as session:
+            model = self._model_row(session, name, lock=True)
+            self._live_version_row(session, model, version)
+            row = session.get(ModelAliasRow, (model.id, alias))
+            previous = row.version if row is not None else None
+            if previous != version:
+                if row is None:
+                    session.add(ModelAliasRow(model_id=model.id, alias=alias, version=version))
+                else:
+                    row.version = version
+                model.updated_at = now_ms()
+                _audit(session, name, version, "alias_set", previous, version, alias, actor, reason, proof)
+        return self.get_version(name, version)
+
+    def delete_alias(self, name: str, alias: str, *, actor: str, reason: str = "") -> None:
+        check_alias(alias)
+        check_actor(actor)
+        check_text("reason", reason, MAX_REASON_LENGTH)
+        with self._write() as session:
+            model = self._model_row(session, name, lock=True)
+            row = session.get(ModelAliasRow, (model.id, alias))
+            if row is None:
+                raise NotFoundError(f"model '{name}' has no alias '{alias}'")
+            _audit(session, name, row.version, "alias_delete", row.version, None, alias, actor, reason, {})
+            session.delete(row)
+            model.updated_at = now_ms()
+
+    # --- audit -------------------------------------------------------------------------------
+
+    def history(self, name: str, version: int | None = None) -> list[AuditEntry]:
+        """The model's audit entries, oldest first (also after the model was deleted)."""
+        check_model_name(name)
+        query = select(AuditEntryRow).where(AuditEntryRow.model == name)
+        if version is not None:
+            query = query.where(AuditEntryRow.version == check_version(version))
+        with self._read() as session:
+            rows = list(session.scalars(query.order_by(AuditEntryRow.id)))
+            if (
+                not rows
+                and session.scalar(select(RegisteredModelRow.id).where(RegisteredModelRow.name == name))
+                is None
+            ):
+                raise NotFoundError(f"no registered model named '{name}'")
+            return [_entry(row) for row in rows]
+
+
+# --- helpers -------------------------------------------------------------------------------
+
+
+def _replace_tags(session: Session, model_id: int, tags: Mapping[str, str], *, clear: bool = True) -> None:
+    if clear:
+        session.execute(delete(RegisteredModelTagRow).where(RegisteredModelTagRow.model_id == model_id))
+    if tags:
+        session.execute(
+            insert(RegisteredModelTagRow),
+            [{"model_id": model_id, "key": k, "value": v} for k, v in tags.items()],
+        )
+
+
+def _versions_in(session: Session, model_id: int, stage: Stage) -> list[ModelVersionRow]:
+    return list(
+        session.scalars(
+            select(ModelVersionRow)
+            .where(
+                ModelVersionRow.model_id == model_id,
+                ModelVersionRow.stage == stage.value,
+                ModelVersionRow.lifecycle == ACTIVE,
+            )
+            .order_by(ModelVersionRow.version)
+        )
+    )
+
+
+def _aliases_of(session: Session, model_id: int) -> dict[int, tuple[str, ...]]:
+    by_version: dict[int, list[str]] = defaultdict(list)
+    for alias, version in session.execute(
+        select(ModelAliasRow.alias, ModelAliasRow.version)
+        .where(ModelAliasRow.model_id == model_id)
+        .order_by(ModelAliasRow.alias)
+    ):
+        by_version[version].append(alias)
+    return {version: tuple(aliases) for version, aliases in by_version.items()}
+
+
+def _audit(
+    session: Session,
+    model: str,
+    version: int | None,
+    action: str,
+    from_value: Any,
+    to_value: Any,
+    alias: str | None,
+    actor: str,
+    reason: str,
+    evidence: Mapping[str, Any],
+) -> None:
+    session.add(
+        AuditEntryRow(
+            model=model,
+            version=version,
+            action=action,
+            alias=alias,
+            from_value=None if from_value is None else str(from_value),
+            to_value=None if to_value is None else str(to_value),
+            actor=actor,
+            timestamp=now_ms(),
+            reason=reason or "",
+            evidence=json.dumps(dict(evidence), sort_keys=True),
+        )
+    )
+
+
+def _models(session: Session, rows: Sequence[RegisteredModelRow]) -> list[RegisteredModel]:
+    if not rows:
+        return []
+    ids = [row.id for row in rows]
+    tags: dict[int, dict[str, str]] = defaultdict(dict)
+    for model_id, key, value in session.execute(
+        select(RegisteredModelTagRow.model_id, RegisteredModelTagRow.key, RegisteredModelTagRow.value)
+        .where(RegisteredModelTagRow.model_id.in_(ids))
+        .order_by(RegisteredModelTagRow.key)
+    ):
+        tags[model_id][key] = value
+    aliases: dict[int, dict[str, int]] = defaultdict(dict)
+    for model_id, alias, version in session.execute(
+        select(ModelAliasRow.model_id, ModelAliasRow.alias, ModelAliasRow.version)
+        .where(ModelAliasRow.model_id.in_(ids))
+        .order_by(ModelAliasRow.alias)
+    ):
+        aliases[model_id][alias] = version
+    return [
+        RegisteredModel(
+            name=row.name,
+            description=row.description,
+            tags=tags[row.id],
+            allow_multiple_production=bool(row.allow_multiple_production),
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+            latest_version=row.last_version,
+            aliases=aliases[row.id],
+        )
+        for row in rows
+    ]
+
+
+def _versions(
+    session: Session, model: RegisteredModelRow, rows: Sequence[ModelVersionRow]
+) -> list[ModelVersion]:
+    aliases = _aliases_of(session, model.id)
+    return [_version(row, model.name, aliases.get(row.version, ())) for row in rows]
+
+
+def _version(row: ModelVersionRow, name: str, aliases: tuple[str, ...]) -> ModelVersion:
+    return ModelVersion(
+        name=name,
+        version=row.version,
+        stage=row.stage,
+        digest=row.digest,
+        flavor=row.flavor,
+        signature=json.loads(row.signature),
+        onnx_servable=bool(row.onnx_servable),
+        source_run_id=row.source_run_id,
+        source=row.source,
+        description=row.description,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        deleted=row.lifecycle != ACTIVE,
+        aliases=aliases,
+    )
+
+
+def _entry(row: AuditEntryRow) -> AuditEntry:
+    return AuditEntry(
+        id=row.id,
+        model=row.model,
+        version=row.version,
+        action=row.action,
+        alias=row.alias,
+        from_value=row.from_value,
+        to_value=row.to_value,
+        actor=row.actor,
+        timestamp=row.timestamp,
+        reason=row.reason,
+        evidence=json.loads(row.evidence),
+    )

@@ -1,0 +1,96 @@
+"""The registry tables. Times are milliseconds since the epoch, in UTC.
+
+Runs are referred to by id only (``source_run_id`` has no foreign key: the registry
+does not depend on tracking, and a version outlives the run it came from). The audit
+log names its model by name rather than by key so that it outlives a deleted model;
+nothing in the code updates or deletes its rows.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from quayside.db.base import Base
+
+# BIGINT autoincrement is not an alias of ROWID in SQLite; INTEGER is.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+NAME_LENGTH = 128
+ALIAS_LENGTH = 64
+TAG_KEY_LENGTH = 250
+
+
+class RegisteredModelRow(Base):
+    __tablename__ = "registered_models"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(NAME_LENGTH), unique=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+    allow_multiple_production: Mapped[bool] = mapped_column(Boolean, default=False)
+    last_version: Mapped[int] = mapped_column(Integer, default=0)
+    """The highest version number handed out; raised under the model row's lock."""
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class RegisteredModelTagRow(Base):
+    __tablename__ = "registered_model_tags"
+
+    model_id: Mapped[int] = mapped_column(
+        ForeignKey("registered_models.id", ondelete="CASCADE"), primary_key=True
+    )
+    key: Mapped[str] = mapped_column(String(TAG_KEY_LENGTH), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
+class ModelVersionRow(Base):
+    __tablename__ = "model_versions"
+    __table_args__ = (Index("ix_model_versions_model_id_stage", "model_id", "stage"),)
+
+    model_id: Mapped[int] = mapped_column(
+        ForeignKey("registered_models.id", ondelete="CASCADE"), primary_key=True
+    )
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    stage: Mapped[str] = mapped_column(String(16))
+    lifecycle: Mapped[str] = mapped_column(String(16), default="active")
+    digest: Mapped[str] = mapped_column(String(64))
+    flavor: Mapped[str] = mapped_column(String(64))
+    signature: Mapped[str] = mapped_column(Text)
+    onnx_servable: Mapped[bool] = mapped_column(Boolean)
+    source_run_id: Mapped[str | None] = mapped_column(String(32))
+    source: Mapped[str] = mapped_column(Text)
+    """What was registered (a path or URI), for people reading the history."""
+    storage_path: Mapped[str] = mapped_column(String(512))
+    """The package copy, relative to the artifact root."""
+    description: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class ModelAliasRow(Base):
+    __tablename__ = "model_aliases"
+
+    model_id: Mapped[int] = mapped_column(
+        ForeignKey("registered_models.id", ondelete="CASCADE"), primary_key=True
+    )
+    alias: Mapped[str] = mapped_column(String(ALIAS_LENGTH), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer)
+
+
+class AuditEntryRow(Base):
+    __tablename__ = "registry_audit_log"
+    __table_args__ = (Index("ix_registry_audit_log_model", "model", "id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    model: Mapped[str] = mapped_column(String(NAME_LENGTH))
+    version: Mapped[int | None] = mapped_column(Integer)
+    action: Mapped[str] = mapped_column(String(32))
+    alias: Mapped[str | None] = mapped_column(String(ALIAS_LENGTH))
+    from_value: Mapped[str | None] = mapped_column(String(64))
+    to_value: Mapped[str | None] = mapped_column(String(64))
+    actor: Mapped[str] = mapped_column(String(256))
+    timestamp: Mapped[int] = mapped_column(BigInteger)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    evidence: Mapped[str] = mapped_column(Text, default="{}")
+    """A JSON object: what the change was based on (e.g. a load-test report id)."""

@@ -1,0 +1,264 @@
+"""The registry REST router: models, versions (uploaded as tar packages), stages, aliases and history.
+
+Handlers parse, call one method of the registry store, and render. Database work runs
+in plain ``def`` handlers (FastAPI's thread pool); the upload is ``async`` so that a
+package streams to a temporary file instead of being held in memory. The audit log is
+read-only here as everywhere: there is no route that edits or deletes an entry.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+
+from quayside.errors import PayloadTooLargeError, UsageError
+from quayside.registry.artifacts import extract_tar, iter_tar
+from quayside.registry.stages import resolve_actor
+from quayside.registry.store import RegistryStore
+
+REGISTRY_PREFIX = "/api/registry"
+CHUNK = 1 << 20
+
+router = APIRouter(tags=["registry"])
+
+
+def get_registry(request: Request) -> RegistryStore:
+    state = request.app.state
+    if getattr(state, "registry", None) is None:
+        state.registry = RegistryStore.from_settings(state.settings)
+    return state.registry
+
+
+Registry = Annotated[RegistryStore, Depends(get_registry)]
+
+
+def _actor(request: Request, actor: str | None) -> str:
+    return resolve_actor(actor, request.app.state.settings.actor)
+
+
+class ModelIn(BaseModel):
+    name: str
+    description: str = ""
+    tags: dict[str, str] = Field(default_factory=dict)
+    allow_multiple_production: bool = False
+
+
+class ModelPatch(BaseModel):
+    description: str | None = None
+    tags: dict[str, str] = Field(default_factory=dict)
+    allow_multiple_production: bool | None = None
+
+
+class VersionPatch(BaseModel):
+    description: str
+
+
+class TransitionIn(BaseModel):
+    stage: str
+    reason: str = ""
+    actor: str | None = None
+    evidence: dict[str, Any] = Field(default_factory=dict)
+    """What the move is based on, e.g. {"loadtest_report": "r-42"}; kept in the audit log."""
+    keep_previous: bool = False
+
+
+class AliasIn(BaseModel):
+    version: int
+    reason: str = ""
+    actor: str | None = None
+    evidence: dict[str, Any] = Field(default_factory=dict)
+
+
+# --- models ----------------------------------------------------------------------------------
+
+
+@router.post("/models", status_code=201)
+def create_model(body: ModelIn, registry: Registry) -> dict[str, Any]:
+    model = registry.create_model(body.name, body.description, body.tags, body.allow_multiple_production)
+    return model.to_dict()
+
+
+@router.get("/models")
+def list_models(registry: Registry) -> dict[str, Any]:
+    return {"models": [m.to_dict() for m in registry.list_models()]}
+
+
+@router.get("/models/{name}")
+def get_model(name: str, registry: Registry) -> dict[str, Any]:
+    return registry.get_model(name).to_dict()
+
+
+@router.patch("/models/{name}")
+def update_model(name: str, body: ModelPatch, registry: Registry) -> dict[str, Any]:
+    model = registry.update_model(
+        name,
+        description=body.description,
+        tags=body.tags,
+        allow_multiple_production=body.allow_multiple_production,
+    )
+    return model.to_dict()
+
+
+@router.delete("/models/{name}", status_code=204)
+def delete_model(
+    name: str, request: Request, registry: Registry, actor: str | None = None, reason: str = ""
+) -> None:
+    registry.delete_model(name, actor=_actor(request, actor), reason=reason)
+
+
+@router.get("/models/{name}/history")
+def history(name: str, registry: Registry, version: int | None = None) -> dict[str, Any]:
+    return {"entries": [e.to_dict() for e in registry.history(name, version)]}
+
+
+# --- versions ---------------------------------------------------------------------------------
+
+
+@router.post("/models/{name}/versions", status_code=201)
+async def register_version(
+    name: str,
+    request: Request,
+    registry: Registry,
+    source: str = "",
+    actor: str | None = None,
+    source_run_id: str | None = None,
+    description: str = "",
+    reason: str = "",
+    model_description: str | None = None,
+    allow_multiple_production: bool | None = None,
+    tag: Annotated[list[str] | None, Query()] = None,
+) -> dict[str, Any]:
+    """Register the package in the request body (a tar of quayside.yaml and its files) as the next version."""
+    tags = _parse_tags(tag or [])
+    limit = request.app.state.settings.max_artifact_bytes
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLargeError(
+            f"the package is {declared} bytes, over the {limit}-byte upload limit (QUAYSIDE_MAX_ARTIFACT_BYTES)"
+        )
+    resolved_actor = _actor(request, actor)
+    with tempfile.TemporaryDirectory(prefix="quayside-register-") as scratch:
+        spool_path = Path(scratch) / "package.tar"
+        size = 0
+        with spool_path.open("wb") as spool:
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise PayloadTooLargeError(
+                        f"the package is over the {limit}-byte upload limit (QUAYSIDE_MAX_ARTIFACT_BYTES)"
+                    )
+                spool.write(chunk)
+        package = Path(scratch) / "package"
+
+        def unpack_and_register() -> dict[str, Any]:
+            with spool_path.open("rb") as stream:
+                extract_tar(stream, package, max_bytes=limit)
+            version = registry.register_version(
+                name,
+                package,
+                actor=resolved_actor,
+                source=source or "upload",
+                source_run_id=source_run_id,
+                description=description,
+                reason=reason,
+                model_description=model_description,
+                tags=tags,
+                allow_multiple_production=allow_multiple_production,
+            )
+            return version.to_dict()
+
+        return await run_in_threadpool(unpack_and_register)
+
+
+def _parse_tags(pairs: list[str]) -> dict[str, str]:
+    tags = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise UsageError(f"query parameter 'tag': '{pair}' is not key=value")
+        tags[key] = value
+    return tags
+
+
+@router.get("/models/{name}/versions")
+def list_versions(name: str, registry: Registry, include_deleted: bool = False) -> dict[str, Any]:
+    return {"versions": [v.to_dict() for v in registry.list_versions(name, include_deleted=include_deleted)]}
+
+
+@router.get("/models/{name}/latest")
+def latest_version(name: str, registry: Registry, stage: str | None = None) -> dict[str, Any]:
+    return registry.get_latest_version(name, stage).to_dict()
+
+
+@router.get("/models/{name}/versions/{version}")
+def get_version(name: str, version: int, registry: Registry) -> dict[str, Any]:
+    return registry.get_version(name, version).to_dict()
+
+
+@router.patch("/models/{name}/versions/{version}")
+def update_version(name: str, version: int, body: VersionPatch, registry: Registry) -> dict[str, Any]:
+    return registry.update_version(name, version, description=body.description).to_dict()
+
+
+@router.get("/models/{name}/versions/{version}/package")
+def download_package(name: str, version: int, registry: Registry) -> StreamingResponse:
+    """The version's package as a tar stream (its manifest and listed files)."""
+    directory = registry.package_dir(name, version)
+    return StreamingResponse(iter_tar(directory, CHUNK), media_type="application/x-tar")
+
+
+@router.post("/models/{name}/versions/{version}/transition")
+def transition(
+    name: str, version: int, body: TransitionIn, request: Request, registry: Registry
+) -> dict[str, Any]:
+    moved = registry.transition(
+        name,
+        version,
+        body.stage,
+        actor=_actor(request, body.actor),
+        reason=body.reason,
+        evidence=body.evidence,
+        keep_previous=body.keep_previous,
+    )
+    return moved.to_dict()
+
+
+@router.delete("/models/{name}/versions/{version}")
+def delete_version(
+    name: str, version: int, request: Request, registry: Registry, actor: str | None = None, reason: str = ""
+) -> dict[str, Any]:
+    return registry.delete_version(name, version, actor=_actor(request, actor), reason=reason).to_dict()
+
+
+# --- aliases ---------------------------------------------------------------------------------
+
+
+@router.get("/models/{name}/aliases/{alias}")
+def get_alias(name: str, alias: str, registry: Registry) -> dict[str, Any]:
+    return registry.get_version_by_alias(name, alias).to_dict()
+
+
+@router.put("/models/{name}/aliases/{alias}")
+def set_alias(name: str, alias: str, body: AliasIn, request: Request, registry: Registry) -> dict[str, Any]:
+    moved = registry.set_alias(
+        name,
+        alias,
+        body.version,
+        actor=_actor(request, body.actor),
+        reason=body.reason,
+        evidence=body.evidence,
+    )
+    return moved.to_dict()
+
+
+@router.delete("/models/{name}/aliases/{alias}", status_code=204)
+def delete_alias(
+    name: str, alias: str, request: Request, registry: Registry, actor: str | None = None, reason: str = ""
+) -> None:
+    registry.delete_alias(name, alias, actor=_actor(request, actor), reason=reason)

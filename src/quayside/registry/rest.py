@@ -20,7 +20,14 @@ import httpx
 
 from quayside.errors import QuaysideError, UnavailableError
 from quayside.registry.artifacts import extract_tar, iter_tar
-from quayside.registry.entities import AuditEntry, ModelVersion, RegisteredModel, check_version
+from quayside.registry.entities import (
+    AuditEntry,
+    ModelVersion,
+    RegisteredModel,
+    check_alias,
+    check_model_name,
+    check_version,
+)
 
 API_PREFIX = "/api/registry"
 
@@ -86,7 +93,8 @@ class RestRegistry:
 
     @staticmethod
     def _model(name: str) -> str:
-        return f"/models/{_segment(name)}"
+        # Checked here too: a name with '/' would otherwise reach the server as another route.
+        return f"/models/{_segment(check_model_name(name))}"
 
     def _version_url(self, name: str, version: int) -> str:
         return f"{self._model(name)}/versions/{check_version(version)}"
@@ -179,7 +187,9 @@ class RestRegistry:
         return [ModelVersion.from_dict(v) for v in body["versions"]]
 
     def get_version_by_alias(self, name: str, alias: str) -> ModelVersion:
-        return ModelVersion.from_dict(self._json("GET", f"{self._model(name)}/aliases/{_segment(alias)}"))
+        return ModelVersion.from_dict(
+            self._json("GET", f"{self._model(name)}/aliases/{_segment(check_alias(alias))}")
+        )
 
     def get_latest_version(self, name: str, stage: str | None = None) -> ModelVersion:
         params = {"stage": stage} if stage is not None else {}
@@ -262,11 +272,11 @@ class RestRegistry:
         evidence: Mapping[str, Any] | None = None,
     ) -> ModelVersion:
         body = {"version": version, "actor": actor, "reason": reason, "evidence": dict(evidence or {})}
-        url = f"{self._model(name)}/aliases/{_segment(alias)}"
+        url = f"{self._model(name)}/aliases/{_segment(check_alias(alias))}"
         return ModelVersion.from_dict(self._json("PUT", url, json=body))
 
     def delete_alias(self, name: str, alias: str, *, actor: str, reason: str = "") -> None:
-        url = f"{self._model(name)}/aliases/{_segment(alias)}"
+        url = f"{self._model(name)}/aliases/{_segment(check_alias(alias))}"
         self._request("DELETE", url, params={"actor": actor, "reason": reason})
 
     def history(self, name: str, version: int | None = None) -> list[AuditEntry]:

@@ -34,6 +34,15 @@ def main(destination: Path) -> None:
         logged = quayside.log_model(model, "model", input_example=X_train.head(50))
         print(f"tracked run {run.run_id}: params, metrics and the model ({logged.uri})")
 
+    # The logged model becomes version N of "breast-cancer" in the registry (lineage: this run),
+    # then moves to staging; promotion to production goes through a load test.
+    registry = quayside.RegistryClient()
+    version = registry.register_model(logged.uri, "breast-cancer", model_description="quickstart classifier")
+    staged = registry.transition(
+        "breast-cancer", version.version, "staging", reason="quickstart: accuracy looks good"
+    )
+    print(f"registered {staged.uri} and moved it to {staged.stage}")
+
     if destination.exists():
         shutil.rmtree(destination)  # the quickstart owns its output folder; reruns start clean
     manifest = quayside.save_model(

@@ -51,7 +51,15 @@ def test_importing_quayside_loads_no_ml_framework_pandas_database_or_http_librar
     code = "import sys, json, quayside; print(json.dumps(sorted(sys.modules)))"
     loaded = set(json.loads(subprocess.check_output([sys.executable, "-c", code], text=True)))
     heavy = {"pandas", "sklearn", "onnx", "onnxruntime", "torch", "xgboost", "lightgbm", "skl2onnx"}
-    heavy |= {"sqlalchemy", "alembic", "httpx", "fastapi", "uvicorn", "quayside.registry", "quayside.tracking"}
+    heavy |= {
+        "sqlalchemy",
+        "alembic",
+        "httpx",
+        "fastapi",
+        "uvicorn",
+        "quayside.registry",
+        "quayside.tracking",
+    }
     assert loaded & heavy == set()
 
 

@@ -103,7 +103,7 @@ def test_the_whole_lifecycle_with_promotion_archiving_the_previous_production(re
     stages = {v.version: v.stage for v in registry.list_versions(name)}
     assert stages == {1: "archived", 2: "production", 3: "candidate"}
     assert registry.get_latest_version(name, "production").version == 2
-    archived = [e for e in registry.history(name, 1) if e.to_value == "archived"][0]
+    archived = next(e for e in registry.history(name, 1) if e.to_value == "archived")
     assert (
         archived.from_value == "production"
         and archived.reason == "replaced in production by version 2: better recall"
@@ -333,7 +333,7 @@ def test_a_tampered_registered_package_is_refused_at_load(local_sqlite, packages
     path = registry.resolve(f"models:/{name}/1").path
     model_file = next(p for p in path.iterdir() if p.name != "quayside.yaml" and p.is_file())
     model_file.write_bytes(model_file.read_bytes() + b"tampered")
-    with pytest.raises(IntegrityError, match="does not match its sha256 .*: the package was altered"):
+    with pytest.raises(IntegrityError, match=r"does not match its sha256 .*: the package was altered"):
         load_model(f"models:/{name}/1", trust=True)
 
     manifest = path / "quayside.yaml"

@@ -6,7 +6,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect
 
-import quayside.registry.tables  # noqa: F401
+import quayside.registry.tables
 import quayside.tracking.tables  # noqa: F401
 from quayside.db import migrate
 from quayside.db.base import Base

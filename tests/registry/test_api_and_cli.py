@@ -1,0 +1,158 @@
+"""The registry over raw HTTP (clear 4xx, never 500) and the `quayside registry` commands as a user runs them."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import httpx
+import pytest
+
+from tests.db.fixtures import QUAYSIDE, clean_env
+from tests.registry.conftest import unique
+
+
+def quayside(target, *args: str, actor: str = "cli-user") -> subprocess.CompletedProcess[str]:
+    env = clean_env(**target.env(), COLUMNS="200", QUAYSIDE_ACTOR=actor)
+    return subprocess.run([QUAYSIDE, *args], env=env, capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "status", "code"),
+    [
+        ("GET", "/models/nope-model", None, 404, "not_found"),
+        ("GET", "/models/{name}/versions/9", None, 404, "not_found"),
+        ("GET", "/models/{name}/versions/zero", None, 422, "invalid_request"),
+        ("GET", "/models/{name}/versions/0", None, 400, "bad_request"),
+        ("POST", "/models/{name}/versions/1/transition", {"stage": "production"}, 409, "invalid_state"),
+        ("POST", "/models/{name}/versions/1/transition", {"stage": "gold"}, 400, "bad_request"),
+        ("POST", "/models/{name}/versions/1/transition", {"to": "staging"}, 422, "invalid_request"),
+        ("PUT", "/models/{name}/aliases/champion", {"version": 5}, 404, "not_found"),
+        ("PUT", "/models/{name}/aliases/bad%20alias", {"version": 1}, 400, "bad_request"),
+        ("POST", "/models", {"name": "has space"}, 400, "bad_request"),
+        ("POST", "/models/{name}/versions", b"not a tar", 400, "bad_request"),
+        ("DELETE", "/models/{name}/history", None, 405, "method_not_allowed"),
+        ("PATCH", "/models/{name}/history", None, 405, "method_not_allowed"),
+    ],
+)
+def test_bad_requests_get_a_clear_4xx_and_change_nothing(
+    rest_sqlite, packages, method, path, body, status, code
+):
+    registry = rest_sqlite.registry()
+    name = unique()
+    registry.register_model(packages[0], name)
+    before = (registry.get_model(name), registry.list_versions(name), registry.history(name))
+    url = f"{rest_sqlite.settings.tracking_uri}/api/registry{path.format(name=name)}"
+    kwargs = {"content": body} if isinstance(body, bytes) else {"json": body}
+    response = httpx.request(method, url, **kwargs, timeout=30)
+    assert response.status_code == status, response.text
+    error = response.json()["error"]
+    assert error["code"] == code and error["message"]
+    assert (registry.get_model(name), registry.list_versions(name), registry.history(name)) == before
+
+
+def test_a_package_upload_cannot_write_outside_its_directory(rest_sqlite, tmp_path):
+    import io
+    import tarfile
+
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as archive:
+        data = b"owned"
+        info = tarfile.TarInfo("../../escape.txt")
+        info.size = len(data)
+        archive.addfile(info, io.BytesIO(data))
+    url = f"{rest_sqlite.settings.tracking_uri}/api/registry/models/{unique()}/versions"
+    response = httpx.post(url, content=buffer.getvalue(), timeout=30)
+    assert (
+        response.status_code == 400 and "escapes the package directory" in response.json()["error"]["message"]
+    )
+
+
+def test_the_cli_lifecycle_end_to_end(rest_sqlite, packages):
+    name = unique()
+    registered = quayside(
+        rest_sqlite, "registry", "register", str(packages[0]), "--name", name, "--description", "iris",
+        "--tag", "team=growth", "--json",
+    )  # fmt: skip
+    assert registered.returncode == 0, registered.stderr
+    assert json.loads(registered.stdout)["version"] == 1
+    again = quayside(rest_sqlite, "registry", "register", str(packages[1]), "--name", name)
+    assert again.returncode == 0 and f"registered {name} version 2" in again.stdout
+
+    for version, stage in ((1, "staging"), (1, "production"), (2, "staging")):
+        moved = quayside(
+            rest_sqlite, "registry", "transition", name, str(version), "--to", stage, "--reason", "why not",
+            "--evidence", "loadtest_report=lt-1",
+        )  # fmt: skip
+        assert moved.returncode == 0, moved.stderr
+        assert f"{name} version {version} is now in {stage}" in moved.stdout
+    assert quayside(rest_sqlite, "registry", "alias", "set", name, "champion", "1").returncode == 0
+
+    listed = quayside(rest_sqlite, "registry", "list")
+    assert listed.returncode == 0 and name in listed.stdout and "champion→1" in listed.stdout
+    shown = quayside(rest_sqlite, "registry", "show", name)
+    assert shown.returncode == 0 and "production" in shown.stdout and "team=growth" in shown.stdout
+    versions = json.loads(quayside(rest_sqlite, "registry", "versions", name, "--json").stdout)
+    assert [(v["version"], v["stage"], v["aliases"]) for v in versions] == [
+        (1, "production", ["champion"]),
+        (2, "staging", []),
+    ]
+
+    history = json.loads(quayside(rest_sqlite, "registry", "history", name, "--json").stdout)
+    assert [(e["action"], e["version"], e["from"], e["to"]) for e in history] == [
+        ("register", 1, None, "candidate"),
+        ("register", 2, None, "candidate"),
+        ("transition", 1, "candidate", "staging"),
+        ("transition", 1, "staging", "production"),
+        ("transition", 2, "candidate", "staging"),
+        ("alias_set", 1, None, "1"),
+    ]
+    assert {e["actor"] for e in history} == {"cli-user"}
+    assert history[3]["evidence"] == {"loadtest_report": "lt-1"} and history[3]["reason"] == "why not"
+    table = quayside(rest_sqlite, "registry", "history", name)
+    assert table.returncode == 0 and "loadtest_report=lt-1" in table.stdout
+
+    assert quayside(rest_sqlite, "registry", "alias", "delete", name, "champion").returncode == 0
+    deleted = quayside(rest_sqlite, "registry", "delete", name, "2", "--actor", "alice")
+    assert deleted.returncode == 0 and f"deleted {name} version 2" in deleted.stdout
+    assert rest_sqlite.registry().history(name)[-1].actor == "alice"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["transition", "{name}", "1", "--to", "production"], "cannot move from candidate to production"),
+        (["transition", "{name}", "1", "--to", "gold"], "unknown stage 'gold'"),
+        (["transition", "{name}", "7", "--to", "staging"], "model '{name}' has no version 7"),
+        (["alias", "set", "{name}", "champion", "3"], "model '{name}' has no version 3"),
+        (["register", "models:/{name}/9", "--name", "{name}"], "cannot resolve 'models:/{name}/9'"),
+        (["register", "/no/such/package", "--name", "{name}"], "no model package at '/no/such/package'"),
+        (
+            ["transition", "{name}", "1", "--to", "staging", "--evidence", "oops"],
+            "--evidence takes key=value",
+        ),
+    ],
+)
+def test_cli_errors_are_one_line_exit_1_and_change_nothing(local_sqlite, packages, args, message):
+    registry = local_sqlite.registry()
+    name = unique()
+    registry.register_model(packages[0], name)
+    before = registry.history(name)
+    result = quayside(local_sqlite, "registry", *[a.format(name=name) for a in args])
+    assert result.returncode == 1, result.stdout
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message.format(name=name) in lines[0]
+    assert "Traceback" not in result.stderr
+    assert registry.history(name) == before
+
+
+def test_deleting_a_production_version_from_the_cli_is_refused(local_sqlite, packages):
+    registry = local_sqlite.registry()
+    name = unique()
+    registry.register_model(packages[0], name)
+    registry.transition(name, 1, "staging")
+    registry.transition(name, 1, "production")
+    result = quayside(local_sqlite, "registry", "delete", name, "1")
+    assert result.returncode == 1
+    assert "is in production and cannot be deleted; archive it first" in result.stderr
+    assert registry.get_version(name, 1).stage == "production"

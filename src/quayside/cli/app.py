@@ -14,7 +14,9 @@ from typing import Annotated
 import typer
 
 from quayside import __version__
+from quayside.cli import build as build_command
 from quayside.cli import convert as convert_command
+from quayside.cli import deploy as deploy_commands
 from quayside.cli import experiments as experiment_commands
 from quayside.cli import model as model_commands
 from quayside.cli import project as project_command
@@ -42,6 +44,9 @@ app.command("run")(project_command.run)
 app.add_typer(registry_commands.app, name="registry")
 app.command("server")(server_command.server)
 app.command("serve")(serve_command.serve)
+app.command("build")(build_command.build)
+app.command("deploy")(deploy_commands.deploy)
+app.command("deployments")(deploy_commands.deployments)
 
 _state = {"debug": False}
 

@@ -1,0 +1,201 @@
+"""``quayside deploy`` and ``quayside deployments``: a model behind a port, on Docker or Kubernetes."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Any
+
+import typer
+
+from quayside.cli.build import ModelSource, build_model_image
+from quayside.cli.console import err, out
+from quayside.errors import UsageError
+from quayside.packager.docker.context import DEFAULT_BASE_IMAGE
+
+
+class Target(StrEnum):
+    docker = "docker"
+    kubernetes = "kubernetes"
+
+
+def _log(line: str) -> None:
+    err.print(line, markup=False)
+
+
+def _ensure_image(client: Any, source: ModelSource, *, tag: str, base_image: str) -> str:
+    """The image of ``source``: reused when ``tag`` already holds this package (same digest), else built."""
+    from docker.errors import ImageNotFound
+
+    digest = source.manifest.digest()
+    try:
+        existing = client.images.get(tag)
+        if (existing.labels or {}).get("io.quayside.model.digest") == digest:
+            err.print(f"image {tag} already holds this model; not rebuilding")
+            return tag
+    except ImageNotFound:
+        pass
+    build_model_image(source, tag=tag, base_image=base_image, no_cache=False)
+    return tag
+
+
+def _deploy_docker(
+    model_uri: str | None,
+    *,
+    name: str | None,
+    port: int,
+    workers: int,
+    image: str | None,
+    base_image: str,
+    down: bool,
+    grace_period: float,
+) -> None:
+    from quayside.packager.docker.build import docker_client
+    from quayside.packager.docker.containers import (
+        connection_migration_enabled,
+        deploy_container,
+        remove_deployment,
+    )
+
+    if down:
+        if not name:
+            raise UsageError("--down needs --name: the deployment to remove")
+        client = docker_client()
+        removed = remove_deployment(client, name, grace_period_s=grace_period, log=_log)
+        out.print(f"removed deployment {name} ({removed} container{'s' if removed != 1 else ''})")
+        return
+    if model_uri is None:
+        raise UsageError("give the MODEL_URI to deploy (or --down with --name)")
+    source = ModelSource.resolve(model_uri)
+    client = docker_client()
+    tag = _ensure_image(client, source, tag=image or source.default_tag(), base_image=base_image)
+    deployment_name = name or source.manifest.name
+    if connection_migration_enabled() is False:
+        err.print(
+            "note: net.ipv4.tcp_migrate_req is 0; a connection queued on the old container's listener in "
+            "the instant it closes can be reset (sysctl -w net.ipv4.tcp_migrate_req=1 closes that window)"
+        )
+    deployment = deploy_container(
+        client,
+        image=tag,
+        name=deployment_name,
+        port=port,
+        workers=workers,
+        grace_period_s=grace_period,
+        log=_log,
+    )
+    out.print(
+        f"deployment {deployment.name}: {deployment.model} {deployment.version} from {deployment.image} "
+        f"on http://127.0.0.1:{deployment.port} ({deployment.container})"
+    )
+
+
+def deploy(
+    model_uri: Annotated[
+        str | None, typer.Argument(help="Model package directory or model URI.", show_default=False)
+    ] = None,
+    target: Annotated[Target, typer.Option(help="Where to deploy.")] = Target.docker,
+    name: Annotated[
+        str | None, typer.Option(help="Deployment name (default: the model's name).", show_default=False)
+    ] = None,
+    port: Annotated[int, typer.Option(help="Port the model answers on.", min=1, max=65535)] = 8080,
+    workers: Annotated[int, typer.Option(help="Server processes per container or pod.", min=1)] = 1,
+    image: Annotated[
+        str | None,
+        typer.Option(help="Image to run (default quayside/NAME:VERSION-OR-DIGEST, built when missing)."),
+    ] = None,
+    base_image: Annotated[str, typer.Option(help="Base image when a build is needed.")] = DEFAULT_BASE_IMAGE,
+    down: Annotated[bool, typer.Option("--down", help="Remove the deployment --name.")] = False,
+    grace_period: Annotated[
+        float, typer.Option(help="Seconds a stopping server gets to finish in-flight requests.", min=0)
+    ] = 30,
+    namespace: Annotated[str, typer.Option(help="Kubernetes namespace.")] = "default",
+    replicas: Annotated[int, typer.Option(help="Kubernetes replicas (without an HPA).", min=1)] = 2,
+    cpu: Annotated[str, typer.Option(help="CPU request and limit per pod (Kubernetes quantity).")] = "1",
+    memory: Annotated[str, typer.Option(help="Memory request and limit per pod.")] = "512Mi",
+    min_replicas: Annotated[
+        int | None, typer.Option(help="HPA minimum replicas (with --max-replicas).", min=1)
+    ] = None,
+    max_replicas: Annotated[
+        int | None, typer.Option(help="HPA maximum replicas; adds an HPA.", min=1)
+    ] = None,
+    target_cpu: Annotated[
+        int, typer.Option(help="HPA target CPU utilisation, percent.", min=1, max=100)
+    ] = 70,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the manifests; apply nothing.")] = False,
+    output: Annotated[
+        str | None, typer.Option("--output", "-o", help="'yaml': print the manifests instead of applying.")
+    ] = None,
+    canary: Annotated[
+        int | None,
+        typer.Option(
+            help="Deploy this version beside the stable one with this percent of replicas.", min=1, max=99
+        ),
+    ] = None,
+    promote_canary: Annotated[
+        bool,
+        typer.Option("--promote-canary", help="Make the canary the stable version and remove the canary."),
+    ] = False,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for readiness or a rollout.", min=1)] = 300,
+) -> None:
+    """Deploy a model: a Docker container on this host, or a Deployment on Kubernetes.
+
+    Docker: builds the image when needed, starts the new container on --port beside
+    the previous one of the same --name, waits until it serves, then stops the old
+    one gracefully (no failed request during the switch). Kubernetes: renders a
+    Deployment, Service, PodDisruptionBudget (and an HPA with --max-replicas) and
+    applies them server-side, or prints them with --dry-run / -o yaml.
+    """
+    if target is Target.docker:
+        _deploy_docker(
+            model_uri,
+            name=name,
+            port=port,
+            workers=workers,
+            image=image,
+            base_image=base_image,
+            down=down,
+            grace_period=grace_period,
+        )
+        return
+    from quayside.cli.deploy_k8s import deploy_kubernetes
+
+    deploy_kubernetes(
+        model_uri,
+        name=name,
+        port=port,
+        workers=workers,
+        image=image,
+        namespace=namespace,
+        replicas=replicas,
+        cpu=cpu,
+        memory=memory,
+        min_replicas=min_replicas,
+        max_replicas=max_replicas,
+        target_cpu=target_cpu,
+        print_only=dry_run or output is not None,
+        output=output,
+        canary=canary,
+        promote_canary=promote_canary,
+        grace_period=grace_period,
+        timeout=timeout,
+        log=_log,
+    )
+
+
+def deployments() -> None:
+    """List the Docker deployments on this host (containers labelled by quayside deploy)."""
+    from quayside.packager.docker.build import docker_client
+    from quayside.packager.docker.containers import deployments as list_deployments
+
+    rows = list_deployments(docker_client())
+    if not rows:
+        out.print("no Docker deployments")
+        return
+    out.print(
+        f"{'NAME':<20} {'MODEL':<20} {'VERSION':<14} {'PORT':<6} {'STATUS':<22} {'CONTAINER':<32} IMAGE"
+    )
+    for row in rows:
+        out.print(
+            f"{row.name:<20} {row.model:<20} {row.version:<14} {row.port:<6} {row.status:<22} "
+            f"{row.container:<32} {row.image}"
+        )

@@ -42,7 +42,13 @@ class RunningServer:
         return self.process.wait(timeout)
 
 
-def start_server(package: Path, *args: str, log_dir: Path, ready_timeout: float = 60) -> RunningServer:
+def start_server(
+    package: Path | str,
+    *args: str,
+    log_dir: Path,
+    ready_timeout: float = 60,
+    env: dict[str, str] | None = None,
+) -> RunningServer:
     """Start ``quayside serve`` and wait until its readiness endpoint says yes."""
     port = free_port()
     log_path = log_dir / f"server-{port}.log"
@@ -52,7 +58,7 @@ def start_server(package: Path, *args: str, log_dir: Path, ready_timeout: float 
         stdout=log,
         stderr=subprocess.STDOUT,
         text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
     )
     server = RunningServer(process, f"http://127.0.0.1:{port}", log_path)
     deadline = time.monotonic() + ready_timeout

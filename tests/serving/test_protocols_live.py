@@ -208,3 +208,31 @@ def test_a_native_model_is_served_by_its_flavor_when_trusted(slow_package, tmp_p
         assert response.json() == {"predictions": [6.0, 15.0]}
     finally:
         assert server.stop() == 0
+
+
+def test_a_registered_model_is_served_under_its_registered_name_and_version(
+    tensor_package, tmp_path, diabetes
+):
+    from quayside.config import Settings
+    from quayside.uris import register_model
+    from tests.serving.conftest import start_server
+
+    home = tmp_path / "home"
+    settings = Settings(home=home)
+    register_model(tensor_package, "regressor", settings=settings)
+    second = register_model(tensor_package, "regressor", settings=settings)
+    quayside.RegistryClient(settings=settings).set_alias("regressor", "champion", second.version)
+    server = start_server(
+        "models:/regressor@champion", "--quiet", log_dir=tmp_path, env={"QUAYSIDE_HOME": str(home)}
+    )
+    try:
+        metadata = httpx.get(f"{server.url}/v2/models/regressor").json()
+        assert metadata["name"] == "regressor" and metadata["versions"] == ["2"]
+        X, _ = diabetes
+        body = {"inputs": [{"name": "input", "datatype": "FP64", "shape": [1, 10], "data": X[0].tolist()}]}
+        response = httpx.post(f"{server.url}/v2/models/regressor/infer", json=body).json()
+        assert response["model_name"] == "regressor" and response["model_version"] == "2"
+        expected = quayside.load_model(tensor_package).predict(X[:1])["prediction"]
+        np.testing.assert_allclose(response["outputs"][0]["data"], expected)
+    finally:
+        assert server.stop() == 0

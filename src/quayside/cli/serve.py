@@ -15,12 +15,20 @@ from quayside.serving.options import DEFAULT_MAX_BODY_BYTES, ServeOptions
 MIB = 1024 * 1024
 
 
-def resolve_model_path(model_uri: str) -> tuple[Path, str | None]:
-    """The package directory a path or model URI names, and its registry version when it has one."""
+def resolve_registered(model_uri: str) -> tuple[Path, str | None, str | None]:
+    """The package directory a path or model URI names, and its registered name and version if any."""
     from quayside.uris import resolve_model
 
     resolved = resolve_model(model_uri)
-    return resolved.path, None if resolved.version is None else str(resolved.version.version)
+    if resolved.version is None:
+        return resolved.path, None, None
+    return resolved.path, resolved.version.name, str(resolved.version.version)
+
+
+def resolve_model_path(model_uri: str) -> tuple[Path, str | None]:
+    """The package directory a path or model URI names, and its registry version when it has one."""
+    path, _, version = resolve_registered(model_uri)
+    return path, version
 
 
 def serve(
@@ -86,9 +94,9 @@ def serve(
         trust=trust,
         runtime=runtime,  # type: ignore[arg-type]  # checked above
     )
-    path, registry_version = resolve_model_path(model)
-    if registry_version is not None:
-        options = replace(options, model_version=registry_version)
+    path, registered_name, registered_version = resolve_registered(model)
+    if registered_name is not None:
+        options = replace(options, model_name=registered_name, model_version=registered_version)
     # Load here first (also with several workers): a package that cannot load is one
     # error line now, not a traceback in every worker.
     loaded = load_for_serving(path, options)

@@ -36,6 +36,7 @@ def parse_options(argv: list[str]) -> tuple[str, ServeOptions]:
     parser.add_argument("--max-batch-latency-ms", type=float, default=defaults.max_batch_latency_ms)
     parser.add_argument("--max-body-bytes", type=int, default=defaults.max_body_bytes)
     parser.add_argument("--grace-period", type=float, default=defaults.grace_period_s)
+    parser.add_argument("--model-name", default=os.environ.get("MODEL_NAME") or None)
     parser.add_argument("--model-version", default=os.environ.get("MODEL_VERSION") or None)
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
@@ -49,6 +50,7 @@ def parse_options(argv: list[str]) -> tuple[str, ServeOptions]:
         max_body_bytes=args.max_body_bytes,
         grace_period_s=args.grace_period,
         quiet=args.quiet,
+        model_name=args.model_name,
         model_version=args.model_version,
     )
     return args.package, options

@@ -35,6 +35,9 @@ class ServeOptions:
     """Allow packages whose native model is a Python pickle (they run code when loaded)."""
     runtime: Literal["auto", "onnx", "native"] = "auto"
     """ONNX Runtime when the package is ONNX-servable (auto), or force one."""
+    model_name: str | None = None
+    """Name served under (``/v2/models/<name>``); the registered name when served from the registry,
+    else the package's own name."""
     model_version: str | None = None
     """Version reported in V2 metadata and responses (the registry version when served from one)."""
 

@@ -52,6 +52,7 @@ def load_runtime(
     runtime: Runtime = "auto",
     intra_op_threads: int = 0,
     version: str | None = None,
+    name: str | None = None,
 ) -> ModelRuntime:
     """Load a package for serving and run its input example once, so the first request is not slow."""
     started = time.perf_counter()
@@ -66,7 +67,7 @@ def load_runtime(
         model.run(decode_example(manifest.input_example, manifest.signature.inputs))
     return ModelRuntime(
         model=model,
-        name=manifest.name,
+        name=name or manifest.name,
         version=version,
         load_seconds=time.perf_counter() - started,
         batchable=_batchable(manifest.signature),

@@ -176,4 +176,5 @@ def load_for_serving(package: str | Path, options: ServeOptions) -> ModelRuntime
         runtime=options.runtime,
         intra_op_threads=options.intra_op_threads,
         version=options.model_version,
+        name=options.model_name,
     )

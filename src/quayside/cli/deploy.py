@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 from typing import Annotated, Any
 
@@ -9,7 +10,7 @@ import typer
 
 from quayside.cli.build import ModelSource, build_model_image
 from quayside.cli.console import err, out
-from quayside.errors import UsageError
+from quayside.errors import NotFoundError, UsageError
 from quayside.packager.docker.context import DEFAULT_BASE_IMAGE
 
 
@@ -136,6 +137,9 @@ def deploy(
         typer.Option("--promote-canary", help="Make the canary the stable version and remove the canary."),
     ] = False,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for readiness or a rollout.", min=1)] = 300,
+    kubeconfig: Annotated[
+        str | None, typer.Option(help="Kubeconfig file (default $KUBECONFIG, ~/.kube/config, or in-cluster).")
+    ] = None,
 ) -> None:
     """Deploy a model: a Docker container on this host, or a Deployment on Kubernetes.
 
@@ -157,9 +161,7 @@ def deploy(
             grace_period=grace_period,
         )
         return
-    from quayside.cli.deploy_k8s import deploy_kubernetes
-
-    deploy_kubernetes(
+    _deploy_kubernetes(
         model_uri,
         name=name,
         port=port,
@@ -178,8 +180,154 @@ def deploy(
         promote_canary=promote_canary,
         grace_period=grace_period,
         timeout=timeout,
-        log=_log,
+        kubeconfig=kubeconfig,
     )
+
+
+def _k8s_name(text: str) -> str:
+    return re.sub(r"[^a-z0-9-]+", "-", text.lower()).strip("-")[:56].strip("-") or "model"
+
+
+def _deploy_kubernetes(
+    model_uri: str | None,
+    *,
+    name: str | None,
+    port: int,
+    workers: int,
+    image: str | None,
+    namespace: str,
+    replicas: int,
+    cpu: str,
+    memory: str,
+    min_replicas: int | None,
+    max_replicas: int | None,
+    target_cpu: int,
+    print_only: bool,
+    output: str | None,
+    canary: int | None,
+    promote_canary: bool,
+    grace_period: float,
+    timeout: float,
+    kubeconfig: str | None,
+) -> None:
+    from quayside.packager.k8s import apply as k8s
+    from quayside.packager.k8s.render import DeploymentSpec, render_canary, render_manifests, to_yaml
+
+    if output not in (None, "yaml"):
+        raise UsageError(f"-o/--output takes 'yaml', not '{output}'")
+    if promote_canary:
+        if canary is not None:
+            raise UsageError("--canary and --promote-canary do not go together")
+        _promote_canary(
+            model_uri,
+            name=name,
+            namespace=namespace,
+            print_only=print_only,
+            timeout=timeout,
+            kubeconfig=kubeconfig,
+            replicas=replicas,
+            port=port,
+            workers=workers,
+            cpu=cpu,
+            memory=memory,
+            min_replicas=min_replicas,
+            max_replicas=max_replicas,
+            target_cpu=target_cpu,
+            grace_period=grace_period,
+        )
+        return
+    if model_uri is None:
+        raise UsageError("give the MODEL_URI to deploy")
+    source = ModelSource.resolve(model_uri)
+    spec = DeploymentSpec(
+        name=name or _k8s_name(source.manifest.name),
+        image=image or source.default_tag(),
+        model_name=source.manifest.name,
+        model_digest=source.manifest.digest(),
+        model_version=source.version,
+        namespace=namespace,
+        port=port,
+        workers=workers,
+        replicas=replicas,
+        cpu=cpu,
+        memory=memory,
+        min_replicas=min_replicas,
+        max_replicas=max_replicas,
+        target_cpu=target_cpu,
+        grace_period_s=int(grace_period),
+    )
+    if canary is None:
+        manifests, stable_replicas = render_manifests(spec), None
+    else:
+        canary_deployment, stable_replicas = render_canary(spec, canary)
+        manifests = [canary_deployment]
+    if print_only:
+        if stable_replicas is not None:
+            out.print(f"# the stable Deployment {spec.name} is scaled to {stable_replicas} replicas")
+        out.print(to_yaml(manifests), end="")
+        return
+    if image is None:
+        err.print(
+            f"note: the cluster must be able to pull {spec.image}; push it to a registry or pass --image"
+        )
+    api = k8s.connect(kubeconfig)
+    if stable_replicas is not None:
+        if k8s.read_deployment(api, namespace, spec.name) is None:
+            raise NotFoundError(
+                f"no stable Deployment/{spec.name} in namespace {namespace} to put a canary beside; "
+                "deploy without --canary first"
+            )
+        k8s.apply_manifests(api, manifests, log=_log)
+        if max_replicas is None:
+            k8s.scale_deployment(api, namespace, spec.name, stable_replicas)
+        k8s.wait_for_rollout(api, namespace, f"{spec.name}-canary", timeout_s=timeout, log=_log)
+        out.print(f"canary {spec.name}-canary serves about {canary}% of requests beside {spec.name}")
+        return
+    k8s.apply_manifests(api, manifests, log=_log)
+    k8s.wait_for_rollout(api, namespace, spec.name, timeout_s=timeout, log=_log)
+    out.print(f"deployment {spec.name} rolled out in namespace {namespace} (Service {spec.name})")
+
+
+def _promote_canary(
+    model_uri: str | None,
+    *,
+    name: str | None,
+    namespace: str,
+    print_only: bool,
+    timeout: float,
+    kubeconfig: str | None,
+    **sizes: Any,
+) -> None:
+    """Roll the stable Deployment to the canary's image, then remove the canary."""
+    from quayside.packager.k8s import apply as k8s
+    from quayside.packager.k8s.render import DeploymentSpec, promoted, render_manifests, to_yaml
+
+    if name is None:
+        if model_uri is None:
+            raise UsageError("--promote-canary needs --name (or the MODEL_URI whose name the deployment has)")
+        name = _k8s_name(ModelSource.resolve(model_uri).manifest.name)
+    api = k8s.connect(kubeconfig)
+    canary = k8s.read_deployment(api, namespace, f"{name}-canary")
+    if canary is None:
+        raise NotFoundError(f"no canary Deployment/{name}-canary in namespace {namespace} to promote")
+    grace = int(sizes.pop("grace_period"))
+    base = DeploymentSpec(
+        name=name,
+        image="",
+        model_name=canary["metadata"]["labels"].get("quayside.io/model", name),
+        model_digest="",
+        namespace=namespace,
+        grace_period_s=grace,
+        **sizes,
+    )
+    manifests = render_manifests(promoted(base, canary))
+    if print_only:
+        out.print(to_yaml(manifests), end="")
+        return
+    k8s.apply_manifests(api, manifests, log=_log)
+    k8s.wait_for_rollout(api, namespace, name, timeout_s=timeout, log=_log)
+    k8s.delete_deployment(api, namespace, f"{name}-canary")
+    out.print(f"promoted: {name} now runs the canary's image; {name}-canary removed")
 
 
 def deployments() -> None:

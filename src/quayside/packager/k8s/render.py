@@ -1,0 +1,195 @@
+"""Kubernetes manifests of a model deployment, rendered from templates; pure, no cluster needed.
+
+A deployment ``NAME`` is a Deployment ``NAME`` (track ``stable``), a Service and a
+PodDisruptionBudget selecting every pod of ``NAME``, and, with ``max_replicas``,
+an autoscaling/v2 HorizontalPodAutoscaler on CPU (the Deployment then leaves
+``replicas`` to it). A canary is a second Deployment ``NAME-canary`` (track
+``canary``) behind the same Service: traffic splits by the replica counts.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, replace
+from importlib import resources
+from typing import Any
+
+import yaml
+
+from quayside.errors import MissingExtraError, UsageError
+from quayside.packager.docker.context import UID
+
+Manifest = dict[str, Any]
+
+NAME_LABEL = "app.kubernetes.io/name"
+TRACK_LABEL = "quayside.io/track"
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+_LABEL_VALUE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+@dataclass(frozen=True)
+class DeploymentSpec:
+    """Everything a model deployment on Kubernetes is rendered from."""
+
+    name: str
+    image: str
+    model_name: str
+    model_digest: str
+    model_version: str | None = None
+    namespace: str = "default"
+    port: int = 8080
+    service_port: int = 80
+    workers: int = 1
+    replicas: int = 2
+    cpu: str = "1"
+    memory: str = "512Mi"
+    min_replicas: int | None = None
+    max_replicas: int | None = None
+    target_cpu: int = 70
+    grace_period_s: int = 30
+
+    def __post_init__(self) -> None:
+        if not _DNS_LABEL.match(self.name) or len(self.name) > 56:  # room for "-canary"
+            raise UsageError(
+                f"deployment name '{self.name}' must be lower-case letters, digits and '-', at most 56 "
+                "characters (a Kubernetes DNS label, with room for '-canary'); pass --name"
+            )
+        if self.max_replicas is not None and (self.min_replicas or 1) > self.max_replicas:
+            raise UsageError(
+                f"--min-replicas {self.min_replicas} is above --max-replicas {self.max_replicas}"
+            )
+
+
+def canary_split(total: int, percent: int) -> tuple[int, int]:
+    """(stable, canary) replicas out of ``total`` for a canary taking ``percent`` of them, each at least 1."""
+    if not 0 < percent < 100:
+        raise UsageError(f"--canary must be between 1 and 99 percent, not {percent}")
+    canary = min(max(1, round(total * percent / 100)), max(total - 1, 1))
+    return max(1, total - canary), canary
+
+
+def label_value(value: str) -> str:
+    """A string made a valid label value (63 characters of [A-Za-z0-9._-], alphanumeric at both ends)."""
+    return _LABEL_VALUE.sub("-", value)[:63].strip("-._")
+
+
+def _labels(spec: DeploymentSpec, track: str) -> dict[str, str]:
+    labels = {
+        NAME_LABEL: spec.name,
+        "app.kubernetes.io/component": "model-server",
+        "app.kubernetes.io/managed-by": "quayside",
+        "quayside.io/model": label_value(spec.model_name),
+        TRACK_LABEL: track,
+    }
+    if spec.model_version:
+        labels["quayside.io/model-version"] = label_value(spec.model_version)
+    return labels
+
+
+def _annotations(spec: DeploymentSpec) -> dict[str, str]:
+    # Label values stop at 63 characters; the digest and the image go in annotations.
+    return {"quayside.io/model-digest": spec.model_digest, "quayside.io/image": spec.image}
+
+
+def _template(name: str) -> Any:
+    try:
+        import jinja2
+    except ImportError as e:
+        raise MissingExtraError("deploy", "rendering Kubernetes manifests") from e
+    text = resources.files(__package__).joinpath(f"templates/{name}.yaml.j2").read_text("utf-8")
+    return jinja2.Environment(autoescape=False, undefined=jinja2.StrictUndefined).from_string(text)
+
+
+def _render(template: str, **values: Any) -> Manifest:
+    return yaml.safe_load(_template(template).render(**values))
+
+
+def render_deployment(
+    spec: DeploymentSpec, *, track: str = "stable", replicas: int | None = None
+) -> Manifest:
+    """The Deployment of one track; ``replicas=None`` with an HPA leaves the count to the HPA."""
+    labels = _labels(spec, track)
+    autoscaled = spec.max_replicas is not None and track == "stable"
+    return _render(
+        "deployment",
+        deployment_name=spec.name if track == "stable" else f"{spec.name}-{track}",
+        namespace=spec.namespace,
+        labels=labels,
+        annotations=_annotations(spec),
+        selector={NAME_LABEL: spec.name, TRACK_LABEL: track},
+        replicas=None if autoscaled and replicas is None else (replicas or spec.replicas),
+        termination_grace_s=spec.grace_period_s + 10,
+        uid=UID,
+        image=spec.image,
+        port=spec.port,
+        workers=spec.workers,
+        model_version=spec.model_version,
+        cpu=spec.cpu,
+        memory=spec.memory,
+    )
+
+
+def _shared(spec: DeploymentSpec) -> dict[str, Any]:
+    return {
+        "name": spec.name,
+        "namespace": spec.namespace,
+        "service_labels": {NAME_LABEL: spec.name, "app.kubernetes.io/managed-by": "quayside"},
+        "service_selector": {NAME_LABEL: spec.name},
+    }
+
+
+def render_service(spec: DeploymentSpec) -> Manifest:
+    return _render("service", service_port=spec.service_port, **_shared(spec))
+
+
+def render_pdb(spec: DeploymentSpec) -> Manifest:
+    return _render("pdb", **_shared(spec))
+
+
+def render_hpa(spec: DeploymentSpec) -> Manifest:
+    if spec.max_replicas is None:
+        raise UsageError("an autoscaler needs --max-replicas")
+    return _render(
+        "hpa",
+        min_replicas=spec.min_replicas or min(spec.replicas, spec.max_replicas),
+        max_replicas=spec.max_replicas,
+        target_cpu=spec.target_cpu,
+        **_shared(spec),
+    )
+
+
+def render_manifests(spec: DeploymentSpec) -> list[Manifest]:
+    """A plain deployment: Deployment, Service, PodDisruptionBudget, and the HPA when autoscaled."""
+    manifests = [render_deployment(spec), render_service(spec), render_pdb(spec)]
+    if spec.max_replicas is not None:
+        manifests.append(render_hpa(spec))
+    return manifests
+
+
+def render_canary(spec: DeploymentSpec, percent: int) -> tuple[Manifest, int]:
+    """The canary Deployment of ``spec`` (the new image), and the replicas the stable one keeps.
+
+    Both sit behind the Service, which selects on the name only, so the canary gets
+    about ``percent`` of the requests. The stable Deployment keeps its own image;
+    the caller scales it to the returned count.
+    """
+    total = spec.max_replicas or spec.replicas
+    stable, canary = canary_split(total, percent)
+    return render_deployment(spec, track="canary", replicas=canary), stable
+
+
+def promoted(spec: DeploymentSpec, canary: Manifest) -> DeploymentSpec:
+    """The stable spec that takes over the canary's image (and the model it serves)."""
+    annotations = canary["metadata"].get("annotations", {})
+    labels = canary["metadata"].get("labels", {})
+    return replace(
+        spec,
+        image=annotations.get("quayside.io/image", spec.image),
+        model_digest=annotations.get("quayside.io/model-digest", spec.model_digest),
+        model_version=labels.get("quayside.io/model-version", spec.model_version),
+    )
+
+
+def to_yaml(manifests: list[Manifest]) -> str:
+    """A multi-document YAML stream, as ``kubectl apply -f`` takes."""
+    return yaml.safe_dump_all(manifests, sort_keys=False, explicit_start=True)

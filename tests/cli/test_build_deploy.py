@@ -14,6 +14,7 @@ import yaml
 from sklearn.linear_model import Ridge
 
 import quayside
+from tests.packager.docker.conftest import wheelhouse_home
 
 
 def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -56,8 +57,8 @@ def test_without_an_engine_the_error_says_how_to_get_one_and_exits_1(command, pa
     assert "scripts/docker-engine.sh" in message and "--context-only" in message
 
 
-def test_context_only_writes_a_build_context_without_an_engine(package, tmp_path, request):
-    home = Path(request.config.cache.mkdir("quayside-home"))  # the wheelhouse cache the engine tests share
+def test_context_only_writes_a_build_context_without_an_engine(package, tmp_path, request, tmp_path_factory):
+    home = wheelhouse_home(request, tmp_path_factory)  # the wheelhouse cache the engine tests share
     context = tmp_path / "context"
     result = run(
         "build", str(package), "--context-only", str(context), env={**NO_ENGINE, "QUAYSIDE_HOME": str(home)}

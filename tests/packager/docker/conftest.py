@@ -57,9 +57,14 @@ def docker_client(base_image):
 
 
 @pytest.fixture(scope="session")
-def quayside_home(request) -> Path:
-    # Kept between sessions (in pytest's cache) so the wheelhouse is downloaded once per machine.
-    return Path(request.config.cache.mkdir("quayside-home"))
+def quayside_home(request, tmp_path_factory) -> Path:
+    return wheelhouse_home(request, tmp_path_factory)
+
+
+def wheelhouse_home(request, tmp_path_factory) -> Path:
+    """QUAYSIDE_HOME for tests: in pytest's cache, so the wheelhouse is downloaded once per machine."""
+    cache = getattr(request.config, "cache", None)  # absent under -p no:cacheprovider
+    return Path(cache.mkdir("quayside-home")) if cache else tmp_path_factory.mktemp("quayside-home")
 
 
 def quayside_cli(

@@ -42,6 +42,8 @@ class LoadPlan:
     warmup_s: float
     connections: tuple[int, ...]
     rows_per_request: tuple[int, ...]
+    rounds: int = 1
+    """Timed runs per endpoint and setting; the report shows the run with the median throughput."""
 
 
 def start_server(spec: ServerSpec, model: ServedModel, log_path: Path, timeout_s: float) -> RunningServer:
@@ -120,6 +122,7 @@ def measure(
     rows_per_request: int,
     connections: int,
     duration_s: float,
+    round_number: int = 1,
 ) -> Measurement:
     """One timed wrk run, with the server's CPU time per request."""
     load_average = os.getloadavg()[0]
@@ -127,7 +130,7 @@ def measure(
     load = run_wrk(script, server.port, endpoint.path, connections, duration_s)
     cpu_used = server.process.cpu_seconds() - cpu_before
     per_request = cpu_used / load.requests * 1e6 if load.requests else 0.0
-    return Measurement(rows_per_request, load, round(per_request, 1), round(load_average, 2))
+    return Measurement(rows_per_request, load, round(per_request, 1), round(load_average, 2), round_number)
 
 
 @dataclass(frozen=True)
@@ -144,11 +147,16 @@ class LiveEndpoint:
         return f"{self.spec.key}-{self.endpoint.key}"
 
 
-def gate(spec: ServerSpec, server: RunningServer, model: ServedModel) -> list[EndpointResult]:
-    """Run the correctness gate on each of the server's endpoints."""
+def gate(
+    spec: ServerSpec, server: RunningServer, model: ServedModel, rows: tuple[int, ...]
+) -> list[EndpointResult]:
+    """Run the correctness gate on each of the server's endpoints, with one row and each payload size timed."""
+    sizes = tuple(sorted({1, *rows}))
     results = []
     for endpoint in spec.endpoints:
-        result = EndpointResult(endpoint.key, endpoint.path, check_answers(server.port, endpoint, model))
+        result = EndpointResult(
+            endpoint.key, endpoint.path, check_answers(server.port, endpoint, model, sizes)
+        )
         print(f"  {endpoint.path}: correctness gate {result.gate}", flush=True)
         results.append(result)
     return results
@@ -160,7 +168,9 @@ def measure_interleaved(live: list[LiveEndpoint], model: ServedModel, plan: Load
     All servers stay up and each load setting is run on every endpoint before
     the next setting, so that drift in the machine's background load (other
     people's test runs on shared cores) falls on all servers alike rather than
-    on whichever ran last. Each endpoint is warmed up per payload size first.
+    on whichever ran last. With several rounds, each round starts one endpoint
+    further along, so none is always first. Each endpoint is warmed up per
+    payload size first.
     """
     for rows in plan.rows_per_request:
         scripts = {e.name: prepare_load(work_dir, e.name, e.endpoint, model, rows) for e in live}
@@ -168,12 +178,22 @@ def measure_interleaved(live: list[LiveEndpoint], model: ServedModel, plan: Load
             run_wrk(scripts[e.name], e.server.port, e.endpoint.path, max(plan.connections), plan.warmup_s)
         for connections in plan.connections:
             print(f"-- {rows} row(s) per request, {connections} connection(s)", flush=True)
-            for e in live:
-                if not e.server.process.alive():
-                    continue
-                m = measure(e.server, scripts[e.name], e.endpoint, rows, connections, plan.duration_s)
-                e.result.measurements.append(m)
-                print(f"  {e.name:<24} {progress_line(m)}", flush=True)
+            for round_number in range(1, plan.rounds + 1):
+                shift = (round_number - 1) % max(len(live), 1)
+                for e in live[shift:] + live[:shift]:
+                    if not e.server.process.alive():
+                        continue
+                    m = measure(
+                        e.server,
+                        scripts[e.name],
+                        e.endpoint,
+                        rows,
+                        connections,
+                        plan.duration_s,
+                        round_number,
+                    )
+                    e.result.measurements.append(m)
+                    print(f"  {e.name:<26} {progress_line(m)}", flush=True)
 
 
 def progress_line(m: Measurement) -> str:

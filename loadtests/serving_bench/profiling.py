@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import shlex
 import subprocess
 import time
 from collections import Counter
@@ -44,6 +45,7 @@ class ProfileSettings:
     rate: int
     native: bool
     nonblocking: bool
+    quayside_args: tuple[str, ...]
     out_dir: Path
 
 
@@ -72,6 +74,11 @@ def parse_args(argv: list[str] | None) -> ProfileSettings:
     parser.add_argument(
         "--nonblocking", action="store_true", help="sample without pausing the server (less exact)"
     )
+    parser.add_argument(
+        "--quayside-args",
+        default="",
+        help="extra `quayside serve` options, e.g. --quayside-args=--no-batching (note the =)",
+    )
     parser.add_argument("--out", type=Path, help="output folder (default: loadtests/results/profile-SERVER)")
     args = parser.parse_args(argv)
     return ProfileSettings(
@@ -83,16 +90,17 @@ def parse_args(argv: list[str] | None) -> ProfileSettings:
         rate=args.rate,
         native=args.native,
         nonblocking=args.nonblocking,
+        quayside_args=tuple(shlex.split(args.quayside_args)),
         out_dir=args.out or LOADTESTS_DIR / "results" / f"profile-{args.server}",
     )
 
 
-def _spec(name: str, model: models.ServedModel) -> ServerSpec:
+def _spec(name: str, model: models.ServedModel, quayside_args: tuple[str, ...]) -> ServerSpec:
     options = ServerOptions()
     if name == "quayside":
         if not servers.quayside_serve_available():
             raise SystemExit("`quayside serve` is not available in this venv yet")
-        return servers.quayside_spec(model, options, ("--max-batch-size", "128"))
+        return servers.quayside_spec(model, options, ("--max-batch-size", "128", *quayside_args))
     if name == "bentoml":
         return servers.bentoml_spec(model, options, envs.ensure_venv(envs.bentoml_venv()))
     venv = envs.ensure_venv(envs.handwritten_venv())
@@ -188,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     WORK_DIR.mkdir(parents=True, exist_ok=True)
     print("training the forest ...", flush=True)
     model = models.build_random_forest(WORK_DIR, None)
-    spec = _spec(settings.server, model)
+    spec = _spec(settings.server, model, settings.quayside_args)
     endpoint = next((e for e in spec.endpoints if e.key == settings.endpoint), spec.endpoints[0])
     try:
         server = start_server(spec, model, WORK_DIR / "logs" / f"profile-{spec.key}.log", 180)

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from serving_bench.models import OrtTiming
 from serving_bench.report import count, ms, ratio, table
-from serving_bench.results import ServerResult
+from serving_bench.results import Measurement, ServerResult
 from serving_bench.targets import Target
 
 if TYPE_CHECKING:
@@ -27,7 +27,7 @@ wrk cycles through 32 distinct prepared bodies per payload size; latency percent
 
 _LOAD_HEADERS = (
     "server", "endpoint", "rows/req", "conns", "req/s", "rows/s", "p50 ms", "p90 ms", "p99 ms", "errors",
-    "server CPU µs/req", "load avg",
+    "server CPU µs/req", "load avg", "req/s of each round",
 )  # fmt: skip
 
 
@@ -36,16 +36,25 @@ def _load_rows(results: list[ServerResult]) -> list[list[str]]:
     for server in results:
         for endpoint in server.endpoints:
             if endpoint.gate != "passed":
-                rows.append([server.title, endpoint.path, "", "", f"gate failed: {endpoint.gate}", *[""] * 7])
+                rows.append([server.title, endpoint.path, "", "", f"gate failed: {endpoint.gate}", *[""] * 8])
                 continue
-            for m in endpoint.measurements:
+            for rows_per_request, connections in endpoint.settings():
+                m = endpoint.find(rows_per_request, connections)
+                assert m is not None
                 load = m.load
                 rows.append([
                     server.title, endpoint.path, str(m.rows_per_request), str(load.connections),
                     count(load.requests_per_s), count(m.rows_per_s), ms(load.p50_ms), ms(load.p90_ms),
                     ms(load.p99_ms), str(load.errors), f"{m.server_cpu_us_per_request:.0f}", f"{m.load_average_1m:.2f}",
+                    _spread(endpoint.runs(rows_per_request, connections)),
                 ])  # fmt: skip
     return rows
+
+
+def _spread(runs: list[Measurement]) -> str:
+    if len(runs) < 2:
+        return "-"
+    return ", ".join(count(m.load.requests_per_s) for m in sorted(runs, key=lambda m: m.round_number))
 
 
 def _cold_rows(results: list[ServerResult]) -> list[list[str]]:
@@ -95,14 +104,15 @@ def render_serving(
         f"{machine['wrk']}; commit {machine['commit']}; load average at the end {machine['load_average']}.",
         "",
         f"Command: `{settings.command}` — {plan.duration_s:g} s per timed run after a {plan.warmup_s:g} s warm-up per "
-        f"endpoint and payload, wrk threads = min(connections, 2), {settings.options.workers} worker(s) per server. "
+        f"endpoint and payload, {plan.rounds} round(s) per setting (the table shows each cell's median-throughput "
+        f"run), wrk threads = min(connections, 2), {settings.options.workers} worker(s) per server. "
         f"Raw results: `{json_path}`.",
         "",
         _ort_line(ort),
         "",
         "### Throughput and latency",
         "",
-        table(_LOAD_HEADERS, _load_rows(results), align="llrrrrrrrrrr"),
+        table(_LOAD_HEADERS, _load_rows(results), align="llrrrrrrrrrrr"),
         "",
         f"### Cold start (process start → ready, {settings.cold_start_runs} starts)",
         "",

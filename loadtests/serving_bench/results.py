@@ -35,6 +35,7 @@ class Measurement:
     """CPU time of the server's processes during the run, divided by the requests served."""
     load_average_1m: float
     """The machine's 1-minute load average when the run started (other work on the machine shows here)."""
+    round_number: int = 1
 
     @property
     def rows_per_s(self) -> float:
@@ -51,11 +52,22 @@ class EndpointResult:
     """'passed', or why the endpoint was not timed."""
     measurements: list[Measurement] = field(default_factory=list)
 
+    def runs(self, rows_per_request: int, connections: int) -> list[Measurement]:
+        """Every timed run at this setting, one per round."""
+        return [
+            m
+            for m in self.measurements
+            if m.rows_per_request == rows_per_request and m.load.connections == connections
+        ]
+
     def find(self, rows_per_request: int, connections: int) -> Measurement | None:
-        for m in self.measurements:
-            if m.rows_per_request == rows_per_request and m.load.connections == connections:
-                return m
-        return None
+        """The run with the median throughput at this setting (the lower middle one of an even count)."""
+        runs = sorted(self.runs(rows_per_request, connections), key=lambda m: m.load.requests_per_s)
+        return runs[(len(runs) - 1) // 2] if runs else None
+
+    def settings(self) -> list[tuple[int, int]]:
+        """(rows per request, connections) pairs measured, in the order first measured."""
+        return list(dict.fromkeys((m.rows_per_request, m.load.connections) for m in self.measurements))
 
 
 @dataclass

@@ -81,6 +81,12 @@ def parse_args(argv: list[str] | None) -> Settings:
         "--warmup", type=float, help="seconds of warm-up per endpoint and payload (default 5, --quick 2)"
     )
     parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="timed runs per endpoint and setting, taking turns; the report shows the median run (default: 1)",
+    )
+    parser.add_argument(
         "--connections", default="1,16,64", help="wrk connection counts (default: %(default)s)"
     )
     parser.add_argument("--rows", default="1,100", help="rows per request (default: %(default)s)")
@@ -116,6 +122,7 @@ def parse_args(argv: list[str] | None) -> Settings:
         warmup_s=args.warmup or (2.0 if quick else 5.0),
         connections=tuple(int(c) for c in args.connections.split(",")),
         rows_per_request=tuple(int(r) for r in args.rows.split(",")),
+        rounds=args.rounds,
     )
     return Settings(
         servers=tuple(s for s in SERVERS if s in args.only.split(",")),
@@ -180,7 +187,7 @@ def start_and_gate(
         f"  cold start: ready {cold_start.ready_s} s, first prediction {cold_start.first_predict_s} s",
         flush=True,
     )
-    result.endpoints = gate(spec, server, model)
+    result.endpoints = gate(spec, server, model, settings.plan.rows_per_request)
     return result, server
 
 

@@ -32,6 +32,13 @@ from serving_bench.servers import ServerOptions, ServerSpec
 from serving_bench.wrk import ensure_wrk, run_wrk
 
 SERVERS = ("quayside", "handwritten", "handwritten-tuned", "bentoml")
+# Python frames that sit in a blocking C call that py-spy can still count as busy: a pool thread waiting
+# for work, a thread waiting on a condition. They are counted apart, not as time spent on requests.
+_WAITING = {
+    ("_worker", "concurrent/futures/thread.py"),
+    ("Condition.wait", "threading.py"),
+    ("Event.wait", "threading.py"),
+}
 _FRAME = re.compile(r"^(?P<function>.*) \((?P<file>[^()]*?)(?::\d+)?\)$")
 
 
@@ -144,7 +151,7 @@ def summarize(stacks_path: Path, cpu_us_per_request: float, top: int = 25) -> st
     self_samples: Counter[str] = Counter()
     total_samples: Counter[str] = Counter()
     area_samples: Counter[str] = Counter()
-    total = 0
+    total = waiting = 0
     for line in stacks_path.read_text().splitlines():
         stack, _, count_text = line.rpartition(" ")
         if not stack or not count_text.isdigit():
@@ -152,6 +159,9 @@ def summarize(stacks_path: Path, cpu_us_per_request: float, top: int = 25) -> st
         count = int(count_text)
         frames = [_frame(f) for f in stack.split(";") if not f.startswith(("process ", "thread "))]
         if not frames:
+            continue
+        if (frames[-1][0], _short(frames[-1][1])) in _WAITING:
+            waiting += count
             continue
         total += count
         names = [f"{function} ({_short(file)})" for function, file in frames]
@@ -170,7 +180,10 @@ def summarize(stacks_path: Path, cpu_us_per_request: float, top: int = 25) -> st
         return [*lines, ""]
 
     head = [
-        f"{total} busy samples; server CPU {cpu_us_per_request:.0f} µs per request (µs/req = share × that)",
+        f"{total} busy samples (and {waiting} of threads waiting for work, left out); server CPU "
+        f"{cpu_us_per_request:.0f} µs per request; µs/req = share of busy samples × that",
+        "'Runner.run (asyncio/runners.py)' as self time is uvloop's C loop: polling, reads and callbacks;",
+        "'RequestResponseCycle.send' self time is mostly the socket write (a system call).",
         "",
     ]
     return "\n".join(

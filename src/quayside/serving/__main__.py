@@ -14,6 +14,9 @@ import sys
 from quayside.errors import QuaysideError
 from quayside.serving.options import ServeOptions
 
+REUSE_PORT_ENV = "QUAYSIDE_REUSE_PORT"
+"""Set to 1 by ``quayside deploy --target docker``: the next container binds the same port beside this one."""
+
 
 def _env_int(name: str, default: int) -> int:
     value = os.environ.get(name)
@@ -39,6 +42,12 @@ def parse_options(argv: list[str]) -> tuple[str, ServeOptions]:
     parser.add_argument("--model-name", default=os.environ.get("MODEL_NAME") or None)
     parser.add_argument("--model-version", default=os.environ.get("MODEL_VERSION") or None)
     parser.add_argument("--quiet", action="store_true")
+    parser.add_argument(
+        "--reuse-port",
+        action="store_true",
+        default=os.environ.get(REUSE_PORT_ENV) == "1",
+        help=f"share the port with a successor (also {REUSE_PORT_ENV}=1)",
+    )
     args = parser.parse_args(argv)
     options = ServeOptions(
         host=args.host,
@@ -51,6 +60,7 @@ def parse_options(argv: list[str]) -> tuple[str, ServeOptions]:
         grace_period_s=args.grace_period,
         quiet=args.quiet,
         model_name=args.model_name,
+        reuse_port=args.reuse_port,
         model_version=args.model_version,
     )
     return args.package, options

@@ -35,6 +35,9 @@ class ServeOptions:
     """Allow packages whose native model is a Python pickle (they run code when loaded)."""
     runtime: Literal["auto", "onnx", "native"] = "auto"
     """ONNX Runtime when the package is ONNX-servable (auto), or force one."""
+    reuse_port: bool = False
+    """Share the port with another server (SO_REUSEPORT) and drain keep-alive connections on
+    shutdown: how ``quayside deploy --target docker`` replaces a container without downtime."""
     model_name: str | None = None
     """Name served under (``/v2/models/<name>``); the registered name when served from the registry,
     else the package's own name."""

@@ -12,7 +12,6 @@ import functools
 import os
 import shutil
 import signal
-import socket
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ import uvicorn
 from uvicorn.supervisors import Multiprocess
 
 from quayside.serving.app import create_app
+from quayside.serving.listener import draining_protocol, reuse_port_socket
 from quayside.serving.metrics import MULTIPROCESS_ENV
 from quayside.serving.options import ServeOptions
 from quayside.serving.runtime import ModelRuntime, load_runtime
@@ -62,69 +62,14 @@ def worker_app(package: str, options: ServeOptions) -> Any:
     return create_app(load_for_serving(package, options), options)
 
 
-REUSE_PORT_ENV = "QUAYSIDE_REUSE_PORT"
-"""Set to 1 by ``quayside deploy --target docker``: the next container binds the same port beside this one."""
-
-
-try:
-    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
-except ImportError:  # no httptools: uvicorn's default (h11) and its default shutdown
-    HttpToolsProtocol = None
-
-
-if HttpToolsProtocol is not None:
-
-    class DrainingHttpToolsProtocol(HttpToolsProtocol):
-        """HTTP/1.1 that drains keep-alive connections without racing the client.
-
-        uvicorn closes idle keep-alive connections at shutdown; a client that sent its
-        next request at that instant gets a reset. Here an idle connection answers its
-        next request with ``Connection: close`` instead, or is closed by the usual
-        keep-alive timeout, so the client learns of the close from a response.
-        (Module level: worker processes are spawned, and the config is pickled.)
-        """
-
-        draining = False
-
-        def shutdown(self) -> None:
-            if self.cycle is not None and not self.cycle.response_complete:
-                self.cycle.keep_alive = False
-                return
-            self.draining = True
-            if self.timeout_keep_alive_task is None:  # opened, no request yet: give it the usual time
-                self.timeout_keep_alive_task = self.loop.call_later(
-                    self.timeout_keep_alive, self.timeout_keep_alive_handler
-                )
-
-        def on_headers_complete(self) -> None:
-            super().on_headers_complete()
-            if self.draining:
-                self.cycle.keep_alive = False
-
-
-def _draining_protocol() -> Any:
-    return "auto" if HttpToolsProtocol is None else DrainingHttpToolsProtocol
-
-
-def _reuse_port_socket(host: str, port: int) -> socket.socket:
-    """A listening address several processes share (SO_REUSEPORT): old and new containers overlap."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    sock.bind((host, port))
-    sock.set_inheritable(True)
-    return sock
-
-
-def _config(app: Any, options: ServeOptions, *, factory: bool, reuse_port: bool = False) -> uvicorn.Config:
+def _config(app: Any, options: ServeOptions, *, factory: bool) -> uvicorn.Config:
     return uvicorn.Config(
         app,
         host=options.host,
         port=options.port,
         workers=options.workers,
         factory=factory,
-        http=_draining_protocol() if reuse_port else "auto",
+        http=draining_protocol() if options.reuse_port else "auto",
         lifespan="on",
         access_log=False,
         log_config=logging_config(quiet=options.quiet),
@@ -146,23 +91,22 @@ def serve(package: str | Path, options: ServeOptions, runtime: ModelRuntime | No
     loading error first) is served in this process.
     """
     _exit_cleanly_on_sigterm()
-    reuse_port = os.environ.get(REUSE_PORT_ENV) == "1"
     if options.workers == 1:
         app = create_app(runtime or load_for_serving(package, options), options)
-        config = _config(app, options, factory=False, reuse_port=reuse_port)
+        config = _config(app, options, factory=False)
         # uvicorn calls listen() only after the app's startup, so a shared port gets
         # this process's connections only once it can serve them.
         uvicorn.Server(config).run(
-            sockets=[_reuse_port_socket(options.host, options.port)] if reuse_port else None
+            sockets=[reuse_port_socket(options.host, options.port)] if options.reuse_port else None
         )
         return
     metrics_dir = tempfile.mkdtemp(prefix="quayside-metrics-")
     os.environ[MULTIPROCESS_ENV] = metrics_dir  # read by prometheus_client in each spawned worker
     try:
-        config = _config(
-            functools.partial(worker_app, str(package), options), options, factory=True, reuse_port=reuse_port
+        config = _config(functools.partial(worker_app, str(package), options), options, factory=True)
+        listener = (
+            reuse_port_socket(options.host, options.port) if options.reuse_port else config.bind_socket()
         )
-        listener = _reuse_port_socket(options.host, options.port) if reuse_port else config.bind_socket()
         Multiprocess(config, sockets=[listener]).run()
     finally:
         shutil.rmtree(metrics_dir, ignore_errors=True)

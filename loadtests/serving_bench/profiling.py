@@ -31,7 +31,7 @@ from serving_bench.processes import install_cleanup, stop_all
 from serving_bench.servers import ServerOptions, ServerSpec
 from serving_bench.wrk import ensure_wrk, run_wrk
 
-SERVERS = ("quayside", "handwritten", "handwritten-tuned", "bentoml")
+SERVERS = ("quayside", "handwritten", "handwritten-tuned", "bentoml", "mlflow")
 # Python frames that sit in a blocking C call that py-spy can still count as busy: a pool thread waiting
 # for work, a thread waiting on a condition. They are counted apart, not as time spent on requests.
 _WAITING = {
@@ -110,6 +110,8 @@ def _spec(name: str, model: models.ServedModel, quayside_args: tuple[str, ...]) 
         return servers.quayside_spec(model, options, ("--max-batch-size", "128", *quayside_args))
     if name == "bentoml":
         return servers.bentoml_spec(model, options, envs.ensure_venv(envs.bentoml_venv()))
+    if name == "mlflow":
+        return servers.mlflow_spec(model, options, envs.ensure_venv(envs.mlflow_venv()))
     venv = envs.ensure_venv(envs.handwritten_venv())
     return servers.handwritten_spec(model, options, venv, tuned=name == "handwritten-tuned")
 
@@ -208,7 +210,8 @@ def main(argv: list[str] | None = None) -> int:
     settings.out_dir.mkdir(parents=True, exist_ok=True)
     WORK_DIR.mkdir(parents=True, exist_ok=True)
     print("training the forest ...", flush=True)
-    model = models.build_random_forest(WORK_DIR, None)
+    mlflow_python = envs.ensure_venv(envs.mlflow_venv()).python if settings.server == "mlflow" else None
+    model = models.build_random_forest(WORK_DIR, mlflow_python)
     spec = _spec(settings.server, model, settings.quayside_args)
     endpoint = next((e for e in spec.endpoints if e.key == settings.endpoint), spec.endpoints[0])
     try:

@@ -16,11 +16,13 @@ _HOW_SERVED = """\
 How each server runs (all on 127.0.0.1, same worker count, access logs off, ONNX Runtime at its own default threads):
 - **Quayside**: `quayside serve <package> --workers N --quiet`; V2 `POST /v2/models/rf/infer` (FP32 tensor, flat data) and MLflow-style `POST /invocations` (`{"inputs": [[...]]}`) measured separately; ready = `GET /v2/health/ready`.
 - **(a) hand-written**: `loadtests/baselines/handwritten_app.py` (pydantic body, `async def`, `sess.run` on the loop, every output returned) on `uvicorn[standard]` (uvloop + httptools), `{"rows": [[...]]}`; ready = first successful predict. FastAPI, uvicorn, ONNX Runtime and NumPy pinned to the Quayside venv's versions.
+- **(a′) hand-written, tuned**: the same app with its ONNX Runtime session set up as Quayside sets it (threads = cores / workers, no spinning), to tell what ORT settings buy from what the request path buys. Not one of the issue's targets.
 - **(b) BentoML**: `loadtests/baselines/bentoml_service.py` (`@bentoml.service`, `np.ndarray` input, ONNX Runtime session per worker) under `bentoml serve`, `{"rows": [[...]]}`; ready = `GET /readyz`.
 - **(c) MLflow**: `mlflow models serve --env-manager local` on the scikit-learn model saved with `mlflow.sklearn.save_model` (with a signature), `{"inputs": [[...]]}`; ready = `GET /ping`.
 
 Every endpoint first passes a correctness gate (HTTP 200 and scikit-learn's labels for 1 and 100 held-out rows) or is not timed.
 wrk cycles through 32 distinct prepared bodies per payload size; latency percentiles come from wrk's own histogram (`done()` hook).
+All servers stay up and take turns at each setting (payload × connections), each round starting one server further along, so that the machine's background load (2 shared cores; other people's test runs) falls on all of them alike; the "load avg" column is the 1-minute load average when the run started.
 "Server CPU" is the CPU time of the server's processes during the run divided by the requests served: the per-request cost, steadier than req/s on a shared machine.
 """
 

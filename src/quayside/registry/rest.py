@@ -18,7 +18,6 @@ from urllib.parse import quote
 
 import httpx
 
-from quayside.errors import QuaysideError, UnavailableError
 from quayside.registry.artifacts import extract_tar, iter_tar
 from quayside.registry.entities import (
     AuditEntry,
@@ -28,26 +27,9 @@ from quayside.registry.entities import (
     check_model_name,
     check_version,
 )
+from quayside.restclient import JsonApi
 
 API_PREFIX = "/api/registry"
-
-
-def _error_classes(root: type[QuaysideError] = QuaysideError) -> dict[str, type[QuaysideError]]:
-    classes = {root.code: root}
-    for subclass in root.__subclasses__():
-        classes.update(_error_classes(subclass))
-    return classes
-
-
-def error_from_body(status: int, body: Any) -> QuaysideError:
-    """The QuaysideError a server's error body describes (by its ``code``)."""
-    detail = body.get("error") if isinstance(body, dict) else None
-    if not isinstance(detail, dict):
-        return QuaysideError(f"the registry server answered {status} without an error body")
-    cls = _error_classes().get(str(detail.get("code")), QuaysideError)
-    error = cls.__new__(cls)
-    QuaysideError.__init__(error, str(detail.get("message", "")))
-    return error
 
 
 def _segment(value: Any) -> str:
@@ -60,36 +42,18 @@ class RestRegistry:
     def __init__(self, base_url: str, cache_dir: Path, timeout_s: float = 30.0) -> None:
         self.base_url = base_url.rstrip("/")
         self.cache_dir = Path(cache_dir)
-        self._http = httpx.Client(base_url=self.base_url + API_PREFIX, timeout=timeout_s)
+        self._api = JsonApi(self.base_url, API_PREFIX, what="registry server", timeout_s=timeout_s)
 
     def close(self) -> None:
-        self._http.close()
+        self._api.close()
 
     # --- transport -------------------------------------------------------------------------
 
     def _request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
-        try:
-            response = self._http.request(method, url, **kwargs)
-        except httpx.TransportError as e:
-            raise UnavailableError(
-                f"cannot reach the registry server at {self.base_url} ({type(e).__name__}: {e}); "
-                "is `quayside server` running there?"
-            ) from None
-        self._raise_for_error(response)
-        return response
-
-    @staticmethod
-    def _raise_for_error(response: httpx.Response) -> None:
-        if response.status_code < 400:
-            return
-        try:
-            body = response.json()
-        except ValueError:
-            body = None
-        raise error_from_body(response.status_code, body)
+        return self._api.request(method, url, **kwargs)
 
     def _json(self, method: str, url: str, **kwargs: Any) -> Any:
-        return self._request(method, url, **kwargs).json()
+        return self._api.json(method, url, **kwargs)
 
     @staticmethod
     def _model(name: str) -> str:
@@ -218,17 +182,9 @@ class RestRegistry:
         return target
 
     def _download(self, url: str, spool: Any) -> None:
-        try:
-            with self._http.stream("GET", url) as response:
-                if response.status_code >= 400:
-                    response.read()
-                    self._raise_for_error(response)
-                for chunk in response.iter_bytes(1 << 20):
-                    spool.write(chunk)
-        except httpx.TransportError as e:
-            raise UnavailableError(
-                f"lost the registry server at {self.base_url} during a download: {e}"
-            ) from None
+        with self._api.stream("GET", url) as response:
+            for chunk in response.iter_bytes(1 << 20):
+                spool.write(chunk)
 
     def update_version(self, name: str, version: int, *, description: str) -> ModelVersion:
         body = {"description": description}

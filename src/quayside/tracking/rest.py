@@ -14,29 +14,11 @@ from typing import Any
 
 import httpx
 
-from quayside.errors import QuaysideError, UnavailableError
+from quayside.restclient import JsonApi
 from quayside.tracking.artifacts import CHUNK, check_artifact_path
 from quayside.tracking.entities import ArtifactInfo, Experiment, LoggedModel, Metric, Run
 
 API_PREFIX = "/api/tracking"
-
-
-def _error_classes(root: type[QuaysideError] = QuaysideError) -> dict[str, type[QuaysideError]]:
-    classes = {root.code: root}
-    for subclass in root.__subclasses__():
-        classes.update(_error_classes(subclass))
-    return classes
-
-
-def error_from_body(status: int, body: Any) -> QuaysideError:
-    """The QuaysideError a server's error body describes (by its ``code``)."""
-    detail = body.get("error") if isinstance(body, dict) else None
-    if not isinstance(detail, dict):
-        return QuaysideError(f"the tracking server answered {status} without an error body")
-    cls = _error_classes().get(str(detail.get("code")), QuaysideError)
-    error = cls.__new__(cls)
-    QuaysideError.__init__(error, str(detail.get("message", "")))
-    return error
 
 
 class RestBackend:
@@ -44,36 +26,18 @@ class RestBackend:
 
     def __init__(self, base_url: str, timeout_s: float = 30.0) -> None:
         self.base_url = base_url.rstrip("/")
-        self._http = httpx.Client(base_url=self.base_url + API_PREFIX, timeout=timeout_s)
+        self._api = JsonApi(self.base_url, API_PREFIX, what="tracking server", timeout_s=timeout_s)
 
     def close(self) -> None:
-        self._http.close()
+        self._api.close()
 
     # --- transport -------------------------------------------------------------------------
 
     def _request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
-        try:
-            response = self._http.request(method, url, **kwargs)
-        except httpx.TransportError as e:
-            raise UnavailableError(
-                f"cannot reach the tracking server at {self.base_url} ({type(e).__name__}: {e}); "
-                "is `quayside server` running there?"
-            ) from None
-        self._raise_for_error(response)
-        return response
-
-    @staticmethod
-    def _raise_for_error(response: httpx.Response) -> None:
-        if response.status_code < 400:
-            return
-        try:
-            body = response.json()
-        except ValueError:
-            body = None
-        raise error_from_body(response.status_code, body)
+        return self._api.request(method, url, **kwargs)
 
     def _json(self, method: str, url: str, **kwargs: Any) -> Any:
-        return self._request(method, url, **kwargs).json()
+        return self._api.json(method, url, **kwargs)
 
     # --- experiments -------------------------------------------------------------------------
 
@@ -214,20 +178,12 @@ class RestBackend:
     def _download_file(self, run_id: str, path: str, target: Path) -> None:
         target.parent.mkdir(parents=True, exist_ok=True)
         url = f"/runs/{_segment(run_id)}/artifacts/file"
-        try:
-            with self._http.stream("GET", url, params={"path": path}) as response:
-                if response.status_code >= 400:
-                    response.read()
-                    self._raise_for_error(response)
-                partial = target.with_name(f".{target.name}.partial")
-                with partial.open("wb") as handle:
-                    for chunk in response.iter_bytes(CHUNK):
-                        handle.write(chunk)
-                partial.replace(target)
-        except httpx.TransportError as e:
-            raise UnavailableError(
-                f"lost the tracking server at {self.base_url} while downloading '{path}': {e}"
-            ) from None
+        with self._api.stream("GET", url, params={"path": path}) as response:
+            partial = target.with_name(f".{target.name}.partial")
+            with partial.open("wb") as handle:
+                for chunk in response.iter_bytes(CHUNK):
+                    handle.write(chunk)
+            partial.replace(target)
 
     def record_model(self, run_id: str, path: str) -> LoggedModel:
         return LoggedModel.from_dict(

@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
+from sqlalchemy.exc import ArgumentError, DataError, InterfaceError, NoSuchModuleError, OperationalError
 from sqlalchemy.orm import Session
 
 from quayside.db import migrate
@@ -133,4 +133,46 @@ def write_session(engine: Engine) -> Iterator[Session]:
     with engine.connect() as connection:
         connection = connection.execution_options(**{WRITE_OPTION: True})
         with Session(bind=connection, expire_on_commit=False) as session, session.begin():
+            yield session
+
+
+class Sessions:
+    """Read and write sessions on one database, with the driver's errors turned into Quayside's.
+
+    ``what`` names the database in messages ("tracking", "registry"); ``data_hint`` says
+    which values a store keeps in bounded columns, for the error a too-large value gets.
+    """
+
+    def __init__(self, url: str, what: str, *, data_hint: str = "") -> None:
+        self.url = url
+        self.what = what
+        self.data_hint = data_hint
+        self.engine = get_engine(url)
+
+    @contextmanager
+    def translated(self) -> Iterator[None]:
+        try:
+            yield
+        except OperationalError as e:
+            raise UnavailableError(
+                f"the {self.what} database at {redact(self.url)} is unavailable: {describe_operational_error(e)}"
+            ) from None
+        except DataError:
+            hint = f" ({self.data_hint})" if self.data_hint else ""
+            raise UsageError(
+                f"a value is out of range or of the wrong type for the {self.what} database{hint}"
+            ) from None
+        except InterfaceError as e:
+            raise UnavailableError(
+                f"lost the connection to the {self.what} database at {redact(self.url)}"
+            ) from e
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        with self.translated(), read_session(self.engine) as session:
+            yield session
+
+    @contextmanager
+    def write(self) -> Iterator[Session]:
+        with self.translated(), write_session(self.engine) as session:
             yield session

@@ -14,8 +14,8 @@ from __future__ import annotations
 import json
 import time
 from collections import defaultdict
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +24,8 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import Session
 
 from quayside.config import Settings
-from quayside.db.engine import describe_operational_error, get_engine, read_session, redact, write_session
-from quayside.errors import AlreadyExistsError, InvalidStateError, NotFoundError, UnavailableError
+from quayside.db.engine import Sessions
+from quayside.errors import AlreadyExistsError, InvalidStateError, NotFoundError
 from quayside.registry.artifacts import PackageStore
 from quayside.registry.entities import (
     MAX_DESCRIPTION_LENGTH,
@@ -67,7 +67,8 @@ class RegistryStore:
 
     def __init__(self, database_url: str, artifact_root: Path) -> None:
         self.url = database_url
-        self.engine: Engine = get_engine(database_url)
+        self.sessions = Sessions(database_url, "registry", data_hint="versions are 32-bit integers")
+        self.engine: Engine = self.sessions.engine
         self.packages = PackageStore(artifact_root)
 
     @classmethod
@@ -76,28 +77,11 @@ class RegistryStore:
 
     # --- sessions and error translation ------------------------------------------------------
 
-    @contextmanager
-    def _translated(self) -> Iterator[None]:
-        try:
-            yield
-        except sa_exc.OperationalError as e:
-            raise UnavailableError(
-                f"the registry database at {redact(self.url)} is unavailable: {describe_operational_error(e)}"
-            ) from None
-        except sa_exc.InterfaceError as e:
-            raise UnavailableError(
-                f"lost the connection to the registry database at {redact(self.url)}"
-            ) from e
+    def _read(self) -> AbstractContextManager[Session]:
+        return self.sessions.read()
 
-    @contextmanager
-    def _read(self) -> Iterator[Session]:
-        with self._translated(), read_session(self.engine) as session:
-            yield session
-
-    @contextmanager
-    def _write(self) -> Iterator[Session]:
-        with self._translated(), write_session(self.engine) as session:
-            yield session
+    def _write(self) -> AbstractContextManager[Session]:
+        return self.sessions.write()
 
     @staticmethod
     def _model_row(session: Session, name: str, *, lock: bool = False) -> RegisteredModelRow:

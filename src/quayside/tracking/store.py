@@ -13,16 +13,16 @@ import json
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from typing import Any
 
 from sqlalchemy import Engine, delete, func, insert, select, update
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import Session
 
-from quayside.db.engine import describe_operational_error, get_engine, read_session, redact, write_session
-from quayside.errors import AlreadyExistsError, InvalidStateError, NotFoundError, UnavailableError, UsageError
+from quayside.db.engine import Sessions
+from quayside.errors import AlreadyExistsError, InvalidStateError, NotFoundError, UsageError
 from quayside.tracking import search
 from quayside.tracking.entities import (
     MAX_PARAM_LENGTH,
@@ -52,37 +52,20 @@ class TrackingStore:
 
     def __init__(self, database_url: str) -> None:
         self.url = database_url
-        self.engine: Engine = get_engine(database_url)
+        self.sessions = Sessions(
+            database_url,
+            "tracking",
+            data_hint="ids and times are 64-bit integers, experiment ids 32-bit",
+        )
+        self.engine: Engine = self.sessions.engine
 
     # --- sessions and error translation --------------------------------------------------
 
-    @contextmanager
-    def _translated(self) -> Iterator[None]:
-        try:
-            yield
-        except sa_exc.OperationalError as e:
-            raise UnavailableError(
-                f"the tracking database at {redact(self.url)} is unavailable: {describe_operational_error(e)}"
-            ) from None
-        except sa_exc.DataError:
-            raise UsageError(
-                "a value is out of range or of the wrong type for the tracking database "
-                "(ids and times are 64-bit integers, experiment ids 32-bit)"
-            ) from None
-        except sa_exc.InterfaceError as e:
-            raise UnavailableError(
-                f"lost the connection to the tracking database at {redact(self.url)}"
-            ) from e
+    def _read(self) -> AbstractContextManager[Session]:
+        return self.sessions.read()
 
-    @contextmanager
-    def _read(self) -> Iterator[Session]:
-        with self._translated(), read_session(self.engine) as session:
-            yield session
-
-    @contextmanager
-    def _write(self) -> Iterator[Session]:
-        with self._translated(), write_session(self.engine) as session:
-            yield session
+    def _write(self) -> AbstractContextManager[Session]:
+        return self.sessions.write()
 
     # --- experiments -----------------------------------------------------------------------
 

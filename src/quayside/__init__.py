@@ -22,7 +22,6 @@ except PackageNotFoundError:  # running from a source tree without installing
     __version__ = "0.0.0+unknown"
 
 if TYPE_CHECKING:
-    from quayside.tracking.client import Client
     from quayside.tracking.entities import Metric
     from quayside.tracking.fluent import (
         ActiveRun,
@@ -40,11 +39,11 @@ if TYPE_CHECKING:
         set_tags,
         start_run,
     )
-    from quayside.uris import RegistryClient, register_model
+    from quayside.uris import Client, RegistryClient, register_model
 
 _LAZY = {
     "ActiveRun": "quayside.tracking.fluent",
-    "Client": "quayside.tracking.client",
+    "Client": "quayside.uris",
     "active_run": "quayside.tracking.fluent",
     "end_run": "quayside.tracking.fluent",
     "log_artifact": "quayside.tracking.fluent",

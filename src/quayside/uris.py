@@ -118,11 +118,40 @@ def register_model(
 
 
 def __getattr__(name: str) -> Any:
-    if name == "RegistryClient":
-        value = _wired_registry_client()
+    makers = {"RegistryClient": _wired_registry_client, "Client": _wired_client}
+    if name in makers:
+        value = makers[name]()
         globals()[name] = value
         return value
     raise AttributeError(f"module 'quayside.uris' has no attribute '{name}'")
+
+
+def _wired_client() -> type:
+    """``quayside.Client``: tracking's client, with the registry of the same store or server beside it."""
+    from quayside.tracking.client import Client as TrackingClient
+
+    class Client(TrackingClient):
+        """Experiments, runs, metrics, params, tags, artifacts and models, addressed by id; and the registry.
+
+        ``Client()`` reads the ``QUAYSIDE_*`` settings; ``Client("http://host:5000")``
+        talks to that server. ``client.registry`` is the :class:`RegistryClient` of the
+        same server (or local store): ``client.registry.transition("churn", 3, "staging")``.
+        """
+
+        def __init__(self, tracking_uri: str | None = None, *, settings: Settings | None = None) -> None:
+            super().__init__(tracking_uri, settings=settings)
+            self._tracking_uri = tracking_uri
+            self._registry: RegistryClient | None = None
+
+        @property
+        def registry(self) -> RegistryClient:
+            if self._registry is None:
+                self._registry = __getattr__("RegistryClient")(self._tracking_uri, settings=self.settings)
+            return self._registry
+
+    Client.__module__ = "quayside"
+    Client.__qualname__ = "Client"
+    return Client
 
 
 def _wired_registry_client() -> type[RegistryClient]:

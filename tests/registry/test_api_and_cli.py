@@ -156,3 +156,16 @@ def test_deleting_a_production_version_from_the_cli_is_refused(local_sqlite, pac
     assert result.returncode == 1
     assert "is in production and cannot be deleted; archive it first" in result.stderr
     assert registry.get_version(name, 1).stage == "production"
+
+
+def test_quayside_client_reaches_the_registry_of_the_same_store(tmp_path, iris_classifier, iris):
+    import quayside
+    from quayside.config import Settings
+
+    X, _ = iris
+    settings = Settings(home=tmp_path / "home")
+    quayside.save_model(iris_classifier, tmp_path / "pkg", input_example=X.head(5), to_onnx=True)
+    client = quayside.Client(settings=settings)
+    version = client.registry.register_model(tmp_path / "pkg", "iris")
+    client.registry.transition("iris", version.version, "staging", reason="offline eval ok")
+    assert quayside.RegistryClient(settings=settings).get_version("iris", version.version).stage == "staging"

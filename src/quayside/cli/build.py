@@ -14,7 +14,7 @@ import typer
 
 from quayside import __version__
 from quayside.cli.console import err, human_size, out
-from quayside.cli.serve import resolve_model_path
+from quayside.cli.serve import resolve_registered
 from quayside.config import load_settings
 from quayside.packager.docker.context import (
     DEFAULT_BASE_IMAGE,
@@ -38,19 +38,23 @@ class ModelSource:
     path: Path
     manifest: Manifest
     version: str | None
+    registered_name: str | None = None
 
     @classmethod
     def resolve(cls, model_uri: str) -> ModelSource:
-        path, version = resolve_model_path(model_uri)  # the registry's version, for models:/ URIs
+        path, name, version = resolve_registered(model_uri)  # registry name and version, for models:/ URIs
         reader = PackageReader.open(Path(path))  # every digest checked before anything is copied
-        return cls(model_uri, Path(path), reader.manifest, version)
+        return cls(model_uri, Path(path), reader.manifest, version, name)
 
     def image(self) -> ModelImage:
-        return ModelImage.of(self.manifest, version=self.version, source_uri=self.uri)
+        return ModelImage.of(
+            self.manifest, version=self.version, source_uri=self.uri, name=self.registered_name
+        )
 
     def default_tag(self) -> str:
         """``quayside/<name>:<version or digest>``: one tag per package content."""
-        name = re.sub(r"[^a-z0-9._-]+", "-", self.manifest.name.lower()).strip(".-_") or "model"
+        served = self.registered_name or self.manifest.name
+        name = re.sub(r"[^a-z0-9._-]+", "-", served.lower()).strip(".-_") or "model"
         return f"quayside/{name}:{self.version or self.manifest.digest()[:12]}"
 
 

@@ -242,7 +242,7 @@ def _deploy_kubernetes(
     spec = DeploymentSpec(
         name=name or _k8s_name(source.manifest.name),
         image=image or source.default_tag(),
-        model_name=source.manifest.name,
+        model_name=source.registered_name or source.manifest.name,
         model_digest=source.manifest.digest(),
         model_version=source.version,
         namespace=namespace,

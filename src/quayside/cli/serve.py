@@ -25,12 +25,6 @@ def resolve_registered(model_uri: str) -> tuple[Path, str | None, str | None]:
     return resolved.path, resolved.version.name, str(resolved.version.version)
 
 
-def resolve_model_path(model_uri: str) -> tuple[Path, str | None]:
-    """The package directory a path or model URI names, and its registry version when it has one."""
-    path, _, version = resolve_registered(model_uri)
-    return path, version
-
-
 def serve(
     model: Annotated[
         str,

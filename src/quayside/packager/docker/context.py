@@ -71,10 +71,13 @@ class ModelImage:
     source_uri: str
 
     @classmethod
-    def of(cls, manifest: Manifest, *, version: str | None, source_uri: str) -> ModelImage:
+    def of(
+        cls, manifest: Manifest, *, version: str | None, source_uri: str, name: str | None = None
+    ) -> ModelImage:
+        """``name`` is the registered name when the model comes from the registry (served under it)."""
         check_servable_in_image(manifest)
         return cls(
-            name=manifest.name,
+            name=name or manifest.name,
             version=version,
             digest=manifest.digest(),
             flavor=manifest.flavor,

@@ -18,6 +18,7 @@ from quayside.cli import build as build_command
 from quayside.cli import convert as convert_command
 from quayside.cli import deploy as deploy_commands
 from quayside.cli import experiments as experiment_commands
+from quayside.cli import loadtest as loadtest_command
 from quayside.cli import model as model_commands
 from quayside.cli import project as project_command
 from quayside.cli import registry as registry_commands
@@ -47,6 +48,7 @@ app.command("serve")(serve_command.serve)
 app.command("build")(build_command.build)
 app.command("deploy")(deploy_commands.deploy)
 app.command("deployments")(deploy_commands.deployments)
+app.command("loadtest")(loadtest_command.loadtest)
 
 _state = {"debug": False}
 

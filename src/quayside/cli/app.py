@@ -21,6 +21,7 @@ from quayside.cli import experiments as experiment_commands
 from quayside.cli import loadtest as loadtest_command
 from quayside.cli import model as model_commands
 from quayside.cli import project as project_command
+from quayside.cli import promote as promote_command
 from quayside.cli import registry as registry_commands
 from quayside.cli import runs as run_commands
 from quayside.cli import serve as serve_command
@@ -49,6 +50,7 @@ app.command("build")(build_command.build)
 app.command("deploy")(deploy_commands.deploy)
 app.command("deployments")(deploy_commands.deployments)
 app.command("loadtest")(loadtest_command.loadtest)
+app.command("promote")(promote_command.promote)
 
 _state = {"debug": False}
 

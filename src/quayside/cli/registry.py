@@ -19,6 +19,8 @@ app = typer.Typer(
 )
 alias_app = typer.Typer(help="Point aliases (champion, challenger, ...) at versions.", no_args_is_help=True)
 app.add_typer(alias_app, name="alias")
+slo_app = typer.Typer(help="Default SLOs that `quayside promote` gates on.", no_args_is_help=True)
+app.add_typer(slo_app, name="slo")
 
 STAGE_STYLE = {"production": "green", "staging": "cyan", "candidate": "", "archived": "dim"}
 
@@ -275,3 +277,30 @@ def delete_alias(
     """Remove an alias."""
     registry_client().delete_alias(name, alias, actor=actor, reason=reason)
     out.print(f"deleted alias '{alias}' of {name}")
+
+
+@slo_app.command("set")
+def set_slo(
+    name: Annotated[str, typer.Argument(help="Registered model name.")],
+    slo: Annotated[str, typer.Argument(help="Objectives, e.g. 'p95_ms<=25,p99_ms<=60,error_rate<=0.001'.")],
+) -> None:
+    """Set the SLO `quayside promote NAME VERSION` uses when --slo is omitted (kept as a model tag)."""
+    from quayside.loadtesting.slo import DEFAULT_SLO_TAG, parse_slo
+
+    objectives = parse_slo(slo)
+    text = ",".join(str(o) for o in objectives)
+    registry_client().update_model(name, tags={DEFAULT_SLO_TAG: text})
+    out.print(f"default SLO of '{name}': {text}")
+
+
+@slo_app.command("show")
+def show_slo(name: Annotated[str, typer.Argument(help="Registered model name.")]) -> None:
+    """Print the model's default SLO."""
+    from quayside.loadtesting.slo import DEFAULT_SLO_TAG
+
+    text = registry_client().get_model(name).tags.get(DEFAULT_SLO_TAG)
+    if not text:
+        raise UsageError(
+            f"model '{name}' has no default SLO; set one with: quayside registry slo set {name} '...'"
+        )
+    out.print(text)

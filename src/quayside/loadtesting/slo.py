@@ -129,3 +129,7 @@ def evaluate(objectives: tuple[Objective, ...], summary: Mapping[str, float]) ->
         measured = float(summary.get(objective.metric, math.nan))
         results.append(ObjectiveResult(objective, measured, objective.holds_for(measured)))
     return Verdict(tuple(results))
+
+
+DEFAULT_SLO_TAG = "quayside.slo"
+"""The registered-model tag holding the SLO ``quayside promote`` uses when ``--slo`` is omitted."""

@@ -31,7 +31,8 @@ def main(destination: Path) -> None:
         accuracy = model.score(X_test, y_test)
         quayside.log_metrics({"train_accuracy": model.score(X_train, y_train), "test_accuracy": accuracy})
         print(f"trained a random forest: test accuracy {accuracy:.3f}")
-        logged = quayside.log_model(model, "model", input_example=X_train.head(50))
+        # to_onnx=True: the registered version then serves on ONNX Runtime, with no pickle to trust.
+        logged = quayside.log_model(model, "model", input_example=X_train.head(50), to_onnx=True)
         print(f"tracked run {run.run_id}: params, metrics and the model ({logged.uri})")
 
     # The logged model becomes version N of "breast-cancer" in the registry (lineage: this run),
@@ -42,6 +43,8 @@ def main(destination: Path) -> None:
         "breast-cancer", version.version, "staging", reason="quickstart: accuracy looks good"
     )
     print(f"registered {staged.uri} and moved it to {staged.stage}")
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    (destination.parent / "registered-version").write_text(f"{staged.version}\n")  # for the promote step
 
     if destination.exists():
         shutil.rmtree(destination)  # the quickstart owns its output folder; reruns start clean

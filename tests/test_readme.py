@@ -41,3 +41,5 @@ def test_the_quickstart_command_runs_as_written(tmp_path):
     assert "converted breast-cancer" in result.stdout
     assert "ONNX-servable  yes" in result.stdout
     assert (tmp_path / "model" / "model.onnx").is_file()
+    assert "all objectives met" in result.stdout + result.stderr
+    assert "to production" in result.stdout

@@ -148,6 +148,8 @@ def run_load(
             elapsed = time.monotonic() - start
         recorder.closed = True
         runner.quit()
+    if not display.is_terminal:
+        display.line()  # a non-interactive Live ends without one; the summary starts on its own line
     return LoadResult(
         target=base_url,
         payloads=payloads,

@@ -5,9 +5,8 @@
 See ``--help`` and loadtests/README.md; the code is in loadtests/serving_bench/batching.py.
 """
 
-import sys
-
 from serving_bench.batching import main
+from serving_bench.processes import run_cli
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_cli(main)

@@ -5,9 +5,8 @@
 See ``--help`` and loadtests/README.md; the code is in loadtests/serving_bench/.
 """
 
-import sys
-
+from serving_bench.processes import run_cli
 from serving_bench.serving import main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_cli(main)

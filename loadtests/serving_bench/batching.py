@@ -1,10 +1,12 @@
 """The batching benchmark: `quayside serve` with adaptive batching on versus off, under 64 single-row clients.
 
-The model is a PyTorch MLP (20 → H → H → 2, ReLU) exported to ONNX, sized so
-that one single-row ONNX Runtime call costs at least a millisecond on this
-machine (H is the first of 2048, 3072, 4096 that does, unless --hidden says).
-Such a call is bound by reading the weights, so a call on many rows costs
-little more than a call on one, which is what batching earns from. The
+The model is a PyTorch MLP (20 → H → H → 2, ReLU) exported to ONNX. H = 4096
+by default: one single-row ONNX Runtime call then costs 1.2–2.5 ms on this
+machine (2 or 1 threads), the issue's "≥ 1 ms" with margin; 3072 costs about
+0.8 ms with 2 threads, under the bar. A single-row call is bound by reading
+the 64 MiB of weights, so a call on many rows costs much less per row, which
+is what batching earns from; how much less (and so the best ratio batching can
+reach) is measured and printed first. The
 hand-written endpoint (no batching) runs beside the two as a reference. Mean
 rows and requests per model call come from Quayside's /metrics histograms.
 """
@@ -38,7 +40,7 @@ from serving_bench.servers import ServerOptions, ServerSpec
 from serving_bench.wrk import ensure_wrk, run_wrk
 
 SECTION = "batching-benchmark"
-HIDDEN_CANDIDATES = (2048, 3072, 4096)
+DEFAULT_HIDDEN = 4096
 MIN_SINGLE_ROW_US = 1000.0
 RATIO_GOAL = 3.0
 READY_TIMEOUT_S = 180.0
@@ -49,7 +51,7 @@ class BatchingSettings:
     """The run's settings, from the command line."""
 
     plan: LoadPlan
-    hidden: int | None
+    hidden: int
     options: ServerOptions
     batch_args: tuple[str, ...]
     """``quayside serve`` batching options for the batching-on server (as given; Quayside's defaults otherwise)."""
@@ -100,7 +102,7 @@ def parse_args(argv: list[str] | None) -> BatchingSettings:
         "--connections", type=int, default=64, help="concurrent clients (default: %(default)s)"
     )
     parser.add_argument(
-        "--hidden", type=int, help="hidden width (default: the first of 2048, 3072, 4096 costing >= 1 ms)"
+        "--hidden", type=int, default=DEFAULT_HIDDEN, help="hidden width of the MLP (default: %(default)s)"
     )
     parser.add_argument("--workers", type=int, default=1, help="worker processes per server (default: 1)")
     parser.add_argument(
@@ -137,22 +139,22 @@ def parse_args(argv: list[str] | None) -> BatchingSettings:
     )
 
 
-def choose_mlp(hidden: int | None) -> tuple[models.ServedModel, list[models.OrtTiming]]:
-    """Build the MLP at ``hidden``, or at the first candidate width whose single-row call costs >= 1 ms."""
-    for width in (hidden,) if hidden else HIDDEN_CANDIDATES:
-        model = models.build_mlp(WORK_DIR, width)
-        timings = [
-            models.time_onnx_runtime(model, rows, threads, calls=50) for rows in (1, 64) for threads in (1, 0)
-        ]
-        for t in timings:
-            threads = t.intra_op_threads or "default"
-            print(
-                f"  MLP {width}: ONNX Runtime alone, {t.rows} row(s), {threads} thread(s): {t.median_us:.0f} µs"
-            )
-        single_row = min(t.median_us for t in timings if t.rows == 1)
-        if hidden or single_row >= MIN_SINGLE_ROW_US or width == HIDDEN_CANDIDATES[-1]:
-            return model, timings
-    raise AssertionError("unreachable")
+def build_model(hidden: int) -> tuple[models.ServedModel, list[models.OrtTiming]]:
+    """Build the MLP and time ONNX Runtime alone on it: 1 and 64 rows, 1 and the default threads."""
+    model = models.build_mlp(WORK_DIR, hidden)
+    timings = [
+        models.time_onnx_runtime(model, rows, threads, calls=50) for rows in (1, 64) for threads in (1, 0)
+    ]
+    for t in timings:
+        threads = t.intra_op_threads or "default"
+        print(
+            f"  MLP {hidden}: ONNX Runtime alone, {t.rows} row(s), {threads} thread(s): {t.median_us:.0f} µs"
+        )
+    if min(t.median_us for t in timings if t.rows == 1) < MIN_SINGLE_ROW_US:
+        print(
+            f"  note: a single-row call costs under {MIN_SINGLE_ROW_US:g} µs; the issue asks for a costlier model"
+        )
+    return model, timings
 
 
 def batch_stats(port: int) -> tuple[float, float, float] | None:
@@ -323,8 +325,8 @@ def main(argv: list[str] | None = None) -> int:
         print("`quayside serve` is not available in this venv yet; nothing to compare", file=sys.stderr)
         return 2
     print("building the MLP ...", flush=True)
-    model, timings = choose_mlp(settings.hidden)
-    hidden = int(model.package_dir.name.removeprefix("mlp").removesuffix("-package"))
+    model, timings = build_model(settings.hidden)
+    hidden = settings.hidden
     results = benchmark(_specs(model, settings), model, settings.plan)
     machine = machine_info()
     json_path = settings.out_dir / "batching.json"

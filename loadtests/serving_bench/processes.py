@@ -17,11 +17,13 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
+from typing import NoReturn
 
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 _running: set[ServerProcess] = set()
@@ -99,7 +101,7 @@ class ServerProcess:
         self.argv = list(argv)
         self.log_path = log_path
         log_path.parent.mkdir(parents=True, exist_ok=True)
-        with log_path.open("ab") as log:
+        with log_path.open("wb") as log:
             self.popen = subprocess.Popen(
                 self.argv,
                 cwd=cwd,
@@ -162,6 +164,16 @@ def install_cleanup() -> None:
     atexit.register(stop_all)
     signal.signal(signal.SIGTERM, _exit_on_signal)
     signal.signal(signal.SIGHUP, _exit_on_signal)
+
+
+def run_cli(main: Callable[[], int]) -> NoReturn:
+    """Exit with ``main()``'s status; on Ctrl-C (servers already stopped by then), say so and exit 130."""
+    try:
+        status = main()
+    except KeyboardInterrupt:
+        print("\ninterrupted: every server this run started has been stopped", file=sys.stderr)
+        status = 130
+    sys.exit(status)
 
 
 def wait_for(

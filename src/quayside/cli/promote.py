@@ -2,7 +2,7 @@
 
 The version is served here (``quayside serve models:/NAME/VERSION``, or its built
 image with ``--image``), load-tested, and its report stored in the artifact store
-beside the registry's package copies (``ARTIFACT_ROOT/loadtests/NAME/VERSION/REPORT_ID``).
+beside the registry's package copies (the layout is :mod:`quayside.registry.loadtests`'s).
 Only when every objective passes does the version move; the audit entry's
 evidence names the report. Otherwise the verdict is printed, the command exits 1
 and stages and aliases stay as they were.
@@ -48,6 +48,7 @@ def promote(
     from quayside.loadtesting.report import new_report_id
     from quayside.loadtesting.runner import LoadOptions
     from quayside.loadtesting.slo import DEFAULT_SLO_TAG, parse_slo
+    from quayside.registry.loadtests import report_dir
 
     client = registry_client()
     registered = client.get_version(name, version)
@@ -61,7 +62,7 @@ def promote(
     uri = registered.uri
     _, _, schema, example = package_inputs(uri)
     report_id = new_report_id()
-    directory = client.settings.artifact_dir / "loadtests" / name / str(version) / report_id
+    directory = report_dir(client.settings.artifact_dir, name, version, report_id)
     with contextlib.ExitStack() as stack:
         if image is not None:
             server = served_image(image, model_name=name, model_version=str(version))

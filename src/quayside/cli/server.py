@@ -1,4 +1,4 @@
-"""``quayside server``: the tracking REST API (and later the registry and web UI) on one port."""
+"""``quayside server`` and ``quayside ui``: the tracking and registry REST API and the web UI on one port."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ def server(
         typer.Option(min=1, max=65535, help="Port to listen on (default: QUAYSIDE_SERVER_PORT or 5000)."),
     ] = None,
 ) -> None:
-    """Serve the tracking REST API over the local store (QUAYSIDE_DB_URL) and artifact root."""
+    """Serve the web UI and the tracking and registry REST API over the local store and artifact root."""
     import uvicorn
 
     from quayside.server.app import create_app
@@ -28,7 +28,9 @@ def server(
     host = host or settings.server_host
     port = port or settings.server_port
     app = create_app(settings)
-    err.print(f"quayside server on http://{host}:{port} (database: {_describe(settings.database_url)})")
+    err.print(
+        f"quayside server on http://{host}:{port} (web UI at /, database: {_describe(settings.database_url)})"
+    )
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
 
 

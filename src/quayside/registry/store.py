@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 from quayside.config import Settings
 from quayside.db.engine import Sessions
 from quayside.errors import AlreadyExistsError, InvalidStateError, NotFoundError
+from quayside.registry import loadtests
 from quayside.registry.artifacts import PackageStore
 from quayside.registry.entities import (
     MAX_DESCRIPTION_LENGTH,
@@ -472,6 +473,32 @@ class RegistryStore:
             _audit(session, name, row.version, "alias_delete", row.version, None, alias, actor, reason, {})
             session.delete(row)
             model.updated_at = now_ms()
+
+    def versions_from_run(self, run_id: str) -> list[ModelVersion]:
+        """Live versions registered from a run (its lineage in the registry), by model then version."""
+        query = (
+            select(ModelVersionRow, RegisteredModelRow)
+            .join(RegisteredModelRow, RegisteredModelRow.id == ModelVersionRow.model_id)
+            .where(ModelVersionRow.source_run_id == run_id, ModelVersionRow.lifecycle == ACTIVE)
+            .order_by(RegisteredModelRow.name, ModelVersionRow.version)
+        )
+        with self._read() as session:
+            found: list[ModelVersion] = []
+            for row, model in session.execute(query).all():
+                found.extend(_versions(session, model, [row]))
+            return found
+
+    # --- load-test reports ---------------------------------------------------------------------
+
+    def loadtest_reports(self, name: str, version: int) -> list[loadtests.ReportSummary]:
+        """The load-test reports kept for a version (by ``quayside promote``), newest first."""
+        self.get_version(name, version)
+        return loadtests.list_reports(self.packages.root, name, version)
+
+    def loadtest_report(self, name: str, version: int, report_id: str) -> dict[str, Any]:
+        """One load-test report's JSON document."""
+        self.get_version(name, version)
+        return loadtests.read_report(self.packages.root, name, version, report_id)
 
     # --- audit -------------------------------------------------------------------------------
 

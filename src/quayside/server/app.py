@@ -11,6 +11,7 @@ from quayside.server.registry import REGISTRY_PREFIX
 from quayside.server.registry import router as registry_router
 from quayside.server.tracking import TRACKING_PREFIX
 from quayside.server.tracking import router as tracking_router
+from quayside.server.ui import install_ui
 from quayside.tracking.local import LocalBackend
 
 
@@ -31,4 +32,5 @@ def create_app(settings: Settings) -> FastAPI:
     def health() -> dict[str, str]:
         return {"status": "ok", "version": __version__}
 
+    install_ui(app)
     return app

@@ -236,6 +236,21 @@ def delete_version(
     return registry.delete_version(name, version, actor=_actor(request, actor), reason=reason).to_dict()
 
 
+# --- load-test reports -----------------------------------------------------------------------
+
+
+@router.get("/models/{name}/versions/{version}/loadtests")
+def list_loadtests(name: str, version: int, registry: Registry) -> dict[str, Any]:
+    """The version's load-test reports (kept by ``quayside promote``), newest first."""
+    return {"reports": [r.to_dict() for r in registry.loadtest_reports(name, version)]}
+
+
+@router.get("/models/{name}/versions/{version}/loadtests/{report_id}")
+def get_loadtest(name: str, version: int, report_id: str, registry: Registry) -> dict[str, Any]:
+    """One load-test report: summary, verdict, errors and the per-second time series."""
+    return registry.loadtest_report(name, version, report_id)
+
+
 # --- aliases ---------------------------------------------------------------------------------
 
 

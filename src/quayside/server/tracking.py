@@ -77,6 +77,8 @@ class SearchIn(BaseModel):
     filter: str = ""
     order_by: list[str] = Field(default_factory=list)
     max_results: int = 50
+    offset: int = 0
+    """Runs of the ordered result to skip: page N of size M is offset N*M."""
 
 
 class ModelIn(BaseModel):
@@ -129,7 +131,7 @@ def create_run(body: RunIn, backend: Backend) -> dict[str, Any]:
 
 @router.post("/runs/search")
 def search_runs(body: SearchIn, backend: Backend) -> dict[str, Any]:
-    runs = backend.search_runs(body.experiment_ids, body.filter, body.order_by, body.max_results)
+    runs = backend.search_runs(body.experiment_ids, body.filter, body.order_by, body.max_results, body.offset)
     return {"runs": [r.to_dict() for r in runs]}
 
 

@@ -56,6 +56,7 @@ class TrackingBackend(Protocol):
         filter_string: str = "",
         order_by: Sequence[str] | str | None = None,
         max_results: int = 50,
+        offset: int = 0,
     ) -> list[Run]: ...
 
     def upload_artifact(self, run_id: str, local_file: Path, path: str) -> ArtifactInfo: ...

@@ -110,13 +110,15 @@ class Client:
         filter: str = "",
         order_by: Sequence[str] | str | None = None,
         max_results: int = 50,
+        offset: int = 0,
     ) -> list[Run]:
-        """Runs matching a filter (see :mod:`quayside.tracking.search`), in the given experiments or all."""
+        """Runs matching a filter (see :mod:`quayside.tracking.search`), in the given experiments or all;
+        ``offset`` skips that many of the ordered result (pages of ``max_results``)."""
         ids = None
         if experiments is not None:
             names = [experiments] if isinstance(experiments, str | int) else list(experiments)
             ids = [self.get_experiment(e).id for e in names]
-        return self.backend.search_runs(ids, filter, order_by, max_results)
+        return self.backend.search_runs(ids, filter, order_by, max_results, offset)
 
     # --- logging ----------------------------------------------------------------------------
 

@@ -86,6 +86,23 @@ class Experiment:
 
 
 @dataclass(frozen=True)
+class ExperimentActivity:
+    """How busy an experiment is: its active runs, and when one last started or ended (ms, or None)."""
+
+    experiment_id: int
+    runs: int
+    last_activity: int | None
+
+
+@dataclass(frozen=True)
+class RunKeys:
+    """The param and metric keys logged in an experiment's runs (the columns a runs table can show)."""
+
+    params: tuple[str, ...]
+    metrics: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Metric:
     """One point of a metric series."""
 

@@ -12,7 +12,15 @@ from quayside.config import Settings
 from quayside.errors import InvalidStateError, PackageError
 from quayside.packager.manifest import PackageReader
 from quayside.tracking.artifacts import ArtifactStore, check_artifact_path
-from quayside.tracking.entities import ArtifactInfo, Experiment, LoggedModel, Metric, Run
+from quayside.tracking.entities import (
+    ArtifactInfo,
+    Experiment,
+    ExperimentActivity,
+    LoggedModel,
+    Metric,
+    Run,
+    RunKeys,
+)
 from quayside.tracking.store import TrackingStore
 
 
@@ -97,8 +105,18 @@ class LocalBackend:
         filter_string: str = "",
         order_by: Sequence[str] | str | None = None,
         max_results: int = 50,
+        offset: int = 0,
     ) -> list[Run]:
-        return self.store.search_runs(experiment_ids, filter_string, order_by, max_results)
+        return self.store.search_runs(experiment_ids, filter_string, order_by, max_results, offset)
+
+    def count_runs(self, experiment_ids: Iterable[int] | None = None, filter_string: str = "") -> int:
+        return self.store.count_runs(experiment_ids, filter_string)
+
+    def experiment_activity(self) -> dict[int, ExperimentActivity]:
+        return self.store.experiment_activity()
+
+    def run_keys(self, experiment_id: int) -> RunKeys:
+        return self.store.run_keys(experiment_id)
 
     # Artifacts: the run must exist and be live before anything is written for it.
     def writable_run(self, run_id: str) -> Run:

@@ -128,12 +128,14 @@ class RestBackend:
         filter_string: str = "",
         order_by: Sequence[str] | str | None = None,
         max_results: int = 50,
+        offset: int = 0,
     ) -> list[Run]:
         body = {
             "experiment_ids": list(experiment_ids) if experiment_ids is not None else None,
             "filter": filter_string,
             "order_by": [order_by] if isinstance(order_by, str) else list(order_by or []),
             "max_results": max_results,
+            "offset": offset,
         }
         return [Run.from_dict(r) for r in self._json("POST", "/runs/search", json=body)["runs"]]
 

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
-from sqlalchemy import Engine, delete, func, insert, select, update
+from sqlalchemy import ColumnElement, Engine, and_, delete, func, insert, select, update
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import Session
 
@@ -28,9 +28,11 @@ from quayside.tracking.entities import (
     MAX_PARAM_LENGTH,
     MAX_TAG_LENGTH,
     Experiment,
+    ExperimentActivity,
     LoggedModel,
     Metric,
     Run,
+    RunKeys,
     RunStatus,
     check_key,
     check_name,
@@ -340,19 +342,68 @@ class TrackingStore:
         filter_string: str = "",
         order_by: Sequence[str] | str | None = None,
         max_results: int = 50,
+        offset: int = 0,
     ) -> list[Run]:
-        """Active runs matching the filter, ordered (newest first by default), at most ``max_results``."""
+        """Active runs matching the filter, ordered (newest first by default), at most ``max_results``
+        after skipping ``offset`` (a page of the ordered result)."""
         if not 1 <= max_results <= MAX_SEARCH_RESULTS:
             raise UsageError(f"max results must be between 1 and {MAX_SEARCH_RESULTS}, not {max_results}")
-        condition = search.compile_filter(search.parse_filter(filter_string))
+        if offset < 0:
+            raise UsageError(f"offset must be 0 or more, not {offset}")
         ordering = search.compile_order_by(search.parse_order_by(order_by))
-        query = select(RunRow).where(RunRow.lifecycle == ACTIVE, condition)
-        ids = list(experiment_ids) if experiment_ids is not None else None
-        if ids is not None:
-            query = query.where(RunRow.experiment_id.in_(ids))
+        query = select(RunRow).where(_search_condition(experiment_ids, filter_string))
         with self._read() as session:
-            rows = list(session.scalars(query.order_by(*ordering).limit(max_results)))
+            rows = list(session.scalars(query.order_by(*ordering).offset(offset).limit(max_results)))
             return _runs(session, rows)
+
+    def count_runs(self, experiment_ids: Iterable[int] | None = None, filter_string: str = "") -> int:
+        """How many active runs match the filter (the length of the result :meth:`search_runs` pages)."""
+        condition = _search_condition(experiment_ids, filter_string)
+        with self._read() as session:
+            return session.scalar(select(func.count()).select_from(RunRow).where(condition)) or 0
+
+    def experiment_activity(self) -> dict[int, ExperimentActivity]:
+        """Each experiment's number of active runs and its last activity (newest run start or end)."""
+        last = func.max(func.coalesce(RunRow.end_time, RunRow.start_time))
+        query = (
+            select(RunRow.experiment_id, func.count(), last)
+            .where(RunRow.lifecycle == ACTIVE)
+            .group_by(RunRow.experiment_id)
+        )
+        with self._read() as session:
+            return {
+                experiment_id: ExperimentActivity(experiment_id, count, latest)
+                for experiment_id, count, latest in session.execute(query)
+            }
+
+    def run_keys(self, experiment_id: int) -> RunKeys:
+        """The param and metric keys logged in an experiment's active runs, sorted."""
+        in_experiment = select(RunRow.id).where(
+            RunRow.experiment_id == experiment_id, RunRow.lifecycle == ACTIVE
+        )
+        with self._read() as session:
+            self._experiment_row(session, experiment_id)
+            params = session.scalars(
+                select(ParamRow.key)
+                .where(ParamRow.run_id.in_(in_experiment))
+                .distinct()
+                .order_by(ParamRow.key)
+            )
+            metrics = session.scalars(
+                select(MetricRow.key)
+                .where(MetricRow.run_id.in_(in_experiment))
+                .distinct()
+                .order_by(MetricRow.key)
+            )
+            return RunKeys(params=tuple(params), metrics=tuple(metrics))
+
+
+def _search_condition(experiment_ids: Iterable[int] | None, filter_string: str) -> ColumnElement[bool]:
+    """Active runs matching the filter, in these experiments (all when ``None``)."""
+    condition = and_(RunRow.lifecycle == ACTIVE, search.compile_filter(search.parse_filter(filter_string)))
+    if experiment_ids is None:
+        return condition
+    return and_(condition, RunRow.experiment_id.in_(list(experiment_ids)))
 
 
 # --- rows to entities ------------------------------------------------------------------

@@ -1,0 +1,217 @@
+"""The UI's pages: experiments, runs, a run, a comparison, and the registry's models and versions.
+
+Each handler reads through the tracking backend or the registry store (the same ones
+the REST routers use), shapes the data with :mod:`quayside.server.ui.views`, and
+renders one template. Database work runs in plain ``def`` handlers (FastAPI's thread pool).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import FileResponse
+
+from quayside.errors import FilterError, UsageError
+from quayside.registry.stages import Stage
+from quayside.registry.store import RegistryStore
+from quayside.server.registry import get_registry
+from quayside.server.tracking import get_backend
+from quayside.server.ui import views
+from quayside.server.ui.preview import image_type, preview_kind, read_preview
+from quayside.server.ui.templating import PageRoute, render
+from quayside.tracking.entities import Run
+from quayside.tracking.local import LocalBackend
+
+router = APIRouter(route_class=PageRoute, include_in_schema=False)
+
+
+def _tracking(request: Request) -> LocalBackend:
+    return get_backend(request)
+
+
+def _registry(request: Request) -> RegistryStore:
+    return get_registry(request)
+
+
+def _json_number(value: float) -> float | None:
+    # JSON has no NaN or infinity; a gap in the chart is what they become.
+    return value if math.isfinite(value) else None
+
+
+def _histories(backend: LocalBackend, runs: Iterable[Run]) -> dict[str, dict[str, list[list[Any]]]]:
+    """Per run, each metric's points as ``[step, timestamp, value]`` for the charts."""
+    return {
+        run.id: {
+            key: [
+                [m.step, m.timestamp, _json_number(m.value)] for m in backend.get_metric_history(run.id, key)
+            ]
+            for key in run.metrics
+        }
+        for run in runs
+    }
+
+
+# --- tracking ---------------------------------------------------------------------------------
+
+
+@router.get("/")
+def experiments_page(request: Request) -> Response:
+    backend = _tracking(request)
+    experiments = backend.list_experiments()
+    activity = backend.experiment_activity()
+    return render(request, "experiments.html", experiments=experiments, activity=activity)
+
+
+@router.get("/experiments/{experiment_id}")
+def runs_page(
+    request: Request,
+    experiment_id: int,
+    filter_text: Annotated[str, Query(alias="filter")] = "",
+    sort: str = "start_time",
+    direction: Annotated[str, Query(alias="dir", pattern="^(asc|desc)$")] = "desc",
+    page: int = 1,
+    per_page: int = views.DEFAULT_PER_PAGE,
+    col: Annotated[list[str] | None, Query()] = None,
+) -> Response:
+    """The experiment's runs, filtered, sorted and paged in the database."""
+    backend = _tracking(request)
+    experiment = backend.get_experiment(experiment_id)
+    keys = backend.run_keys(experiment_id)
+    columns = views.choose_columns(col or [], keys)
+    ordering = views.order_by(sort, direction == "desc")
+    runs: list[Run] = []
+    filter_error = None
+    try:
+        total = backend.count_runs([experiment_id], filter_text)
+        position = views.page(page, per_page, total)
+        if total:
+            runs = backend.search_runs([experiment_id], filter_text, ordering, per_page, position.offset)
+    except FilterError as e:
+        filter_error = e.message
+        position = views.page(1, per_page, 0)
+    link = views.url_with(str(request.url.path), list(request.query_params.multi_items()))
+    return render(
+        request,
+        "runs.html",
+        status_code=400 if filter_error else 200,
+        experiment=experiment,
+        runs=runs,
+        keys=keys,
+        columns=columns,
+        selected=[c.ref for c in columns],
+        filter_text=filter_text,
+        filter_error=filter_error,
+        sort=sort,
+        direction=direction,
+        position=position,
+        per_page_choices=views.PER_PAGE_CHOICES,
+        sortable=views.SORTABLE_ATTRIBUTES,
+        link=link,
+    )
+
+
+@router.get("/runs/{run_id}")
+def run_page(request: Request, run_id: str, artifacts: str = "") -> Response:
+    """A run: params, tags, latest metrics, metric charts, artifacts and the versions registered from it."""
+    backend = _tracking(request)
+    run = backend.get_run(run_id)
+    entries = backend.list_artifacts(run_id, artifacts)
+    return render(
+        request,
+        "run.html",
+        run=run,
+        experiment=backend.get_experiment(run.experiment_id),
+        histories=_histories(backend, [run]),
+        artifact_dir=artifacts,
+        artifacts=[(entry, preview_kind(entry.path)) for entry in entries],
+        versions=_registry(request).versions_from_run(run_id),
+    )
+
+
+@router.get("/runs/{run_id}/artifacts/view")
+def artifact_page(request: Request, run_id: str, path: Annotated[str, Query()]) -> Response:
+    """A preview of one artifact file (text, JSON, CSV or image) with its download link."""
+    backend = _tracking(request)
+    run = backend.get_run(run_id)
+    file = backend.artifacts.file_path(run_id, path)
+    return render(
+        request,
+        "artifact.html",
+        run=run,
+        path=path,
+        size=file.stat().st_size,
+        preview=read_preview(file, path),
+    )
+
+
+@router.get("/runs/{run_id}/artifacts/image")
+def artifact_image(request: Request, run_id: str, path: Annotated[str, Query()]) -> Response:
+    """An image artifact with its own media type, for the preview's ``<img>``; other files are refused."""
+    backend = _tracking(request)
+    backend.get_run(run_id)
+    media_type = image_type(path)
+    if media_type is None:
+        raise UsageError(f"artifact '{path}' is not a PNG, JPEG, GIF or WebP image")
+    file = backend.artifacts.file_path(run_id, path)
+    headers = {"X-Content-Type-Options": "nosniff", "Content-Security-Policy": "sandbox"}
+    return FileResponse(file, media_type=media_type, headers=headers)
+
+
+@router.get("/compare")
+def compare_page(request: Request, run: Annotated[list[str] | None, Query()] = None) -> Response:
+    """Two to ten runs side by side: params (differences marked) and their metrics overlaid."""
+    backend = _tracking(request)
+    runs = [backend.get_run(run_id) for run_id in views.check_compare_count(run or [])]
+    return render(
+        request,
+        "compare.html",
+        runs=runs,
+        params=views.compare(runs, lambda r: r.params),
+        metrics=views.compare(runs, lambda r: r.latest_metrics),
+        histories=_histories(backend, runs),
+        names={r.id: r.name for r in runs},
+    )
+
+
+# --- registry ---------------------------------------------------------------------------------
+
+
+@router.get("/models")
+def models_page(request: Request) -> Response:
+    registry = _registry(request)
+    models = registry.list_models()
+    versions = {m.name: registry.list_versions(m.name) for m in models}
+    return render(request, "models.html", models=models, versions=versions)
+
+
+@router.get("/models/{name}")
+def model_page(request: Request, name: str) -> Response:
+    """A model's versions (stage, aliases, lineage), the controls to move them, and its audit log."""
+    registry = _registry(request)
+    return render(
+        request,
+        "model.html",
+        model=registry.get_model(name),
+        versions=registry.list_versions(name),
+        history=list(reversed(registry.history(name))),
+        stages=[s.value for s in Stage],
+    )
+
+
+@router.get("/models/{name}/versions/{version}")
+def version_page(request: Request, name: str, version: int) -> Response:
+    """One version: its package, lineage, history and load-test reports (the chart is drawn from the API)."""
+    registry = _registry(request)
+    found = registry.get_version(name, version)
+    return render(
+        request,
+        "version.html",
+        model=registry.get_model(name),
+        mv=found,
+        history=list(reversed(registry.history(name, version))),
+        reports=registry.loadtest_reports(name, version),
+        stages=[s.value for s in Stage],
+    )

@@ -1,0 +1,130 @@
+/* Quayside web UI: registry actions through the REST API (with a confirm dialog) and load-test charts.
+   Every change goes through the same endpoints the CLI and Python client use; a refused change shows the
+   API's {"error": {"code", "message"}} message in the dialog and changes nothing on the page. */
+(function () {
+  "use strict";
+
+  function send(method, url, payload) {
+    var init = { method: method, headers: { Accept: "application/json" } };
+    if (payload !== undefined) {
+      init.headers["Content-Type"] = "application/json";
+      init.body = JSON.stringify(payload);
+    }
+    return fetch(url, init).then(function (response) {
+      return response.json().catch(function () { return null; }).then(function (body) {
+        if (!response.ok) {
+          var message = body && body.error ? body.error.message : "the server answered " + response.status;
+          throw new Error(message);
+        }
+        return body;
+      });
+    });
+  }
+
+  function modelUrl(model) { return "/api/registry/models/" + encodeURIComponent(model); }
+
+  var pending = null;
+
+  function confirmAction(title, text, action) {
+    var dialog = document.getElementById("confirm-dialog");
+    document.getElementById("confirm-title").textContent = title;
+    document.getElementById("confirm-text").textContent = text;
+    document.getElementById("confirm-reason").value = "";
+    var error = document.getElementById("confirm-error");
+    error.hidden = true;
+    error.textContent = "";
+    pending = action;
+    dialog.showModal();
+    document.getElementById("confirm-reason").focus();
+  }
+
+  function setUpDialog() {
+    var dialog = document.getElementById("confirm-dialog");
+    if (!dialog) { return; }
+    var ok = document.getElementById("confirm-ok");
+    document.getElementById("confirm-cancel").addEventListener("click", function () { dialog.close(); });
+    document.getElementById("confirm-form").addEventListener("submit", function (event) {
+      event.preventDefault();
+      if (!pending) { return; }
+      var error = document.getElementById("confirm-error");
+      ok.disabled = true;
+      pending(document.getElementById("confirm-reason").value).then(function () {
+        pending = null;
+        dialog.close();
+        window.location.reload();
+      }).catch(function (e) {
+        error.textContent = e.message;
+        error.hidden = false;
+      }).then(function () { ok.disabled = false; });
+    });
+  }
+
+  function setUpTransitions() {
+    document.querySelectorAll("form.transition").forEach(function (form) {
+      form.addEventListener("submit", function (event) {
+        event.preventDefault();
+        var model = form.dataset.model, version = form.dataset.version, target = form.elements.stage.value;
+        confirmAction(
+          "Change stage",
+          "Move " + model + " v" + version + " from " + form.dataset.stage + " to " + target + "?",
+          function (reason) {
+            return send("POST", modelUrl(model) + "/versions/" + version + "/transition", { stage: target, reason: reason });
+          }
+        );
+      });
+    });
+  }
+
+  function setUpAliases() {
+    document.querySelectorAll("form.alias").forEach(function (form) {
+      form.addEventListener("submit", function (event) {
+        event.preventDefault();
+        var model = form.dataset.model, alias = form.elements.alias.value.trim(), version = Number(form.elements.version.value);
+        confirmAction(
+          "Move alias",
+          "Point " + model + "@" + alias + " at v" + version + "?",
+          function (reason) {
+            return send("PUT", modelUrl(model) + "/aliases/" + encodeURIComponent(alias), { version: version, reason: reason });
+          }
+        );
+      });
+    });
+  }
+
+  function showReport(box, reportId) {
+    var url = modelUrl(box.dataset.model) + "/versions/" + box.dataset.version + "/loadtests/" + encodeURIComponent(reportId);
+    var error = document.getElementById("loadtest-error");
+    send("GET", url).then(function (report) {
+      error.hidden = true;
+      document.getElementById("loadtest-title").textContent = "Report " + report.id;
+      var series = report.timeseries || [];
+      var latency = ["p50_ms", "p95_ms", "p99_ms"].map(function (key) {
+        return { label: key.replace("_ms", ""), points: series.map(function (p) { return [p.t, p[key]]; }) };
+      });
+      window.QuaysideCharts.draw(box.querySelector("#latency-chart .plot"), latency, { xLabel: "seconds", legend: true });
+      var rps = [{ label: "requests/s", points: series.map(function (p) { return [p.t, p.rps]; }) }];
+      window.QuaysideCharts.draw(box.querySelector("#throughput-chart .plot"), rps, { xLabel: "seconds" });
+    }).catch(function (e) {
+      error.textContent = e.message;
+      error.hidden = false;
+    });
+  }
+
+  function setUpReports() {
+    var box = document.getElementById("loadtest-charts");
+    if (!box) { return; }
+    document.querySelectorAll("button.show-report").forEach(function (button) {
+      button.addEventListener("click", function () { showReport(box, button.dataset.report); });
+    });
+    showReport(box, box.dataset.report);
+  }
+
+  function init() {
+    setUpDialog();
+    setUpTransitions();
+    setUpAliases();
+    setUpReports();
+  }
+
+  if (document.readyState === "loading") { document.addEventListener("DOMContentLoaded", init); } else { init(); }
+})();

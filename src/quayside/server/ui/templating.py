@@ -1,0 +1,103 @@
+"""The UI's templates and their filters, and the route class that turns errors into HTML pages.
+
+A page that fails answers an HTML page with the same status and message the REST API
+would give (404 for an unknown run, 400 for a bad query), never a JSON body or a 500.
+"""
+
+from __future__ import annotations
+
+import datetime
+import math
+import time
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any
+
+from fastapi import Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
+from fastapi.templating import Jinja2Templates
+
+from quayside import __version__
+from quayside.errors import QuaysideError
+from quayside.server.errors import describe_validation_error
+
+HERE = Path(__file__).parent
+STATIC_DIR = HERE / "static"
+templates = Jinja2Templates(directory=HERE / "templates")
+
+
+def when(ms: int | float | None) -> str:
+    """Milliseconds since the epoch as a UTC date and time (``-`` when unknown)."""
+    if ms is None:
+        return "-"
+    moment = datetime.datetime.fromtimestamp(ms / 1000, tz=datetime.UTC)
+    return moment.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def duration(start_ms: int | None, end_ms: int | None) -> str:
+    """How long a run took, or has been running (``… so far``)."""
+    if start_ms is None:
+        return "-"
+    running = end_ms is None
+    seconds = max(((end_ms if end_ms is not None else time.time() * 1000) - start_ms) / 1000, 0.0)
+    if seconds < 60:
+        text = f"{seconds:.1f} s"
+    elif seconds < 3600:
+        text = f"{int(seconds // 60)} min {int(seconds % 60)} s"
+    else:
+        text = f"{int(seconds // 3600)} h {int(seconds % 3600 // 60)} min"
+    return f"{text} so far" if running else text
+
+
+def number(value: Any) -> str:
+    """A metric value, short: six significant digits, NaN and infinities by name."""
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "NaN"
+        if math.isinf(value):
+            return "Infinity" if value > 0 else "-Infinity"
+        return f"{value:.6g}"
+    return str(value)
+
+
+def size(n: int | None) -> str:
+    if n is None:
+        return ""
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024  # type: ignore[assignment]
+    return str(n)
+
+
+templates.env.filters.update(when=when, duration=duration, number=number, size=size)
+templates.env.globals.update(version=__version__)
+
+
+def render(request: Request, template: str, status_code: int = 200, **context: Any) -> Response:
+    """A page from ``template`` with ``context``."""
+    return templates.TemplateResponse(request, template, context, status_code=status_code)
+
+
+def error_page(request: Request, status: int, code: str, message: str) -> Response:
+    return render(request, "error.html", status_code=status, status=status, code=code, message=message)
+
+
+class PageRoute(APIRoute):
+    """A route whose Quayside errors and invalid query parameters become HTML error pages."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def page(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except QuaysideError as e:
+                return error_page(request, e.http_status, e.code, e.message)
+            except RequestValidationError as e:
+                return error_page(request, 400, "invalid_request", describe_validation_error(e))
+
+        return page

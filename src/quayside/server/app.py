@@ -6,6 +6,7 @@ from fastapi import FastAPI
 
 from quayside import __version__
 from quayside.config import Settings
+from quayside.server import mlflow_compat
 from quayside.server.errors import install_error_handlers
 from quayside.server.registry import REGISTRY_PREFIX
 from quayside.server.registry import router as registry_router
@@ -27,6 +28,10 @@ def create_app(settings: Settings) -> FastAPI:
     install_error_handlers(app)
     app.include_router(tracking_router, prefix=TRACKING_PREFIX)
     app.include_router(registry_router, prefix=REGISTRY_PREFIX)
+    for prefix in mlflow_compat.MLFLOW_PREFIXES:
+        app.include_router(mlflow_compat.router, prefix=prefix, include_in_schema=False)
+    for prefix in mlflow_compat.ARTIFACTS_PREFIXES:
+        app.include_router(mlflow_compat.artifacts_router, prefix=prefix, include_in_schema=False)
 
     @app.get("/health", tags=["server"])
     def health() -> dict[str, str]:

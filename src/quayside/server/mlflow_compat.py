@@ -1,0 +1,497 @@
+"""The subset of MLflow's REST API that the ``mlflow`` Python client uses for tracking.
+
+With ``MLFLOW_TRACKING_URI`` pointing at ``quayside server``, unchanged
+``mlflow.set_experiment / start_run / log_param(s) / log_metric(s) / set_tag /
+log_artifact`` code logs into Quayside's store. Each route parses MLflow's request
+shape, calls one method of the tracking backend, and renders MLflow's response
+shape; errors are MLflow's ``{"error_code", "message"}`` bodies, which the client
+turns into ``MlflowException``s.
+
+How MLflow's terms map onto Quayside's:
+
+- experiment ids are Quayside's integer ids as strings; MLflow's default experiment
+  ``"0"`` is Quayside's default experiment (``QUAYSIDE_EXPERIMENT``);
+- run ids, millisecond timestamps, statuses and lifecycle stages (``active``/``deleted``)
+  are the same (``SCHEDULED`` becomes ``RUNNING``); the ``mlflow.parentRunId`` tag sets
+  the parent run, and ``mlflow.runName`` is the run's name;
+- a run's ``artifact_uri`` is ``mlflow-artifacts:/<run id>``, so the client uploads and
+  downloads through the proxied artifact routes below, into the run's artifact directory.
+
+Endpoints not listed here answer ``ENDPOINT_NOT_FOUND`` naming the endpoint.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from collections.abc import Callable, Coroutine, Mapping
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.routing import APIRoute
+from pydantic import BaseModel, Field
+
+from quayside.errors import (
+    AlreadyExistsError,
+    InvalidStateError,
+    NotFoundError,
+    PayloadTooLargeError,
+    QuaysideError,
+    UnavailableError,
+    UsageError,
+)
+from quayside.server.errors import describe_validation_error
+from quayside.server.tracking import Backend, upload_artifact
+from quayside.tracking.entities import Experiment, Metric, Run, decode_float, encode_float
+from quayside.tracking.local import LocalBackend
+from quayside.tracking.store import MAX_SEARCH_RESULTS
+
+MLFLOW_PREFIXES = ("/api/2.0/mlflow", "/ajax-api/2.0/mlflow")
+ARTIFACTS_PREFIXES = ("/api/2.0/mlflow-artifacts", "/ajax-api/2.0/mlflow-artifacts")
+DEFAULT_EXPERIMENT_ID = "0"
+PARENT_TAG, NAME_TAG, USER_TAG = "mlflow.parentRunId", "mlflow.runName", "mlflow.user"
+
+# (error class, MLflow error code, HTTP status); the first match along the MRO wins.
+# MLflow's client retries 5xx answers for minutes, so only true server faults are 5xx.
+_ERROR_CODES: tuple[tuple[type[QuaysideError], str, int], ...] = (
+    (NotFoundError, "RESOURCE_DOES_NOT_EXIST", 404),
+    (AlreadyExistsError, "RESOURCE_ALREADY_EXISTS", 400),
+    (InvalidStateError, "INVALID_PARAMETER_VALUE", 400),
+    (PayloadTooLargeError, "INVALID_PARAMETER_VALUE", 413),
+    (UsageError, "INVALID_PARAMETER_VALUE", 400),
+    (UnavailableError, "TEMPORARILY_UNAVAILABLE", 503),
+)
+
+
+def mlflow_error(error: QuaysideError) -> JSONResponse:
+    """A Quayside error as MLflow's error body and status."""
+    for cls in type(error).__mro__:
+        for known, code, status in _ERROR_CODES:
+            if cls is known:
+                return _error(status, code, error.message)
+    if error.http_status < 500:
+        return _error(error.http_status, "BAD_REQUEST", error.message)
+    return _error(500, "INTERNAL_ERROR", error.message)
+
+
+def _error(status: int, code: str, message: str) -> JSONResponse:
+    return JSONResponse({"error_code": code, "message": message}, status_code=status)
+
+
+class MlflowRoute(APIRoute):
+    """A route whose Quayside and validation errors are answered in MLflow's error shape."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def route(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except QuaysideError as e:
+                return mlflow_error(e)
+            except RequestValidationError as e:
+                return _error(400, "INVALID_PARAMETER_VALUE", describe_validation_error(e))
+
+        return route
+
+
+router = APIRouter(tags=["mlflow"], route_class=MlflowRoute)
+artifacts_router = APIRouter(tags=["mlflow"], route_class=MlflowRoute)
+
+
+# --- translation ------------------------------------------------------------------------
+
+
+def artifact_uri(run_id: str) -> str:
+    return f"mlflow-artifacts:/{run_id}"
+
+
+def experiment_out(experiment: Experiment) -> dict[str, Any]:
+    return {
+        "experiment_id": str(experiment.id),
+        "name": experiment.name,
+        "artifact_location": "mlflow-artifacts:/",
+        "lifecycle_stage": experiment.lifecycle,
+        "creation_time": experiment.created_at,
+        "last_update_time": experiment.created_at,
+        "tags": [],
+    }
+
+
+def metric_out(metric: Metric) -> dict[str, Any]:
+    return {
+        "key": metric.key,
+        "value": encode_float(metric.value),
+        "timestamp": metric.timestamp,
+        "step": metric.step,
+    }
+
+
+def run_info_out(run: Run) -> dict[str, Any]:
+    info: dict[str, Any] = {
+        "run_id": run.id,
+        "run_uuid": run.id,
+        "run_name": run.name,
+        "experiment_id": str(run.experiment_id),
+        "user_id": run.tags.get(USER_TAG, ""),
+        "status": run.status.value,
+        "start_time": run.start_time,
+        "artifact_uri": artifact_uri(run.id),
+        "lifecycle_stage": run.lifecycle,
+    }
+    if run.end_time is not None:
+        info["end_time"] = run.end_time
+    return info
+
+
+def run_out(run: Run) -> dict[str, Any]:
+    """A run as MLflow's ``Run`` message: info, and data with each metric's latest point."""
+    tags = dict(run.tags) | {NAME_TAG: run.name}
+    if run.parent_run_id is not None:
+        tags[PARENT_TAG] = run.parent_run_id
+    return {
+        "info": run_info_out(run),
+        "data": {
+            "metrics": [metric_out(m) for m in run.metrics.values()],
+            "params": [{"key": k, "value": v} for k, v in run.params.items()],
+            "tags": [{"key": k, "value": v} for k, v in sorted(tags.items())],
+        },
+        "inputs": {},
+    }
+
+
+def run_status(status: str) -> str:
+    """MLflow's run status as Quayside's: the same words, and SCHEDULED is RUNNING."""
+    return "RUNNING" if status.upper() == "SCHEDULED" else status
+
+
+def experiment_id_of(request: Request, value: str) -> int:
+    """Quayside's id for an MLflow experiment id; ``"0"`` is the default experiment."""
+    if value == DEFAULT_EXPERIMENT_ID:
+        backend: LocalBackend = request.app.state.tracking
+        return backend.get_or_create_experiment(request.app.state.settings.experiment).id
+    if not value.isdigit():
+        raise NotFoundError(f"no experiment with id '{value}'")
+    return int(value)
+
+
+# --- request bodies --------------------------------------------------------------------------
+
+
+class KeyValue(BaseModel):
+    key: str
+    value: str = ""
+
+
+class MetricIn(BaseModel):
+    key: str
+    value: float | str
+    timestamp: int = 0
+    step: int = 0
+
+    def to_metric(self) -> Metric:
+        return Metric(self.key, decode_float(self.value), self.step, self.timestamp)
+
+
+class RunRef(BaseModel):
+    run_id: str | None = None
+    run_uuid: str | None = None
+
+    @property
+    def id(self) -> str:
+        run_id = self.run_id or self.run_uuid
+        if not run_id:
+            raise UsageError("missing value for required parameter 'run_id'")
+        return run_id
+
+
+class ExperimentCreate(BaseModel):
+    name: str
+    artifact_location: str | None = None
+    tags: list[KeyValue] = Field(default_factory=list)
+
+
+class ExperimentRef(BaseModel):
+    experiment_id: str
+
+
+class ExperimentUpdate(ExperimentRef):
+    new_name: str
+
+
+class ExperimentSearch(BaseModel):
+    view_type: str = "ACTIVE_ONLY"
+    max_results: int | None = None
+    filter: str = ""
+    order_by: list[str] = Field(default_factory=list)
+    page_token: str | None = None
+
+
+class RunCreate(BaseModel):
+    experiment_id: str = DEFAULT_EXPERIMENT_ID
+    user_id: str | None = None
+    start_time: int | None = None
+    tags: list[KeyValue] = Field(default_factory=list)
+    run_name: str | None = None
+
+
+class RunUpdate(RunRef):
+    status: str | None = None
+    end_time: int | None = None
+    run_name: str | None = None
+
+
+class LogMetricIn(RunRef, MetricIn):
+    pass
+
+
+class LogParamIn(RunRef, KeyValue):
+    pass
+
+
+class SetTagIn(RunRef, KeyValue):
+    pass
+
+
+class LogBatchIn(RunRef):
+    metrics: list[MetricIn] = Field(default_factory=list)
+    params: list[KeyValue] = Field(default_factory=list)
+    tags: list[KeyValue] = Field(default_factory=list)
+
+
+class RunSearch(BaseModel):
+    experiment_ids: list[str] = Field(default_factory=list)
+    filter: str = ""
+    run_view_type: str = "ACTIVE_ONLY"
+    max_results: int = 1000
+    order_by: list[str] = Field(default_factory=list)
+    page_token: str | None = None
+
+
+def _pairs(items: list[KeyValue]) -> dict[str, str]:
+    return {item.key: item.value for item in items}
+
+
+# --- experiments ----------------------------------------------------------------------------
+
+
+@router.post("/experiments/create")
+def create_experiment(body: ExperimentCreate, backend: Backend) -> dict[str, Any]:
+    if body.tags:
+        raise UsageError("Quayside experiments have no tags; set tags on runs instead")
+    return {"experiment_id": str(backend.create_experiment(body.name).id)}
+
+
+@router.get("/experiments/get")
+def get_experiment(request: Request, backend: Backend, experiment_id: str) -> dict[str, Any]:
+    return {"experiment": experiment_out(backend.get_experiment(experiment_id_of(request, experiment_id)))}
+
+
+@router.get("/experiments/get-by-name")
+def get_experiment_by_name(backend: Backend, experiment_name: str) -> dict[str, Any]:
+    return {"experiment": experiment_out(backend.get_experiment_by_name(experiment_name))}
+
+
+@router.post("/experiments/search")
+def search_experiments(body: ExperimentSearch, backend: Backend) -> dict[str, Any]:
+    if body.view_type not in ("ACTIVE_ONLY", "ALL", "DELETED_ONLY"):
+        raise UsageError(f"view_type must be ACTIVE_ONLY, DELETED_ONLY or ALL, not '{body.view_type}'")
+    experiments = backend.list_experiments(include_deleted=body.view_type != "ACTIVE_ONLY")
+    if body.view_type == "DELETED_ONLY":
+        experiments = [e for e in experiments if e.lifecycle == "deleted"]
+    matches = experiment_name_filter(body.filter)
+    found = [e for e in experiments if matches(e.name)]
+    if body.max_results is not None:
+        found = found[: body.max_results]
+    return {"experiments": [experiment_out(e) for e in found]}
+
+
+_NAME_FILTER = re.compile(
+    r"^\s*(?:attributes?\.)?name\s*(=|!=|like|ilike)\s*(['\"])(.*)\2\s*$", re.IGNORECASE | re.DOTALL
+)
+
+
+def experiment_name_filter(filter_string: str) -> Callable[[str], bool]:
+    """A predicate for the one experiment filter Quayside reads: ``name = | != | LIKE | ILIKE 'value'``."""
+    if not filter_string.strip():
+        return lambda _name: True
+    match = _NAME_FILTER.match(filter_string)
+    if match is None:
+        raise UsageError(
+            f"experiment filter {filter_string!r} is not supported: Quayside reads only "
+            "\"name = 'x'\", \"name != 'x'\", \"name LIKE 'x%'\" and \"name ILIKE 'x%'\""
+        )
+    op, value = match.group(1).lower(), match.group(3)
+    if op == "=":
+        return lambda name: name == value
+    if op == "!=":
+        return lambda name: name != value
+    pattern = "".join(".*" if c == "%" else "." if c == "_" else re.escape(c) for c in value)
+    compiled = re.compile(f"^{pattern}$", re.IGNORECASE if op == "ilike" else 0)
+    return lambda name: compiled.match(name) is not None
+
+
+@router.post("/experiments/update")
+def rename_experiment(body: ExperimentUpdate, request: Request, backend: Backend) -> dict[str, Any]:
+    backend.rename_experiment(experiment_id_of(request, body.experiment_id), body.new_name)
+    return {}
+
+
+@router.post("/experiments/delete")
+def delete_experiment(body: ExperimentRef, request: Request, backend: Backend) -> dict[str, Any]:
+    backend.delete_experiment(experiment_id_of(request, body.experiment_id))
+    return {}
+
+
+# --- runs -----------------------------------------------------------------------------------
+
+
+@router.post("/runs/create")
+def create_run(body: RunCreate, request: Request, backend: Backend) -> dict[str, Any]:
+    tags = _pairs(body.tags)
+    if body.user_id and USER_TAG not in tags:
+        tags[USER_TAG] = body.user_id
+    name = body.run_name or tags.pop(NAME_TAG, None)
+    tags.pop(NAME_TAG, None)  # the run's name is the tag; storing both would let them drift
+    parent = tags.pop(PARENT_TAG, None)
+    run = backend.create_run(
+        experiment_id_of(request, body.experiment_id), name or None, tags, parent, body.start_time
+    )
+    return {"run": run_out(run)}
+
+
+@router.get("/runs/get")
+def get_run(backend: Backend, run_id: str | None = None, run_uuid: str | None = None) -> dict[str, Any]:
+    return {"run": run_out(backend.get_run(RunRef(run_id=run_id, run_uuid=run_uuid).id))}
+
+
+@router.post("/runs/update")
+def update_run(body: RunUpdate, backend: Backend) -> dict[str, Any]:
+    run = backend.update_run(
+        body.id,
+        status=run_status(body.status) if body.status else None,
+        end_time=body.end_time,
+        name=body.run_name or None,
+    )
+    return {"run_info": run_info_out(run)}
+
+
+@router.post("/runs/delete")
+def delete_run(body: RunRef, backend: Backend) -> dict[str, Any]:
+    backend.delete_run(body.id)
+    return {}
+
+
+@router.post("/runs/search")
+def search_runs(body: RunSearch, request: Request, backend: Backend) -> dict[str, Any]:
+    if body.run_view_type != "ACTIVE_ONLY":
+        raise UsageError(
+            f"run_view_type {body.run_view_type} is not supported: Quayside searches active runs only"
+        )
+    if body.page_token:
+        return {"runs": []}  # every match was on the first page: no next_page_token was given out
+    ids = [experiment_id_of(request, e) for e in body.experiment_ids]
+    limit = min(max(body.max_results, 1), MAX_SEARCH_RESULTS)
+    runs = backend.search_runs(ids, body.filter, body.order_by, limit)
+    return {"runs": [run_out(r) for r in runs]}
+
+
+# --- logging --------------------------------------------------------------------------------
+
+
+@router.post("/runs/log-metric")
+def log_metric(body: LogMetricIn, backend: Backend) -> dict[str, Any]:
+    backend.log_batch(body.id, [body.to_metric()])
+    return {}
+
+
+@router.post("/runs/log-parameter")
+def log_param(body: LogParamIn, backend: Backend) -> dict[str, Any]:
+    backend.log_batch(body.id, params={body.key: body.value})
+    return {}
+
+
+@router.post("/runs/set-tag")
+def set_tag(body: SetTagIn, backend: Backend) -> dict[str, Any]:
+    log_tags(backend, body.id, {body.key: body.value})
+    return {}
+
+
+@router.post("/runs/log-batch")
+def log_batch(body: LogBatchIn, backend: Backend) -> dict[str, Any]:
+    metrics = [m.to_metric() for m in body.metrics]
+    tags = _pairs(body.tags)
+    name = tags.pop(NAME_TAG, None)
+    backend.log_batch(body.id, metrics, _pairs(body.params), tags)
+    if name:
+        backend.update_run(body.id, name=name)
+    return {}
+
+
+def log_tags(backend: LocalBackend, run_id: str, tags: Mapping[str, str]) -> None:
+    """Set tags; ``mlflow.runName`` renames the run, as on an MLflow server."""
+    rest = dict(tags)
+    name = rest.pop(NAME_TAG, None)
+    if rest:
+        backend.log_batch(run_id, tags=rest)
+    if name:
+        backend.update_run(run_id, name=name)
+
+
+@router.get("/metrics/get-history")
+def metric_history(
+    backend: Backend, metric_key: str, run_id: str | None = None, run_uuid: str | None = None
+) -> dict[str, Any]:
+    run = RunRef(run_id=run_id, run_uuid=run_uuid).id
+    return {"metrics": [metric_out(m) for m in backend.get_metric_history(run, metric_key)]}
+
+
+@router.api_route("/{endpoint:path}", methods=["GET", "POST", "PATCH", "DELETE"], include_in_schema=False)
+def not_implemented(endpoint: str, request: Request) -> JSONResponse:
+    return _error(
+        404,
+        "ENDPOINT_NOT_FOUND",
+        f"{request.method} {request.url.path} is not part of the MLflow API that Quayside answers "
+        "(experiments, runs, params, metrics, tags, batch logging and artifacts)",
+    )
+
+
+# --- proxied artifacts (mlflow-artifacts:/<run id>/<path>) -----------------------------------
+
+
+def split_artifact_path(path: str) -> tuple[str, str]:
+    """``<run id>/<path in the run>`` as its two parts."""
+    run_id, _, rest = path.strip("/").partition("/")
+    if not run_id:
+        raise UsageError("an artifact path starts with the run id: <run id>/<path>")
+    return run_id, posixpath.normpath(rest) if rest else ""
+
+
+@artifacts_router.get("/artifacts")
+def list_artifacts(backend: Backend, path: Annotated[str, Query()] = "") -> dict[str, Any]:
+    run_id, inside = split_artifact_path(path)
+    infos = backend.list_artifacts(run_id, inside)
+    files = []
+    for info in infos:
+        entry: dict[str, Any] = {"path": posixpath.basename(info.path), "is_dir": info.is_dir}
+        if info.size is not None:
+            entry["file_size"] = info.size
+        files.append(entry)
+    return {"files": files}
+
+
+@artifacts_router.get("/artifacts/{path:path}")
+def download_artifact(path: str, backend: Backend) -> FileResponse:
+    run_id, inside = split_artifact_path(path)
+    backend.get_run(run_id)
+    return FileResponse(backend.artifacts.file_path(run_id, inside), media_type="application/octet-stream")
+
+
+@artifacts_router.put("/artifacts/{path:path}")
+async def put_artifact(path: str, request: Request, backend: Backend) -> dict[str, Any]:
+    """Stream the body into the run's artifact directory, as Quayside's own upload route does."""
+    run_id, inside = split_artifact_path(path)
+    await upload_artifact(run_id, request, backend, inside)
+    return {}

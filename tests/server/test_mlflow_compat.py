@@ -1,0 +1,188 @@
+"""MLflow's tracking API on `quayside server`: an unchanged MLflow script logs into Quayside's store.
+
+The script (tests/server/data/mlflow_train.py) runs with the real ``mlflow`` client in its own
+venv (tests/venvs.py); what it logged is read back through Quayside's client and CLI.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+
+from quayside.config import Settings
+from quayside.tracking.client import Client
+from tests.db.fixtures import QUAYSIDE, Server, clean_env
+
+SCRIPT = Path(__file__).parent / "data" / "mlflow_train.py"
+MLFLOW = "/api/2.0/mlflow"
+
+
+@pytest.fixture
+def server(own_server: Server) -> Server:
+    return own_server.start()
+
+
+@pytest.fixture
+def logged(server: Server, mlflow_venv, tmp_path: Path) -> dict:
+    """Run the MLflow script against the server; what it printed (its run ids and MLflow's readback)."""
+    experiment = f"mlflow-{uuid.uuid4().hex[:8]}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "QUAYSIDE_"))}
+    env |= {"MLFLOW_TRACKING_URI": server.url, "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "1"}
+    result = mlflow_venv.run(str(SCRIPT), experiment, cwd=tmp_path, env=env)
+    return json.loads(result.stdout.strip().splitlines()[-1]) | {"experiment": experiment}
+
+
+def test_an_unchanged_mlflow_script_logs_params_metrics_tags_and_artifacts_into_quayside(
+    logged: dict, server: Server, tmp_path: Path
+):
+    client = Client(settings=Settings(home=tmp_path / "client", tracking_uri=server.url))
+    run = client.get_run(logged["run_id"])
+
+    assert run.name == "logreg"
+    assert run.status.value == "FINISHED" and run.end_time is not None
+    assert client.get_experiment(run.experiment_id).name == logged["experiment"]
+    assert run.params == {"C": "0.5", "solver": "lbfgs", "max_iter": "200"}
+    history = [(m.step, m.value) for m in client.get_metric_history(run.id, "loss")]
+    assert history == [(0, 1.0), (1, 0.5), (2, 1 / 3), (3, 0.25), (4, 0.2)]
+    assert run.metrics["accuracy"].step == 4 and run.metrics["f1"].value == 0.5
+    assert {"team": "growth", "stage": "dev", "data": "iris"}.items() <= run.tags.items()
+    assert run.tags["mlflow.source.name"].endswith("mlflow_train.py")
+    paths = {a.path for a in client.list_artifacts(run.id, recursive=True)}
+    assert paths == {"notes.txt", "reports", "reports/notes.txt"}
+
+    child = client.get_run(logged["child_run_id"])
+    assert child.parent_run_id == run.id and child.name == "child"
+
+    # MLflow's own client read back exactly what Quayside stored.
+    assert logged["params"] == dict(run.params)
+    assert logged["metrics"] == run.latest_metrics
+    assert logged["loss_history"] == [list(point) for point in history]
+    assert {k: v for k, v in logged["tags"].items() if k != "mlflow.runName"} == dict(run.tags)
+    assert logged["tags"]["mlflow.runName"] == "logreg"
+    assert logged["experiment_id"] == str(run.experiment_id)
+    assert logged["status"] == "FINISHED"
+    assert logged["artifacts"] == ["notes.txt", "reports"]
+    assert logged["downloaded"] == "trained on iris\n"
+    assert set(logged["searched"]) == {run.id, child.id}
+
+
+def test_quayside_runs_search_sees_the_mlflow_runs(logged: dict, server: Server, tmp_path: Path):
+    result = subprocess.run(
+        [
+            QUAYSIDE,
+            "runs",
+            "search",
+            "-x",
+            logged["experiment"],
+            "--filter",
+            "params.solver = 'lbfgs'",
+            "--json",
+        ],
+        env=clean_env(QUAYSIDE_HOME=str(tmp_path / "cli"), QUAYSIDE_TRACKING_URI=server.url),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    found = json.loads(result.stdout)
+    assert [r["id"] for r in found] == [logged["run_id"]]
+    assert found[0]["params"]["C"] == "0.5"
+
+
+# --- the wire format the client parses --------------------------------------------------------
+
+
+@pytest.fixture
+def http(sqlite_server) -> httpx.Client:
+    with httpx.Client(base_url=sqlite_server.url + MLFLOW, timeout=30) as client:
+        yield client
+
+
+def _run(http: httpx.Client) -> dict:
+    created = http.post("/experiments/create", json={"name": f"wire-{uuid.uuid4().hex[:8]}"})
+    assert created.status_code == 200, created.text
+    experiment_id = created.json()["experiment_id"]
+    response = http.post(
+        "/runs/create",
+        json={
+            "experiment_id": experiment_id,
+            "start_time": 1700000000000,
+            "tags": [{"key": "a", "value": "b"}],
+        },
+    )
+    assert response.status_code == 200, response.text
+    return response.json()["run"]
+
+
+def test_runs_come_back_in_mlflows_shape_with_string_experiment_ids_and_ms_times(http: httpx.Client):
+    run = _run(http)
+    info = run["info"]
+    assert info["run_id"] == info["run_uuid"] and len(info["run_id"]) == 32
+    assert isinstance(info["experiment_id"], str) and info["experiment_id"].isdigit()
+    assert info["status"] == "RUNNING" and info["lifecycle_stage"] == "active"
+    assert info["start_time"] == 1700000000000 and "end_time" not in info
+    assert info["artifact_uri"] == f"mlflow-artifacts:/{info['run_id']}"
+    assert {"key": "a", "value": "b"} in run["data"]["tags"]
+
+    ended = http.post(
+        "/runs/update", json={"run_id": info["run_id"], "status": "KILLED", "end_time": 1700000001000}
+    )
+    assert ended.json()["run_info"]["status"] == "KILLED"
+    assert ended.json()["run_info"]["end_time"] == 1700000001000
+
+
+def test_the_default_experiment_0_is_quaysides_default_experiment(http: httpx.Client):
+    experiment = http.get("/experiments/get", params={"experiment_id": "0"}).json()["experiment"]
+    assert experiment["name"] == "default"
+    run = http.post("/runs/create", json={"experiment_id": "0"}).json()["run"]
+    assert run["info"]["experiment_id"] == experiment["experiment_id"]
+
+
+def test_errors_are_mlflow_error_bodies_with_the_status_the_client_expects(http: httpx.Client):
+    missing = http.get("/experiments/get-by-name", params={"experiment_name": "no-such-experiment"})
+    assert missing.status_code == 404
+    assert missing.json() == {
+        "error_code": "RESOURCE_DOES_NOT_EXIST",
+        "message": "no experiment named 'no-such-experiment'",
+    }
+
+    unknown = http.post("/runs/delete-tag", json={})
+    assert unknown.status_code == 404 and unknown.json()["error_code"] == "ENDPOINT_NOT_FOUND"
+
+    bad = http.post("/runs/log-metric", json={"run_id": "0" * 32, "key": "loss"})
+    assert bad.status_code == 400 and bad.json()["error_code"] == "INVALID_PARAMETER_VALUE"
+    assert "value" in bad.json()["message"]
+
+    run_id = _run(http)["info"]["run_id"]
+    assert (
+        http.post("/runs/log-parameter", json={"run_id": run_id, "key": "p", "value": "1"}).status_code == 200
+    )
+    changed = http.post("/runs/log-parameter", json={"run_id": run_id, "key": "p", "value": "2"})
+    assert changed.status_code == 400 and changed.json()["error_code"] == "RESOURCE_ALREADY_EXISTS"
+
+    assert http.post("/runs/delete", json={"run_id": run_id}).status_code == 200
+    deleted = http.post("/runs/set-tag", json={"run_id": run_id, "key": "k", "value": "v"})
+    assert deleted.status_code == 400 and "deleted" in deleted.json()["message"]
+
+    bad_filter = http.post("/runs/search", json={"experiment_ids": ["0"], "filter": "metrics.x >"})
+    assert bad_filter.status_code == 400 and bad_filter.json()["error_code"] == "INVALID_PARAMETER_VALUE"
+
+
+def test_nan_and_infinite_metrics_travel_as_strings_and_back(http: httpx.Client):
+    run_id = _run(http)["info"]["run_id"]
+    batch = {
+        "run_id": run_id,
+        "metrics": [
+            {"key": "m", "value": "NaN", "timestamp": 1, "step": 0},
+            {"key": "m", "value": "Infinity", "timestamp": 2, "step": 1},
+        ],
+    }
+    assert http.post("/runs/log-batch", json=batch).status_code == 200
+    history = http.get("/metrics/get-history", params={"run_id": run_id, "metric_key": "m"}).json()["metrics"]
+    assert [(m["step"], m["value"]) for m in history] == [(0, "NaN"), (1, "Infinity")]

@@ -20,6 +20,10 @@ echo "==> docker engine and base image (for the build and deploy tests)"
 QUAYSIDE_TEST_BASE_IMAGE=$(bash scripts/docker-engine.sh | tail -n 1)
 export QUAYSIDE_TEST_BASE_IMAGE
 
+echo "==> Chromium (for the web UI's browser tests)"
+QUAYSIDE_TEST_CHROMIUM=$(bash scripts/browser.sh | tail -n 1)
+export QUAYSIDE_TEST_CHROMIUM
+
 echo "==> import contracts"
 "$venv/bin/lint-imports"
 

@@ -1,0 +1,216 @@
+"""The UI's pages over HTTP without a browser: status codes, error pages, paging and sorting, static assets."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from quayside import Metric, save_model
+from quayside.config import Settings
+from quayside.loadtesting.report import write_report
+from quayside.registry.loadtests import report_dir
+from quayside.registry.store import RegistryStore
+from quayside.server.app import create_app
+from quayside.server.ui.templating import STATIC_DIR
+from tests.server.ui.seed import loadtest_report, png
+
+REPO = Path(__file__).resolve().parents[3]
+EXTERNAL_URL = re.compile(r"https?://", re.IGNORECASE)
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory, iris_classifier, iris) -> dict:
+    home = tmp_path_factory.mktemp("ui-pages")
+    settings = Settings(home=home)
+    app = create_app(settings)
+    backend = app.state.tracking
+    experiment = backend.create_experiment("paged")
+    runs = []
+    for number in range(30):
+        run = backend.create_run(experiment.id, f"r{number:02d}", start_time=1_000_000 + number)
+        backend.log_batch(run.id, [Metric("score", (number * 7) % 30, 0)], {"lr": str(number % 3)})
+        runs.append(run)
+    files = home / "files"
+    files.mkdir()
+    for name, data in {
+        "a.txt": b"hello",
+        "t.csv": b"x,y\n1,2\n",
+        "p.png": png(),
+        "m.bin": b"\x00\x01",
+    }.items():
+        (files / name).write_bytes(data)
+        backend.upload_artifact(runs[0].id, files / name, name)
+    client = TestClient(app)
+    registry = RegistryStore.from_settings(settings)
+    package = home / "package"
+    save_model(iris_classifier, package, input_example=iris[0].head(5))
+    registry.register_version("paged-model", package, actor="tester", source_run_id=runs[0].id)
+    write_report(loadtest_report("lt1"), report_dir(home / "artifacts", "paged-model", 1, "lt1"))
+    return {"client": client, "experiment": experiment.id, "runs": runs}
+
+
+def _names(html: str) -> list[str]:
+    return re.findall(r'<a href="/runs/[0-9a-f]+">(r\d\d)</a>', html)
+
+
+def test_runs_are_paged_and_sorted_by_a_metric_in_the_database(site):
+    client, experiment = site["client"], site["experiment"]
+    first = client.get(f"/experiments/{experiment}", params={"per_page": 25})
+    assert first.status_code == 200
+    assert "Runs 1–25 of 30" in first.text
+    assert _names(first.text)[:2] == ["r29", "r28"]  # newest first by default
+    second = client.get(f"/experiments/{experiment}", params={"per_page": 25, "page": 2})
+    assert "Runs 26–30 of 30" in second.text
+    assert _names(second.text) == ["r04", "r03", "r02", "r01", "r00"]
+    by_score = client.get(
+        f"/experiments/{experiment}", params={"sort": "metrics.score", "dir": "desc", "per_page": 25}
+    )
+    scores = [(n * 7) % 30 for n in range(30)]
+    best = sorted(range(30), key=lambda n: (-scores[n], -n))[:3]
+    assert _names(by_score.text)[:3] == [f"r{n:02d}" for n in best]
+    past_the_end = client.get(f"/experiments/{experiment}", params={"per_page": 25, "page": 9})
+    assert "Runs 26–30 of 30" in past_the_end.text
+
+
+def test_a_bad_filter_is_a_400_page_with_the_parse_error_inline(site):
+    response = site["client"].get(f"/experiments/{site['experiment']}", params={"filter": "params.lr ="})
+    assert response.status_code == 400
+    assert response.headers["content-type"].startswith("text/html")
+    assert 'id="filter-error"' in response.text
+    assert "invalid filter at column 12" in response.text
+    assert 'value="params.lr ="' in response.text
+
+
+@pytest.mark.parametrize(
+    ("path", "status", "message"),
+    [
+        ("/runs/0123456789abcdef", 404, "no run with id"),
+        ("/experiments/999", 404, "no experiment with id 999"),
+        ("/models/nobody", 404, "no registered model named"),
+        ("/models/paged-model/versions/9", 404, "has no version 9"),
+        ("/experiments/1?page=0", 400, "page numbers start at 1"),
+        ("/experiments/1?per_page=7", 400, "runs per page must be one of"),
+        ("/experiments/abc", 400, "path parameter"),
+        ("/experiments/1?sort=bogus", 400, "column &#39;bogus&#39;"),
+    ],
+)
+def test_errors_are_html_pages_with_a_message_not_500s(site, path, status, message):
+    response = site["client"].get(path)
+    assert response.status_code == status
+    assert response.headers["content-type"].startswith("text/html")
+    assert message in response.text
+
+
+def test_compare_takes_two_to_ten_runs(site):
+    runs = site["runs"]
+    one = site["client"].get("/compare", params={"run": [runs[0].id]})
+    assert one.status_code == 400 and "choose 2 to 10 runs to compare, not 1" in one.text
+    eleven = site["client"].get("/compare", params={"run": [r.id for r in runs[:11]]})
+    assert eleven.status_code == 400
+    two = site["client"].get("/compare", params={"run": [runs[0].id, runs[1].id]})
+    assert two.status_code == 200
+    assert re.search(r'<tr class="diff"><th scope="row">lr', two.text)
+
+
+def test_artifacts_preview_by_kind_and_images_come_with_their_own_type(site):
+    client, run_id = site["client"], site["runs"][0].id
+    text = client.get(f"/runs/{run_id}/artifacts/view", params={"path": "a.txt"})
+    assert text.status_code == 200 and ">hello</pre>" in text.text
+    table = client.get(f"/runs/{run_id}/artifacts/view", params={"path": "t.csv"})
+    assert '<th scope="col">x</th>' in table.text
+    image = client.get(f"/runs/{run_id}/artifacts/image", params={"path": "p.png"})
+    assert image.headers["content-type"] == "image/png"
+    assert image.headers["x-content-type-options"] == "nosniff"
+    assert client.get(f"/runs/{run_id}/artifacts/image", params={"path": "a.txt"}).status_code == 400
+    binary = client.get(f"/runs/{run_id}/artifacts/view", params={"path": "m.bin"})
+    assert "No preview for this kind of file" in binary.text
+    escape = client.get(f"/runs/{run_id}/artifacts/view", params={"path": "../../quayside.db"})
+    assert escape.status_code == 400
+
+
+def test_the_load_test_api_lists_and_reads_a_versions_reports(site):
+    client = site["client"]
+    listed = client.get("/api/registry/models/paged-model/versions/1/loadtests").json()["reports"]
+    assert [(r["id"], r["passed"]) for r in listed] == [("lt1", True)]
+    report = client.get("/api/registry/models/paged-model/versions/1/loadtests/lt1").json()
+    assert len(report["timeseries"]) == 10
+    missing = client.get("/api/registry/models/paged-model/versions/1/loadtests/nope")
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
+
+
+def test_static_assets_are_served_with_their_types(site):
+    client = site["client"]
+    assert client.get("/static/quayside.css").headers["content-type"].startswith("text/css")
+    assert client.get("/static/charts.js").headers["content-type"].startswith("text/javascript")
+    assert client.get("/static/ui.js").status_code == 200
+    assert client.get("/static/../app.py").status_code == 404
+
+
+def test_no_page_or_asset_refers_to_anything_outside_the_server(site):
+    client, run_id, experiment = site["client"], site["runs"][0].id, site["experiment"]
+    paths = [
+        "/",
+        f"/experiments/{experiment}",
+        f"/runs/{run_id}",
+        f"/runs/{run_id}/artifacts/view?path=a.txt",
+        f"/compare?run={run_id}&run={site['runs'][1].id}",
+        "/models",
+        "/models/paged-model",
+        "/models/paged-model/versions/1",
+        "/runs/nope",
+    ]
+    paths += [f"/static/{f.name}" for f in STATIC_DIR.iterdir() if f.is_file()]
+    for path in paths:
+        body = client.get(path).text
+        assert not EXTERNAL_URL.search(body), f"{path} refers to {EXTERNAL_URL.search(body).group()}..."
+
+
+def test_the_wheel_ships_the_templates_and_static_files_and_an_install_serves_them(tmp_path: Path):
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path),
+            str(REPO),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    wheel = next(tmp_path.glob("quayside-*.whl"))
+    names = set(zipfile.ZipFile(wheel).namelist())
+    ui = REPO / "src" / "quayside" / "server" / "ui"
+    for folder in ("templates", "static"):
+        for file in (ui / folder).iterdir():
+            assert f"quayside/server/ui/{folder}/{file.name}" in names
+    target = tmp_path / "site"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)],
+        check=True,
+        capture_output=True,
+    )
+    probe = (
+        "import quayside, sys; from fastapi.testclient import TestClient; "
+        "from quayside.config import Settings; from quayside.server.app import create_app; "
+        f"assert quayside.__file__.startswith({str(target)!r}), quayside.__file__; "
+        f"c = TestClient(create_app(Settings(home={str(tmp_path / 'home')!r}))); "
+        "assert c.get('/static/charts.js').status_code == 200; assert 'Experiments' in c.get('/').text"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe],
+        env={"PYTHONPATH": str(target), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr

@@ -5,9 +5,11 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+import time
 import zipfile
 from pathlib import Path
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
@@ -18,6 +20,7 @@ from quayside.registry.loadtests import report_dir
 from quayside.registry.store import RegistryStore
 from quayside.server.app import create_app
 from quayside.server.ui.templating import STATIC_DIR
+from tests.db.fixtures import QUAYSIDE, clean_env, free_port
 from tests.server.ui.seed import loadtest_report, png
 
 REPO = Path(__file__).resolve().parents[3]
@@ -214,3 +217,24 @@ def test_the_wheel_ships_the_templates_and_static_files_and_an_install_serves_th
         text=True,
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_quayside_ui_serves_the_pages_and_the_rest_api_on_one_port(tmp_path: Path):
+    port = free_port()
+    env = clean_env(QUAYSIDE_HOME=str(tmp_path))
+    process = subprocess.Popen([QUAYSIDE, "ui", "--port", str(port)], env=env, stderr=subprocess.PIPE)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                page = httpx.get(url + "/", timeout=1)
+                break
+            except httpx.TransportError:
+                assert process.poll() is None and time.monotonic() < deadline, "quayside ui did not start"
+                time.sleep(0.05)  # polling for the port to open
+        assert page.status_code == 200 and "<h1>Experiments</h1>" in page.text
+        assert httpx.get(url + "/api/tracking/experiments").json() == {"experiments": []}
+    finally:
+        process.terminate()
+        process.wait(timeout=30)

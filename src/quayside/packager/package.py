@@ -165,9 +165,13 @@ def _check_destination(path: Path) -> None:
         raise AlreadyExistsError(f"'{path}' already exists; choose a new path for the package")
 
 
-def _input_schema(flavor: Flavor, model: Any, signature: Signature | None, example: Any) -> Schema:
+def _input_schema(
+    flavor: Flavor, model: Any, signature: Signature | None, inputs: Schema | None, example: Any
+) -> Schema:
     if signature is not None:
         return signature.inputs
+    if inputs is not None:
+        return inputs
     own = flavor.own_signature(model)
     if own is not None:
         return own.inputs
@@ -194,6 +198,7 @@ def save_model(
     path: str | Path,
     *,
     signature: Signature | None = None,
+    inputs: Schema | None = None,
     input_example: Any = None,
     to_onnx: bool = False,
     extra_requirements: Iterable[str] = (),
@@ -208,14 +213,16 @@ def save_model(
 
     The flavor is detected from the model (or named with ``flavor=``). The
     signature is inferred from ``input_example`` and the model's outputs on it
-    unless given. With ``to_onnx=True`` the model is also converted to ONNX and
+    unless given; ``inputs`` describes the inputs alone and leaves the outputs to
+    inference (an importer knows the inputs from the source format, not the
+    outputs of Quayside's flavor). With ``to_onnx=True`` the model is also converted to ONNX and
     the package is ONNX-servable only if parity holds within ``tolerance``;
     otherwise :class:`~quayside.errors.ParityError` is raised and nothing is written.
     """
     destination = Path(path)
     _check_destination(destination)
     chosen = get_flavor(flavor) if flavor else flavor_for(model)
-    inputs = _input_schema(chosen, model, signature, input_example)
+    inputs = _input_schema(chosen, model, signature, inputs, input_example)
     example = coerce_inputs(input_example, inputs) if input_example is not None else None
     if to_onnx and example is None:
         raise UsageError("to_onnx=True needs input_example= to measure parity against the native model")

@@ -1,0 +1,67 @@
+"""``quayside import mlflow PATH``: bring another tool's model into a Quayside package."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from quayside.cli.console import err, out
+from quayside.cli.model import parity_table
+from quayside.config import load_settings
+from quayside.packager.convert import Tolerance
+
+app = typer.Typer(help="Import models saved by other tools as Quayside packages.", no_args_is_help=True)
+
+
+@app.command("mlflow")
+def mlflow(
+    path: Annotated[Path, typer.Argument(help="MLflow model directory (the one holding MLmodel).")],
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Package directory to write (default: ./NAME).")
+    ] = None,
+    name: Annotated[
+        str | None, typer.Option(help="Package name (default: the MLflow model directory's name).")
+    ] = None,
+    trust: Annotated[
+        bool,
+        typer.Option("--trust", help="Allow loading a pickled model (unpickling runs code from the file)."),
+    ] = False,
+    onnx: Annotated[
+        bool, typer.Option("--onnx/--no-onnx", help="Convert to ONNX (kept only if parity holds).")
+    ] = True,
+) -> None:
+    """Import an MLflow model (sklearn, xgboost, lightgbm, onnx, pytorch or pyfunc flavor).
+
+    The signature, input example and pinned requirements are carried over (MLflow's own
+    list is kept in the package's metadata), and the model is converted to ONNX with a
+    parity check where its flavor allows. MLflow itself is not needed. skops, XGBoost,
+    LightGBM boosters and ONNX import as data; pickles need --trust.
+    """
+    from quayside.packager.importers.mlflow import import_mlflow_model
+
+    settings = load_settings()
+    package_name = name or path.resolve().name
+    destination = output or Path(package_name)
+    tolerance = Tolerance(settings.parity_rtol, settings.parity_atol, settings.parity_samples)
+    err.print(f"importing the MLflow model at {path} …")
+    result = import_mlflow_model(
+        path,
+        destination,
+        name=package_name,
+        trust=trust,
+        to_onnx=onnx,
+        tolerance=tolerance,
+        opset=settings.onnx_opset,
+    )
+    manifest = result.manifest
+    out.print(
+        f"[green]imported[/green] {manifest.name} ({result.mlflow_flavor} → {manifest.flavor}) to {destination}"
+    )
+    if manifest.onnx is not None:
+        out.print(parity_table(manifest.onnx.parity))
+    elif result.onnx_error:
+        err.print(f"[yellow]not converted to ONNX:[/yellow] {result.onnx_error}")
+    if result.skipped_requirements:
+        err.print(f"requirements not carried over (not pinned): {', '.join(result.skipped_requirements)}")

@@ -1,0 +1,1 @@
+"""Importers: other tools' model formats turned into Quayside packages (``quayside import ...``)."""

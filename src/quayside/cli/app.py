@@ -18,6 +18,7 @@ from quayside.cli import build as build_command
 from quayside.cli import convert as convert_command
 from quayside.cli import deploy as deploy_commands
 from quayside.cli import experiments as experiment_commands
+from quayside.cli import export as export_commands
 from quayside.cli import importers as import_commands
 from quayside.cli import loadtest as loadtest_command
 from quayside.cli import model as model_commands
@@ -42,6 +43,7 @@ app = typer.Typer(
 app.add_typer(model_commands.app, name="model")
 app.command("convert")(convert_command.convert)
 app.add_typer(import_commands.app, name="import")
+app.add_typer(export_commands.app, name="export")
 app.add_typer(experiment_commands.app, name="experiments")
 app.add_typer(run_commands.app, name="runs")
 app.command("run")(project_command.run)

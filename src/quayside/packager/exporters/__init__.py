@@ -1,0 +1,1 @@
+"""Exporters: a Quayside package as another tool's project (``quayside export ...``)."""

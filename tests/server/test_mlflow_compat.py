@@ -186,3 +186,21 @@ def test_nan_and_infinite_metrics_travel_as_strings_and_back(http: httpx.Client)
     assert http.post("/runs/log-batch", json=batch).status_code == 200
     history = http.get("/metrics/get-history", params={"run_id": run_id, "metric_key": "m"}).json()["metrics"]
     assert [(m["step"], m["value"]) for m in history] == [(0, "NaN"), (1, "Infinity")]
+
+
+def test_run_search_pages_through_next_page_tokens(http: httpx.Client):
+    experiment_id = _run(http)["info"]["experiment_id"]
+    for _ in range(4):
+        assert http.post("/runs/create", json={"experiment_id": experiment_id}).status_code == 200
+    seen, token, pages = [], None, 0
+    while True:
+        body = {"experiment_ids": [experiment_id], "max_results": 2} | (
+            {"page_token": token} if token else {}
+        )
+        page = http.post("/runs/search", json=body).json()
+        seen += [r["info"]["run_id"] for r in page.get("runs", [])]
+        pages += 1
+        token = page.get("next_page_token")
+        if not token:
+            break
+    assert len(seen) == len(set(seen)) == 5 and pages == 3

@@ -390,12 +390,23 @@ def search_runs(body: RunSearch, request: Request, backend: Backend) -> dict[str
         raise UsageError(
             f"run_view_type {body.run_view_type} is not supported: Quayside searches active runs only"
         )
-    if body.page_token:
-        return {"runs": []}  # every match was on the first page: no next_page_token was given out
     ids = [experiment_id_of(request, e) for e in body.experiment_ids]
     limit = min(max(body.max_results, 1), MAX_SEARCH_RESULTS)
-    runs = backend.search_runs(ids, body.filter, body.order_by, limit)
-    return {"runs": [run_out(r) for r in runs]}
+    offset = page_offset(body.page_token)
+    runs = backend.search_runs(ids, body.filter, body.order_by, limit, offset)
+    answer: dict[str, Any] = {"runs": [run_out(r) for r in runs]}
+    if len(runs) == limit:
+        answer["next_page_token"] = str(offset + limit)
+    return answer
+
+
+def page_offset(page_token: str | None) -> int:
+    """The runs a page token skips: Quayside's tokens are offsets into the ordered result."""
+    if not page_token:
+        return 0
+    if not page_token.isdigit():
+        raise UsageError(f"page_token {page_token!r} was not given out by this server")
+    return int(page_token)
 
 
 # --- logging --------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from packaging.requirements import Requirement
 
-from quayside.errors import MissingExtraError, UsageError
+from quayside.errors import UsageError
 from quayside.packager.flavors import get_flavor
 from quayside.packager.manifest import MANIFEST_NAME, Manifest, PackageReader
 
@@ -174,10 +174,8 @@ def render_dockerfile(
     quayside_version: str,
 ) -> str:
     """The image's Dockerfile, as text."""
-    try:
-        import jinja2
-    except ImportError as e:
-        raise MissingExtraError("deploy", "rendering Dockerfiles") from e
+    import jinja2  # a core dependency, imported here to keep `import quayside` fast
+
     template_text = resources.files(__package__).joinpath("templates/Dockerfile.j2").read_text("utf-8")
     env = jinja2.Environment(
         autoescape=False, keep_trailing_newline=True, undefined=jinja2.StrictUndefined

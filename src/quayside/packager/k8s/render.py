@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from quayside.errors import MissingExtraError, UsageError
+from quayside.errors import UsageError
 from quayside.packager.docker.context import UID
 
 Manifest = dict[str, Any]
@@ -92,10 +92,8 @@ def _annotations(spec: DeploymentSpec) -> dict[str, str]:
 
 
 def _template(name: str) -> Any:
-    try:
-        import jinja2
-    except ImportError as e:
-        raise MissingExtraError("deploy", "rendering Kubernetes manifests") from e
+    import jinja2  # a core dependency, imported here to keep `import quayside` fast
+
     text = resources.files(__package__).joinpath(f"templates/{name}.yaml.j2").read_text("utf-8")
     return jinja2.Environment(autoescape=False, undefined=jinja2.StrictUndefined).from_string(text)
 

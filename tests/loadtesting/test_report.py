@@ -63,3 +63,4 @@ def test_the_html_report_links_nothing_external_and_embeds_the_charts_data(tmp_p
     assert [p["rps"] for p in data["timeseries"]] == [3.0, 4.0, 2.0]
     assert [p["p95_ms"] for p in data["timeseries"]] == [p["p95_ms"] for p in report["timeseries"]]
     assert "FAIL" in page and "p95_ms&lt;=25" in page
+    assert "<td>&lt;= 25</td>" in page and "<=" not in page.split("<script")[0]

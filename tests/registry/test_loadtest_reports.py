@@ -62,6 +62,7 @@ def test_reports_written_where_promote_writes_them_are_listed_newest_first_and_r
 
 def test_the_registry_reads_the_file_name_load_testing_writes():
     assert loadtests.REPORT_JSON == loadtest_report.REPORT_JSON
+    assert loadtests.REPORT_HTML == loadtest_report.REPORT_HTML
 
 
 def test_versions_registered_from_a_run_are_found_by_its_id(local_sqlite, packages):

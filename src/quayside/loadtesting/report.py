@@ -164,7 +164,7 @@ def _verdict_table(verdict: Mapping[str, Any] | None) -> str:
         return "<p>No SLO was given.</p>"
     rows = "".join(
         f'<tr class="{"pass" if o["passed"] else "fail"}"><td>{html.escape(o["objective"])}</td>'
-        f"<td>{html.escape(str(o['measured']))}</td><td>{o['comparison']} {o['required']:g}</td>"
+        f"<td>{html.escape(str(o['measured']))}</td><td>{html.escape(o['comparison'])} {o['required']:g}</td>"
         f"<td>{'pass' if o['passed'] else 'FAIL'}</td></tr>"
         for o in verdict["objectives"]
     )

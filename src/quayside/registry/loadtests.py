@@ -25,6 +25,8 @@ from quayside.registry.entities import check_model_name, check_version
 LOADTESTS_DIR = "loadtests"
 REPORT_JSON = "report.json"
 """The name :func:`quayside.loadtesting.report.write_report` gives the JSON document (a test pins it)."""
+REPORT_HTML = "report.html"
+"""The name it gives the self-contained HTML report (pinned by the same test)."""
 REPORT_ID_PATTERN = re.compile(r"^[A-Za-z0-9_\-]{1,64}$")
 
 
@@ -75,6 +77,14 @@ def read_report(artifact_root: Path, name: str, version: int, report_id: str) ->
         raise NotFoundError(
             f"load-test report '{report_id}' of model '{name}' version {version} is unreadable: {e}"
         ) from None
+
+
+def report_html(artifact_root: Path, name: str, version: int, report_id: str) -> Path:
+    """The path of one report's HTML page; :class:`NotFoundError` when it has none."""
+    path = report_dir(artifact_root, name, version, report_id) / REPORT_HTML
+    if not path.is_file():
+        raise NotFoundError(f"model '{name}' version {version} has no HTML load-test report '{report_id}'")
+    return path
 
 
 def list_reports(artifact_root: Path, name: str, version: int) -> list[ReportSummary]:

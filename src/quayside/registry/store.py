@@ -500,6 +500,11 @@ class RegistryStore:
         self.get_version(name, version)
         return loadtests.read_report(self.packages.root, name, version, report_id)
 
+    def loadtest_report_html(self, name: str, version: int, report_id: str) -> Path:
+        """The path of one load-test report's self-contained HTML page."""
+        self.get_version(name, version)
+        return loadtests.report_html(self.packages.root, name, version, report_id)
+
     # --- audit -------------------------------------------------------------------------------
 
     def history(self, name: str, version: int | None = None) -> list[AuditEntry]:

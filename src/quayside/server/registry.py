@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import StreamingResponse
+from fastapi.responses import FileResponse, StreamingResponse
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
@@ -249,6 +249,12 @@ def list_loadtests(name: str, version: int, registry: Registry) -> dict[str, Any
 def get_loadtest(name: str, version: int, report_id: str, registry: Registry) -> dict[str, Any]:
     """One load-test report: summary, verdict, errors and the per-second time series."""
     return registry.loadtest_report(name, version, report_id)
+
+
+@router.get("/models/{name}/versions/{version}/loadtests/{report_id}/html", response_class=FileResponse)
+def get_loadtest_html(name: str, version: int, report_id: str, registry: Registry) -> FileResponse:
+    """One load-test report as the self-contained HTML page ``quayside loadtest`` wrote (works offline)."""
+    return FileResponse(registry.loadtest_report_html(name, version, report_id), media_type="text/html")
 
 
 # --- aliases ---------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from quayside import Metric, RegistryClient
 from quayside.loadtesting.report import write_report
+from quayside.loadtesting.slo import evaluate, parse_slo
 from quayside.registry.loadtests import report_dir
 from quayside.tracking.client import Client
 from quayside.tracking.entities import Run
@@ -44,7 +45,8 @@ def png(width: int = 16, height: int = 8) -> bytes:
     )
 
 
-def loadtest_report(report_id: str) -> dict:
+def loadtest_report(report_id: str, slo: str = "p95_ms<=25,error_rate<=0.001,rps>=50") -> dict:
+    """A report as ``quayside loadtest`` writes it, with the verdict of ``slo`` on its summary."""
     series = [
         {
             "t": t,
@@ -58,6 +60,18 @@ def loadtest_report(report_id: str) -> dict:
         }
         for t in range(1, 11)
     ]
+    summary = {
+        "requests": 500,
+        "failures": 0,
+        "error_rate": 0.0,
+        "rps": 55.0,
+        "p50_ms": 2.5,
+        "p90_ms": 5.0,
+        "p95_ms": 5.5,
+        "p99_ms": 8.0,
+        "max_ms": 12.0,
+        "mean_ms": 3.0,
+    }
     return {
         "id": report_id,
         "model": MODEL,
@@ -70,21 +84,10 @@ def loadtest_report(report_id: str) -> dict:
         "duration_s": 10.0,
         "elapsed_s": 10.0,
         "started_at": 1_790_000_000.0,
-        "summary": {
-            "requests": 500,
-            "failures": 0,
-            "error_rate": 0.0,
-            "rps": 55.0,
-            "p50_ms": 2.5,
-            "p90_ms": 5.0,
-            "p95_ms": 5.5,
-            "p99_ms": 8.0,
-            "max_ms": 12.0,
-            "mean_ms": 3.0,
-        },
+        "summary": summary,
         "errors": [],
         "timeseries": series,
-        "verdict": {"passed": True, "objectives": []},
+        "verdict": evaluate(parse_slo(slo), summary).to_dict(),
     }
 
 

@@ -167,7 +167,16 @@ def test_a_versions_page_links_its_run_and_draws_its_load_test(ui: UI, page: Pag
     expect(latency).to_have_count(3)
     expect(latency.first).to_have_attribute("data-points", "10")
     expect(p.locator("#throughput-chart path.series")).to_have_count(1)
+    verdict = p.locator("#loadtest-verdict tbody tr")
+    expect(verdict).to_have_count(3)
+    expect(verdict.first).to_contain_text("p95_ms<=25")
+    expect(verdict.first.locator("td").first).to_have_text("5.5")
+    expect(verdict.first).to_contain_text("met")
+    expect(p.locator("#signature-inputs tbody tr")).to_have_count(4)
     page.shot("version")
+    full = p.locator("#loadtests-table").get_by_role("link", name="HTML")
+    html = httpx.get(ui.url + full.get_attribute("href"))
+    assert html.headers["content-type"].startswith("text/html") and "report0001" in html.text
     p.locator("#lineage").click()
     expect(p.get_by_role("heading", level=1)).to_contain_text("rf-shallow")
 

@@ -110,6 +110,30 @@ def test_errors_are_html_pages_with_a_message_not_500s(site, path, status, messa
     assert message in response.text
 
 
+def test_an_unknown_page_is_an_html_404_for_browsers_and_json_for_api_clients(site):
+    client = site["client"]
+    browser = client.get("/no/such/page", headers={"Accept": "text/html,application/xhtml+xml"})
+    assert browser.status_code == 404
+    assert browser.headers["content-type"].startswith("text/html")
+    assert "there is no page at /no/such/page" in browser.text
+    program = client.get("/no/such/page", headers={"Accept": "application/json"})
+    assert program.status_code == 404 and program.json()["error"]["code"] == "not_found"
+    api = client.get("/api/tracking/nothing-here", headers={"Accept": "text/html"})
+    assert api.status_code == 404 and api.json()["error"]["code"] == "not_found"
+
+
+def test_a_versions_signature_is_a_table_of_names_types_and_shapes(site, iris):
+    page = site["client"].get("/models/paged-model/versions/1").text
+    inputs = re.search(r'<table id="signature-inputs">.*?</table>', page, re.S).group(0)
+    assert "a table of named columns" in inputs
+    assert re.findall(r'<th scope="row"><code>([^<]+)</code></th><td>float64</td>', inputs) == list(
+        iris[0].columns
+    )
+    outputs = re.search(r'<table id="signature-outputs">.*?</table>', page, re.S).group(0)
+    assert "<code>label</code></th><td>int64</td><td><code>(-1,)</code>" in outputs
+    assert "<code>probabilities</code></th><td>float64</td><td><code>(-1, 3)</code>" in outputs
+
+
 def test_compare_takes_two_to_ten_runs(site):
     runs = site["runs"]
     one = site["client"].get("/compare", params={"run": [runs[0].id]})
@@ -143,6 +167,13 @@ def test_the_load_test_api_lists_and_reads_a_versions_reports(site):
     assert [(r["id"], r["passed"]) for r in listed] == [("lt1", True)]
     report = client.get("/api/registry/models/paged-model/versions/1/loadtests/lt1").json()
     assert len(report["timeseries"]) == 10
+    html = client.get("/api/registry/models/paged-model/versions/1/loadtests/lt1/html")
+    assert html.headers["content-type"].startswith("text/html")
+    assert "<svg" in html.text and "lt1" in html.text
+    no_html = client.get("/api/registry/models/paged-model/versions/1/loadtests/nope/html")
+    assert (
+        no_html.status_code == 404 and "no HTML load-test report 'nope'" in no_html.json()["error"]["message"]
+    )
     missing = client.get("/api/registry/models/paged-model/versions/1/loadtests/nope")
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
 

@@ -15,6 +15,7 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import FileResponse
 
 from quayside.errors import FilterError, UsageError
+from quayside.packager.signature import Signature
 from quayside.registry.stages import Stage
 from quayside.registry.store import RegistryStore
 from quayside.server.registry import get_registry
@@ -213,5 +214,6 @@ def version_page(request: Request, name: str, version: int) -> Response:
         mv=found,
         history=list(reversed(registry.history(name, version))),
         reports=registry.loadtest_reports(name, version),
+        signature=Signature.from_dict(found.signature),
         stages=[s.value for s in Stage],
     )

@@ -91,6 +91,33 @@
     });
   }
 
+  function cell(tag, text, className) {
+    var element = document.createElement(tag);
+    element.textContent = text;
+    if (className) { element.className = className; }
+    return element;
+  }
+
+  /* One row per SLO objective of the report; a report run without an SLO says so. */
+  function showVerdict(table, verdict) {
+    var body = table.querySelector("tbody");
+    body.replaceChildren();
+    var objectives = verdict && verdict.objectives ? verdict.objectives : [];
+    if (!objectives.length) {
+      var row = body.insertRow(), note = cell("td", "This load test ran without an SLO.");
+      note.colSpan = 3;
+      row.appendChild(note);
+      return;
+    }
+    objectives.forEach(function (o) {
+      var row = body.insertRow(), head = cell("th", o.objective);
+      head.scope = "row";
+      row.appendChild(head);
+      row.appendChild(cell("td", String(o.measured), "num"));
+      row.appendChild(o.passed ? cell("td", "met", "pass") : cell("td", "missed", "fail"));
+    });
+  }
+
   function showReport(box, reportId) {
     var url = modelUrl(box.dataset.model) + "/versions/" + box.dataset.version + "/loadtests/" + encodeURIComponent(reportId);
     var error = document.getElementById("loadtest-error");
@@ -104,6 +131,7 @@
       window.QuaysideCharts.draw(box.querySelector("#latency-chart .plot"), latency, { xLabel: "seconds", legend: true });
       var rps = [{ label: "requests/s", points: series.map(function (p) { return [p.t, p.rps]; }) }];
       window.QuaysideCharts.draw(box.querySelector("#throughput-chart .plot"), rps, { xLabel: "seconds" });
+      showVerdict(box.querySelector("#loadtest-verdict"), report.verdict);
     }).catch(function (e) {
       error.textContent = e.message;
       error.hidden = false;

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import create_engine, inspect, text
@@ -19,6 +20,7 @@ from quayside.db import migrate
 from quayside.db.base import Base
 from quayside.db.engine import get_engine
 from quayside.errors import InvalidStateError
+from quayside.tracking.store import TrackingStore
 from tests.db.fixtures import create_postgres_database, drop_postgres_database, postgres_url
 
 
@@ -91,3 +93,27 @@ def test_a_database_written_by_a_newer_quayside_is_refused(tmp_path: Path):
     ):
         migrate.upgrade(engine)
     engine.dispose()
+
+
+def test_a_database_of_the_previous_release_upgrades_and_keeps_its_runs(empty_database_url: str):
+    engine = create_engine(empty_database_url)
+    with engine.connect() as connection:
+        command.upgrade(migrate.alembic_config(connection), "0002_registry")
+        connection.commit()
+    engine.dispose()
+    # A run written at 0002; the store's first use migrates to head and still finds it.
+    with create_engine(empty_database_url).begin() as connection:
+        connection.execute(
+            text("INSERT INTO experiments (name, lifecycle, created_at) VALUES ('old', 'active', 1)")
+        )
+        connection.execute(
+            text(
+                "INSERT INTO runs (id, experiment_id, name, status, lifecycle, start_time) "
+                "VALUES ('0123456789abcdef0123456789abcdef', 1, 'kept', 'FINISHED', 'active', 1)"
+            )
+        )
+    store = TrackingStore(empty_database_url)
+    assert store.get_run("0123456789abcdef0123456789abcdef").name == "kept"
+    with store.engine.connect() as connection:
+        assert migrate.current_revisions(connection) == migrate.head_revisions() == {"0003_mlflow_compat"}
+    assert {"mlflow_models", "mlflow_dataset_inputs"} <= set(inspect(store.engine).get_table_names())

@@ -16,7 +16,7 @@ from quayside.db.engine import get_engine
 def test_head_holds_the_registry_tables_and_matches_the_models(database_url):
     engine = get_engine(database_url)
     with engine.connect() as connection:
-        assert migrate.current_revisions(connection) == {"0002_registry"} == migrate.head_revisions()
+        assert migrate.current_revisions(connection) == {"0003_mlflow_compat"} == migrate.head_revisions()
         context = MigrationContext.configure(connection, opts={"compare_type": True})
         assert compare_metadata(context, Base.metadata) == []
     tables = set(inspect(engine).get_table_names())

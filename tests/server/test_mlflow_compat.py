@@ -14,12 +14,16 @@ from pathlib import Path
 
 import httpx
 import pytest
+from sklearn.datasets import load_iris
 
+import quayside
 from quayside.config import Settings
+from quayside.packager.importers.mlflow import import_mlflow_model
 from quayside.tracking.client import Client
 from tests.db.fixtures import QUAYSIDE, Server, clean_env
 
 SCRIPT = Path(__file__).parent / "data" / "mlflow_train.py"
+LOG_MODEL_SCRIPT = Path(__file__).parent / "data" / "mlflow_log_model.py"
 MLFLOW = "/api/2.0/mlflow"
 
 
@@ -28,14 +32,18 @@ def server(own_server: Server) -> Server:
     return own_server.start()
 
 
-@pytest.fixture
-def logged(server: Server, mlflow_venv, tmp_path: Path) -> dict:
-    """Run the MLflow script against the server; what it printed (its run ids and MLflow's readback)."""
+def run_mlflow_script(script: Path, server: Server, mlflow_venv, tmp_path: Path) -> dict:
+    """Run an MLflow script against the server; what it printed (its run ids and MLflow's readback)."""
     experiment = f"mlflow-{uuid.uuid4().hex[:8]}"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "QUAYSIDE_"))}
     env |= {"MLFLOW_TRACKING_URI": server.url, "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "1"}
-    result = mlflow_venv.run(str(SCRIPT), experiment, cwd=tmp_path, env=env)
+    result = mlflow_venv.run(str(script), experiment, cwd=tmp_path, env=env)
     return json.loads(result.stdout.strip().splitlines()[-1]) | {"experiment": experiment}
+
+
+@pytest.fixture
+def logged(server: Server, mlflow_venv, tmp_path: Path) -> dict:
+    return run_mlflow_script(SCRIPT, server, mlflow_venv, tmp_path)
 
 
 def test_an_unchanged_mlflow_script_logs_params_metrics_tags_and_artifacts_into_quayside(
@@ -93,6 +101,47 @@ def test_quayside_runs_search_sees_the_mlflow_runs(logged: dict, server: Server,
     found = json.loads(result.stdout)
     assert [r["id"] for r in found] == [logged["run_id"]]
     assert found[0]["params"]["C"] == "0.5"
+
+
+def test_autologging_and_log_model_log_into_quayside_and_the_model_imports_predicting_like_mlflow(
+    server: Server, mlflow_venv, tmp_path: Path
+):
+    logged = run_mlflow_script(LOG_MODEL_SCRIPT, server, mlflow_venv, tmp_path)
+    client = Client(settings=Settings(home=tmp_path / "client", tracking_uri=server.url))
+
+    # Autologging's params, training metrics, dataset and model all landed.
+    auto = client.get_run(logged["autologged"]["run_id"])
+    assert auto.params["max_iter"] == "300"
+    assert logged["autologged"]["metrics"] == auto.latest_metrics
+    assert auto.metrics["training_accuracy_score"].value > 0.9
+    assert [(name, tags) for name, _, tags in logged["autologged"]["datasets"]] == [
+        ("dataset", {"mlflow.data.context": "train"})
+    ]
+    assert len(logged["autologged"]["models"]) == 1
+
+    # log_model copies the run's metrics onto the model: the run's own series is not doubled.
+    explicit = client.get_run(logged["explicit"]["run_id"])
+    history = [(m.step, m.value) for m in client.get_metric_history(explicit.id, "loss")]
+    assert history == [(0, 1.0), (1, 0.5), (2, 1 / 3), (3, 0.25), (4, 0.2)]
+    assert logged["explicit"]["loss_history"] == [list(point) for point in history]
+    assert logged["explicit"]["datasets"] == ["iris"]
+
+    # The logged model: ready, an artifact folder of its run, found by MLflow's search.
+    model = logged["model"]
+    assert logged["explicit"]["models"] == [model["id"]]
+    assert model["status"] == "READY" and model["source_run_id"] == explicit.id
+    assert model["artifact_location"] == f"mlflow-artifacts:/{explicit.id}/model"
+    assert set(model["searched"]) == {model["id"], logged["autologged"]["models"][0]}
+    files = {a.path for a in client.list_artifacts(explicit.id, "model", recursive=True)}
+    assert {"model/MLmodel", "model/model.skops", "model/input_example.json"} <= files
+
+    # Quayside imports the directory MLflow logged and predicts exactly as MLflow's own load of it.
+    directory = client.download_artifacts(explicit.id, "model", tmp_path / "downloaded")
+    imported = import_mlflow_model(directory, tmp_path / "iris", name="iris")
+    assert imported.mlflow_flavor == "sklearn" and imported.manifest.onnx_servable
+    rows = load_iris(return_X_y=True, as_frame=True)[0]
+    predictions = quayside.load_model(tmp_path / "iris").predict(rows)["label"]
+    assert predictions.tolist() == logged["predictions"]
 
 
 # --- the wire format the client parses --------------------------------------------------------
@@ -204,3 +253,42 @@ def test_run_search_pages_through_next_page_tokens(http: httpx.Client):
         if not token:
             break
     assert len(seen) == len(set(seen)) == 5 and pages == 3
+
+
+def test_logged_models_need_a_run_take_a_free_folder_and_refuse_what_they_cannot_do(http: httpx.Client):
+    run = _run(http)["info"]
+    run_id, experiment_id = run["run_id"], run["experiment_id"]
+    orphan = http.post("/logged-models", json={"experiment_id": experiment_id, "name": "m"})
+    assert orphan.status_code == 400 and "mlflow.start_run()" in orphan.json()["message"]
+
+    body = {"experiment_id": experiment_id, "source_run_id": run_id, "name": "model"}
+    first = http.post("/logged-models", json=body).json()["model"]["info"]
+    assert first["status"] == "LOGGED_MODEL_PENDING" and first["model_id"].startswith("m-")
+    upload = f"/api/2.0/mlflow-artifacts/artifacts/{run_id}/model/MLmodel"
+    assert http.put(http.base_url.join(upload), content=b"flavors: {}\n").status_code == 200
+    second = http.post("/logged-models", json=body).json()["model"]["info"]
+    assert second["artifact_uri"] == f"mlflow-artifacts:/{run_id}/model-2"
+
+    ready = http.patch(f"/logged-models/{first['model_id']}", json={"status": "LOGGED_MODEL_READY"})
+    assert ready.json()["model"]["info"]["status"] == "LOGGED_MODEL_READY"
+    bogus = http.patch(f"/logged-models/{first['model_id']}", json={"status": "DONE"})
+    assert bogus.status_code == 400 and "LOGGED_MODEL_READY" in bogus.json()["message"]
+    missing = http.get("/logged-models/m-0000")
+    assert missing.status_code == 404 and missing.json()["error_code"] == "RESOURCE_DOES_NOT_EXIST"
+
+    tagged = http.patch(
+        f"/logged-models/{first['model_id']}/tags", json={"tags": [{"key": "k", "value": "v"}]}
+    )
+    assert tagged.status_code == 200
+    got = http.get(f"/logged-models/{first['model_id']}").json()["model"]["info"]
+    assert got["tags"] == [{"key": "k", "value": "v"}]
+    assert http.delete(f"/logged-models/{first['model_id']}/tags/k").status_code == 200
+    assert http.delete(f"/logged-models/{first['model_id']}/tags/k").status_code == 404
+
+    filtered = http.post("/logged-models/search", json={"experiment_ids": [experiment_id], "filter": "x"})
+    assert filtered.status_code == 400 and "not supported" in filtered.json()["message"]
+    other_run = _run(http)["info"]["run_id"]
+    foreign = http.post(
+        "/runs/outputs", json={"run_id": other_run, "models": [{"model_id": first["model_id"]}]}
+    )
+    assert foreign.status_code == 400 and "was logged by run" in foreign.json()["message"]

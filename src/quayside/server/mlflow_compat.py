@@ -27,7 +27,7 @@ import re
 from collections.abc import Callable, Coroutine, Mapping
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.routing import APIRoute
@@ -46,6 +46,8 @@ from quayside.server.errors import describe_validation_error
 from quayside.server.tracking import Backend, upload_artifact
 from quayside.tracking.entities import Experiment, Metric, Run, decode_float, encode_float
 from quayside.tracking.local import LocalBackend
+from quayside.tracking.mlflow_datasets import DatasetInput, MlflowDatasetStore
+from quayside.tracking.mlflow_models import MlflowModelStore
 from quayside.tracking.store import MAX_SEARCH_RESULTS
 
 MLFLOW_PREFIXES = ("/api/2.0/mlflow", "/ajax-api/2.0/mlflow")
@@ -99,6 +101,18 @@ class MlflowRoute(APIRoute):
 
 router = APIRouter(tags=["mlflow"], route_class=MlflowRoute)
 artifacts_router = APIRouter(tags=["mlflow"], route_class=MlflowRoute)
+
+
+def get_mlflow_models(request: Request) -> MlflowModelStore:
+    return request.app.state.mlflow_models
+
+
+def get_mlflow_datasets(request: Request) -> MlflowDatasetStore:
+    return request.app.state.mlflow_datasets
+
+
+MlflowModels = Annotated[MlflowModelStore, Depends(get_mlflow_models)]
+MlflowDatasets = Annotated[MlflowDatasetStore, Depends(get_mlflow_datasets)]
 
 
 # --- translation ------------------------------------------------------------------------
@@ -162,6 +176,21 @@ def run_out(run: Run) -> dict[str, Any]:
     }
 
 
+def dataset_input_out(item: DatasetInput) -> dict[str, Any]:
+    dataset = {
+        "name": item.name,
+        "digest": item.digest,
+        "source_type": item.source_type,
+        "source": item.source,
+    }
+    if item.schema:
+        dataset["schema"] = item.schema
+    if item.profile:
+        dataset["profile"] = item.profile
+    tags = [{"key": k, "value": v} for k, v in sorted((item.tags or {}).items())]
+    return {"tags": tags, "dataset": dataset}
+
+
 def run_status(status: str) -> str:
     """MLflow's run status as Quayside's: the same words, and SCHEDULED is RUNNING."""
     return "RUNNING" if status.upper() == "SCHEDULED" else status
@@ -190,6 +219,7 @@ class MetricIn(BaseModel):
     value: float | str
     timestamp: int = 0
     step: int = 0
+    model_id: str | None = None
 
     def to_metric(self) -> Metric:
         return Metric(self.key, decode_float(self.value), self.step, self.timestamp)
@@ -261,6 +291,25 @@ class LogBatchIn(RunRef):
     tags: list[KeyValue] = Field(default_factory=list)
 
 
+class DatasetIn(BaseModel):
+    name: str
+    digest: str
+    source_type: str = ""
+    source: str = ""
+    schema_: str = Field("", alias="schema")
+    profile: str = ""
+
+
+class DatasetInputIn(BaseModel):
+    tags: list[KeyValue] = Field(default_factory=list)
+    dataset: DatasetIn
+
+
+class LogInputsIn(RunRef):
+    datasets: list[DatasetInputIn] = Field(default_factory=list)
+    models: list[dict[str, Any]] = Field(default_factory=list)
+
+
 class RunSearch(BaseModel):
     experiment_ids: list[str] = Field(default_factory=list)
     filter: str = ""
@@ -270,7 +319,7 @@ class RunSearch(BaseModel):
     page_token: str | None = None
 
 
-def _pairs(items: list[KeyValue]) -> dict[str, str]:
+def pairs(items: list[KeyValue]) -> dict[str, str]:
     return {item.key: item.value for item in items}
 
 
@@ -350,7 +399,7 @@ def delete_experiment(body: ExperimentRef, request: Request, backend: Backend) -
 
 @router.post("/runs/create")
 def create_run(body: RunCreate, request: Request, backend: Backend) -> dict[str, Any]:
-    tags = _pairs(body.tags)
+    tags = pairs(body.tags)
     if body.user_id and USER_TAG not in tags:
         tags[USER_TAG] = body.user_id
     name = body.run_name or tags.pop(NAME_TAG, None)
@@ -363,8 +412,19 @@ def create_run(body: RunCreate, request: Request, backend: Backend) -> dict[str,
 
 
 @router.get("/runs/get")
-def get_run(backend: Backend, run_id: str | None = None, run_uuid: str | None = None) -> dict[str, Any]:
-    return {"run": run_out(backend.get_run(RunRef(run_id=run_id, run_uuid=run_uuid).id))}
+def get_run(
+    backend: Backend,
+    models: MlflowModels,
+    datasets: MlflowDatasets,
+    run_id: str | None = None,
+    run_uuid: str | None = None,
+) -> dict[str, Any]:
+    run = backend.get_run(RunRef(run_id=run_id, run_uuid=run_uuid).id)
+    inputs = [dataset_input_out(d) for d in datasets.for_run(run.id)]
+    outputs = [{"model_id": m.id, "step": 0} for m in models.for_run(run.id)]
+    return {
+        "run": run_out(run) | {"inputs": {"dataset_inputs": inputs}, "outputs": {"model_outputs": outputs}}
+    }
 
 
 @router.post("/runs/update")
@@ -413,8 +473,8 @@ def page_offset(page_token: str | None) -> int:
 
 
 @router.post("/runs/log-metric")
-def log_metric(body: LogMetricIn, backend: Backend) -> dict[str, Any]:
-    backend.log_batch(body.id, [body.to_metric()])
+def log_metric(body: LogMetricIn, backend: Backend, models: MlflowModels) -> dict[str, Any]:
+    log_metrics(backend, models, body.id, [body])
     return {}
 
 
@@ -431,14 +491,50 @@ def set_tag(body: SetTagIn, backend: Backend) -> dict[str, Any]:
 
 
 @router.post("/runs/log-batch")
-def log_batch(body: LogBatchIn, backend: Backend) -> dict[str, Any]:
-    metrics = [m.to_metric() for m in body.metrics]
-    tags = _pairs(body.tags)
+def log_batch(body: LogBatchIn, backend: Backend, models: MlflowModels) -> dict[str, Any]:
+    tags = pairs(body.tags)
     name = tags.pop(NAME_TAG, None)
-    backend.log_batch(body.id, metrics, _pairs(body.params), tags)
+    run_metrics = log_metrics(backend, models, body.id, body.metrics, log_run_metrics=False)
+    backend.log_batch(body.id, run_metrics, pairs(body.params), tags)
     if name:
         backend.update_run(body.id, name=name)
     return {}
+
+
+def log_metrics(
+    backend: LocalBackend,
+    models: MlflowModelStore,
+    run_id: str,
+    metrics: list[MetricIn],
+    *,
+    log_run_metrics: bool = True,
+) -> list[Metric]:
+    """The run's new points (returned, and logged unless ``log_run_metrics`` is off); points with a
+    ``model_id`` are also kept as that logged model's metrics.
+
+    ``log_model`` copies the run's points at the model's step onto the model with their
+    ``model_id``: a point the run already has is not logged to it twice, as an MLflow
+    server keeps one row per identical point.
+    """
+    by_model: dict[str, list[Metric]] = {}
+    for metric in metrics:
+        if metric.model_id:
+            by_model.setdefault(metric.model_id, []).append(metric.to_metric())
+    for model_id, points in by_model.items():
+        models.log_metrics(model_id, points)
+    known = {
+        _point(m)
+        for key in {m.key for m in metrics if m.model_id}
+        for m in backend.get_metric_history(run_id, key)
+    }
+    for_run = [m.to_metric() for m in metrics if not (m.model_id and _point(m.to_metric()) in known)]
+    if log_run_metrics and for_run:
+        backend.log_batch(run_id, for_run)
+    return for_run
+
+
+def _point(metric: Metric) -> tuple[str, int, int, str]:
+    return metric.key, metric.step, metric.timestamp, repr(metric.value)
 
 
 def log_tags(backend: LocalBackend, run_id: str, tags: Mapping[str, str]) -> None:
@@ -449,6 +545,28 @@ def log_tags(backend: LocalBackend, run_id: str, tags: Mapping[str, str]) -> Non
         backend.log_batch(run_id, tags=rest)
     if name:
         backend.update_run(run_id, name=name)
+
+
+@router.post("/runs/log-inputs")
+def log_inputs(body: LogInputsIn, backend: Backend, datasets: MlflowDatasets) -> dict[str, Any]:
+    """Dataset inputs of a run (``mlflow.log_input``, autologging); model inputs are not kept."""
+    backend.writable_run(body.id)
+    datasets.log_inputs(
+        body.id,
+        [
+            DatasetInput(
+                name=d.dataset.name,
+                digest=d.dataset.digest,
+                source_type=d.dataset.source_type,
+                source=d.dataset.source,
+                schema=d.dataset.schema_,
+                profile=d.dataset.profile,
+                tags=pairs(d.tags),
+            )
+            for d in body.datasets
+        ],
+    )
+    return {}
 
 
 @router.get("/metrics/get-history")
@@ -465,7 +583,7 @@ def not_implemented(endpoint: str, request: Request) -> JSONResponse:
         404,
         "ENDPOINT_NOT_FOUND",
         f"{request.method} {request.url.path} is not part of the MLflow API that Quayside answers "
-        "(experiments, runs, params, metrics, tags, batch logging and artifacts)",
+        "(experiments, runs, params, metrics, tags, batch logging, dataset inputs, logged models and artifacts)",
     )
 
 

@@ -82,3 +82,47 @@ class LoggedModelRow(Base):
     signature: Mapped[str] = mapped_column(Text)
     onnx_servable: Mapped[bool] = mapped_column(Boolean)
     created_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class MlflowModelRow(Base):
+    """A model the MLflow client logged (MLflow 3's LoggedModel); its files are artifacts of its run.
+
+    ``params``, ``tags`` and ``metrics`` are JSON objects: MLflow reads and writes them whole
+    with the model, and nothing searches inside them.
+    """
+
+    __tablename__ = "mlflow_models"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
+    experiment_id: Mapped[int] = mapped_column(Integer, index=True)
+    name: Mapped[str] = mapped_column(String(NAME_LENGTH))
+    artifact_path: Mapped[str] = mapped_column(String(1024))
+    model_type: Mapped[str] = mapped_column(String(NAME_LENGTH))
+    status: Mapped[str] = mapped_column(String(32))
+    params: Mapped[str] = mapped_column(Text)
+    tags: Mapped[str] = mapped_column(Text)
+    metrics: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class MlflowDatasetInputRow(Base):
+    """A dataset the MLflow client recorded as an input of a run (``mlflow.log_input``, autologging).
+
+    MLflow's dataset message as it came: ``source``, ``schema`` and ``profile`` are its
+    JSON strings ("" when absent), ``tags`` a JSON object (``mlflow.data.context``: train, eval ...).
+    """
+
+    __tablename__ = "mlflow_dataset_inputs"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(NAME_LENGTH))
+    digest: Mapped[str] = mapped_column(String(128))
+    source_type: Mapped[str] = mapped_column(String(64))
+    source: Mapped[str] = mapped_column(Text)
+    schema: Mapped[str] = mapped_column(Text)
+    profile: Mapped[str] = mapped_column(Text)
+    tags: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[int] = mapped_column(BigInteger)

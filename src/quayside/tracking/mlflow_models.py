@@ -1,0 +1,204 @@
+"""Models the MLflow client logs (MLflow 3's ``LoggedModel``), kept beside the runs that logged them.
+
+``mlflow.<flavor>.log_model`` first creates a logged model on the tracking server, then
+uploads the MLflow model directory to the model's artifact location, then marks the
+model ready (or failed). Quayside keeps the record here and the files as artifacts of
+the source run, under ``artifact_path``, so that ``runs:/<run id>/<artifact_path>`` names
+the MLflow model directory (``quayside import mlflow`` takes it from there).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from quayside.db.engine import Sessions
+from quayside.errors import NotFoundError, UsageError
+from quayside.tracking.entities import MAX_PARAM_LENGTH, MAX_TAG_LENGTH, Metric, check_key, check_name
+from quayside.tracking.store import now_ms
+from quayside.tracking.tables import MlflowModelRow
+
+PENDING, READY, FAILED = "LOGGED_MODEL_PENDING", "LOGGED_MODEL_READY", "LOGGED_MODEL_UPLOAD_FAILED"
+STATUSES = (PENDING, READY, FAILED)
+
+
+@dataclass(frozen=True)
+class MlflowLoggedModel:
+    """A logged model: where its files are (an artifact folder of its run) and what MLflow set on it."""
+
+    id: str
+    run_id: str
+    experiment_id: int
+    name: str
+    artifact_path: str
+    model_type: str
+    status: str
+    params: Mapping[str, str]
+    tags: Mapping[str, str]
+    metrics: Mapping[str, Metric]
+    created_at: int
+    updated_at: int
+
+    @property
+    def uri(self) -> str:
+        """The model directory as a Quayside model URI."""
+        return f"runs:/{self.run_id}/{self.artifact_path}"
+
+
+def new_model_id() -> str:
+    """An id in MLflow's shape (``m-`` and 32 hex digits)."""
+    return f"m-{uuid.uuid4().hex}"
+
+
+def check_status(status: str) -> str:
+    if status not in STATUSES:
+        raise UsageError(f"logged model status must be one of {', '.join(STATUSES)}, not {status!r}")
+    return status
+
+
+def _checked(kind: str, values: Mapping[str, str], max_length: int) -> dict[str, str]:
+    for key, value in values.items():
+        check_key(kind, key)
+        if len(value) > max_length:
+            raise UsageError(f"{kind} '{key}' is longer than {max_length} characters")
+    return dict(values)
+
+
+def _model(row: MlflowModelRow) -> MlflowLoggedModel:
+    metrics = {key: Metric(key, *point) for key, point in json.loads(row.metrics).items()}
+    return MlflowLoggedModel(
+        id=row.id,
+        run_id=row.run_id,
+        experiment_id=row.experiment_id,
+        name=row.name,
+        artifact_path=row.artifact_path,
+        model_type=row.model_type,
+        status=row.status,
+        params=json.loads(row.params),
+        tags=json.loads(row.tags),
+        metrics=metrics,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+class MlflowModelStore:
+    """Logged-model records in the tracking database (the runs they belong to must exist)."""
+
+    def __init__(self, sessions: Sessions) -> None:
+        self.sessions = sessions
+
+    def create(
+        self,
+        run_id: str,
+        experiment_id: int,
+        name: str,
+        artifact_path: str,
+        *,
+        model_type: str = "",
+        params: Mapping[str, str] | None = None,
+        tags: Mapping[str, str] | None = None,
+    ) -> MlflowLoggedModel:
+        """A pending logged model of ``run_id`` whose files go to the run's ``artifact_path``."""
+        check_name("model", name)
+        created = now_ms()
+        row = MlflowModelRow(
+            id=new_model_id(),
+            run_id=run_id,
+            experiment_id=experiment_id,
+            name=name,
+            artifact_path=artifact_path,
+            model_type=model_type,
+            status=PENDING,
+            params=json.dumps(_checked("param", params or {}, MAX_PARAM_LENGTH)),
+            tags=json.dumps(_checked("tag", tags or {}, MAX_TAG_LENGTH)),
+            metrics="{}",
+            created_at=created,
+            updated_at=created,
+        )
+        with self.sessions.write() as session:
+            session.add(row)
+            session.flush()
+            return _model(row)
+
+    def get(self, model_id: str) -> MlflowLoggedModel:
+        with self.sessions.read() as session:
+            return _model(self._row(session, model_id))
+
+    def for_run(self, run_id: str) -> list[MlflowLoggedModel]:
+        """The run's logged models, oldest first."""
+        query = select(MlflowModelRow).where(MlflowModelRow.run_id == run_id)
+        with self.sessions.read() as session:
+            return [_model(row) for row in session.scalars(query.order_by(MlflowModelRow.created_at))]
+
+    def search(
+        self, experiment_ids: Iterable[int], limit: int, offset: int = 0
+    ) -> tuple[list[MlflowLoggedModel], int]:
+        """A page of the experiments' logged models (newest first) and how many there are in all."""
+        where = MlflowModelRow.experiment_id.in_(list(experiment_ids))
+        query = select(MlflowModelRow).where(where).order_by(MlflowModelRow.created_at.desc())
+        with self.sessions.read() as session:
+            total = session.scalar(select(func.count()).select_from(MlflowModelRow).where(where)) or 0
+            rows = session.scalars(query.offset(offset).limit(limit))
+            return [_model(row) for row in rows], total
+
+    def finalize(self, model_id: str, status: str) -> MlflowLoggedModel:
+        check_status(status)
+        return self._update(model_id, lambda row: setattr(row, "status", status))
+
+    def set_tags(self, model_id: str, tags: Mapping[str, str]) -> MlflowLoggedModel:
+        checked = _checked("tag", tags, MAX_TAG_LENGTH)
+        return self._update(model_id, lambda row: _merge(row, "tags", checked))
+
+    def delete_tag(self, model_id: str, key: str) -> MlflowLoggedModel:
+        def drop(row: MlflowModelRow) -> None:
+            tags = json.loads(row.tags)
+            if key not in tags:
+                raise NotFoundError(f"logged model '{model_id}' has no tag '{key}'")
+            del tags[key]
+            row.tags = json.dumps(tags)
+
+        return self._update(model_id, drop)
+
+    def log_params(self, model_id: str, params: Mapping[str, str]) -> MlflowLoggedModel:
+        checked = _checked("param", params, MAX_PARAM_LENGTH)
+        return self._update(model_id, lambda row: _merge(row, "params", checked))
+
+    def log_metrics(self, model_id: str, metrics: Iterable[Metric]) -> MlflowLoggedModel:
+        """Keep each key's latest point (by step, then time), as a run's latest metrics are chosen."""
+
+        def keep_latest(row: MlflowModelRow) -> None:
+            latest = json.loads(row.metrics)
+            for m in metrics:
+                check_key("metric", m.key)
+                point = [m.value, m.step, m.timestamp]
+                if m.key not in latest or point[1:] >= latest[m.key][1:]:
+                    latest[m.key] = point
+            row.metrics = json.dumps(latest)
+
+        return self._update(model_id, keep_latest)
+
+    def _update(self, model_id: str, change: Any) -> MlflowLoggedModel:
+        with self.sessions.write() as session:
+            row = self._row(session, model_id)
+            change(row)
+            row.updated_at = now_ms()
+            session.flush()
+            return _model(row)
+
+    @staticmethod
+    def _row(session: Session, model_id: str) -> MlflowModelRow:
+        row = session.get(MlflowModelRow, model_id)
+        if row is None:
+            raise NotFoundError(f"no logged model with id '{model_id}'")
+        return row
+
+
+def _merge(row: MlflowModelRow, column: str, values: Mapping[str, str]) -> None:
+    setattr(row, column, json.dumps(json.loads(getattr(row, column)) | dict(values)))

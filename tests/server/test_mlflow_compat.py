@@ -18,7 +18,6 @@ from sklearn.datasets import load_iris
 
 import quayside
 from quayside.config import Settings
-from quayside.packager.importers.mlflow import import_mlflow_model
 from quayside.tracking.client import Client
 from tests.db.fixtures import QUAYSIDE, Server, clean_env
 
@@ -135,13 +134,20 @@ def test_autologging_and_log_model_log_into_quayside_and_the_model_imports_predi
     files = {a.path for a in client.list_artifacts(explicit.id, "model", recursive=True)}
     assert {"model/MLmodel", "model/model.skops", "model/input_example.json"} <= files
 
-    # Quayside imports the directory MLflow logged and predicts exactly as MLflow's own load of it.
-    directory = client.download_artifacts(explicit.id, "model", tmp_path / "downloaded")
-    imported = import_mlflow_model(directory, tmp_path / "iris", name="iris")
-    assert imported.mlflow_flavor == "sklearn" and imported.manifest.onnx_servable
+    # Quayside imports the model from the run and predicts exactly as MLflow's own load of it.
+    imported = subprocess.run(
+        [QUAYSIDE, "import", "mlflow", f"runs:/{explicit.id}/model", "-o", str(tmp_path / "iris")],
+        env=clean_env(QUAYSIDE_HOME=str(tmp_path / "cli"), QUAYSIDE_TRACKING_URI=server.url),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert imported.returncode == 0, imported.stderr
+    assert "imported model (sklearn → sklearn)" in imported.stdout
+    package = quayside.load_model(tmp_path / "iris")
+    assert package.runtime == "onnx"
     rows = load_iris(return_X_y=True, as_frame=True)[0]
-    predictions = quayside.load_model(tmp_path / "iris").predict(rows)["label"]
-    assert predictions.tolist() == logged["predictions"]
+    assert package.predict(rows)["label"].tolist() == logged["predictions"]
 
 
 # --- the wire format the client parses --------------------------------------------------------

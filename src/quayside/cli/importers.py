@@ -9,15 +9,34 @@ import typer
 
 from quayside.cli.console import err, out
 from quayside.cli.model import parity_table
-from quayside.config import load_settings
+from quayside.config import Settings, load_settings
 from quayside.packager.convert import Tolerance
 
 app = typer.Typer(help="Import models saved by other tools as Quayside packages.", no_args_is_help=True)
 
 
+def mlflow_directory(source: str, settings: Settings) -> Path:
+    """The directory ``source`` names: a path, or ``runs:/RUN_ID/PATH`` in the tracking store or server."""
+    if not source.startswith("runs:/"):
+        return Path(source)
+    from quayside.registry.uris import parse_model_uri
+    from quayside.uris import run_artifact_resolver
+
+    uri = parse_model_uri(source)
+    assert uri.run_id is not None and uri.artifact_path is not None
+    return run_artifact_resolver(settings)(uri.run_id, uri.artifact_path)
+
+
 @app.command("mlflow")
 def mlflow(
-    path: Annotated[Path, typer.Argument(help="MLflow model directory (the one holding MLmodel).")],
+    source: Annotated[
+        str,
+        typer.Argument(
+            metavar="PATH|runs:/RUN_ID/PATH",
+            help="MLflow model directory (the one holding MLmodel), or runs:/RUN_ID/PATH for one an "
+            "MLflow script logged into Quayside's tracking (mlflow.<flavor>.log_model).",
+        ),
+    ],
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Package directory to write (default: ./NAME).")
     ] = None,
@@ -42,10 +61,11 @@ def mlflow(
     from quayside.packager.importers.mlflow import import_mlflow_model
 
     settings = load_settings()
+    path = mlflow_directory(source, settings)
     package_name = name or path.resolve().name
     destination = output or Path(package_name)
     tolerance = Tolerance(settings.parity_rtol, settings.parity_atol, settings.parity_samples)
-    err.print(f"importing the MLflow model at {path} …")
+    err.print(f"importing the MLflow model at {source} …")
     result = import_mlflow_model(
         path,
         destination,

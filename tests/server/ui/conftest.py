@@ -18,7 +18,7 @@ from quayside import RegistryClient
 from quayside.config import Settings
 from quayside.tracking.client import Client
 from tests.db.fixtures import Server
-from tests.server.ui.seed import Seeded, seed
+from tests.server.ui.seed import MlflowSeeded, Seeded, seed, seed_mlflow
 
 REPO = Path(__file__).resolve().parents[3]
 SCREENSHOTS = Path(os.environ.get("QUAYSIDE_UI_SCREENSHOTS", REPO / "test-output" / "ui"))
@@ -36,9 +36,10 @@ CHROMIUM_ARGS = [
 class UI:
     """The seeded server and what was put in it."""
 
-    def __init__(self, server: Server, data: Seeded) -> None:
+    def __init__(self, server: Server, data: Seeded, mlflow: MlflowSeeded) -> None:
         self.server = server
         self.data = data
+        self.mlflow = mlflow
 
     @property
     def url(self) -> str:
@@ -62,7 +63,7 @@ def ui(tmp_path_factory: pytest.TempPathFactory, iris_classifier, iris) -> Itera
             iris[0].head(10),
             tmp_path_factory.mktemp("ui-seed"),
         )
-        yield UI(server, data)
+        yield UI(server, data, seed_mlflow(server.url))
     finally:
         server.stop()
 

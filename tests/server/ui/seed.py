@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 import struct
+import time
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import httpx
 
 from quayside import Metric, RegistryClient
 from quayside.loadtesting.report import write_report
@@ -16,6 +19,7 @@ from quayside.tracking.client import Client
 from quayside.tracking.entities import Run
 
 EXPERIMENT = "ui-churn"
+MLFLOW_EXPERIMENT = "ui-mlflow"
 MODEL = "ui-iris"
 REPORT_ID = "report0001"
 
@@ -129,3 +133,45 @@ def seed(
     write_report(loadtest_report(REPORT_ID), report_dir(artifact_root, MODEL, 1, REPORT_ID))
     experiment_id = client.get_experiment(EXPERIMENT).id
     return Seeded(experiment_id, runs)
+
+
+@dataclass(frozen=True)
+class MlflowSeeded:
+    experiment_id: str
+    run_id: str
+    model_id: str
+
+
+def seed_mlflow(url: str) -> MlflowSeeded:
+    """A run with a dataset input and a logged model, sent as MLflow's client sends them (its REST API)."""
+    with httpx.Client(base_url=url + "/api/2.0/mlflow", timeout=30) as http:
+
+        def call(method: str, path: str, body: dict) -> dict:
+            response = http.request(method, path, json=body)
+            assert response.status_code == 200, response.text
+            return response.json()
+
+        experiment_id = call("POST", "/experiments/create", {"name": MLFLOW_EXPERIMENT})["experiment_id"]
+        run = call("POST", "/runs/create", {"experiment_id": experiment_id, "run_name": "from-mlflow"})
+        run_id = run["run"]["info"]["run_id"]
+        dataset = {"name": "iris", "digest": "5a5c68bf", "source_type": "code", "source": "{}"}
+        context = [{"key": "mlflow.data.context", "value": "training"}]
+        call(
+            "POST",
+            "/runs/log-inputs",
+            {"run_id": run_id, "datasets": [{"tags": context, "dataset": dataset}]},
+        )
+        created = call(
+            "POST",
+            "/logged-models",
+            {"experiment_id": experiment_id, "source_run_id": run_id, "name": "model"},
+        )
+        model_id = created["model"]["info"]["model_id"]
+        upload = http.put(
+            f"{url}/api/2.0/mlflow-artifacts/artifacts/{run_id}/model/MLmodel", content=b"flavors: {}\n"
+        )
+        assert upload.status_code == 200, upload.text
+        call("PATCH", f"/logged-models/{model_id}", {"status": "LOGGED_MODEL_READY"})
+        ended = int(time.time() * 1000)
+        call("POST", "/runs/update", {"run_id": run_id, "status": "FINISHED", "end_time": ended})
+    return MlflowSeeded(experiment_id, run_id, model_id)

@@ -212,3 +212,27 @@ def test_pages_fit_a_phone_width_screen(ui: UI, phone: Page):
     p.goto(f"{ui.url}/experiments/{ui.data.experiment_id}")
     table_box = p.locator(".table-scroll").first
     assert table_box.evaluate("el => el.scrollWidth > el.clientWidth")  # the table scrolls inside its box
+
+
+def test_a_link_printed_by_the_mlflow_client_opens_the_run_with_its_mlflow_model_and_dataset(
+    ui: UI, page: Page
+):
+    p = page.page
+    mlflow = ui.mlflow
+    p.goto(f"{ui.url}/#/experiments/{mlflow.experiment_id}/runs/{mlflow.run_id}")
+    expect(p.get_by_role("heading", level=1)).to_contain_text("from-mlflow")
+    assert p.url == f"{ui.url}/runs/{mlflow.run_id}"
+    models = p.locator("#run-mlflow-models tbody tr")
+    expect(models).to_have_count(1)
+    expect(models.first).to_contain_text(mlflow.model_id)
+    expect(models.first).to_contain_text("ready")
+    expect(models.first).to_contain_text(f"quayside import mlflow runs:/{mlflow.run_id}/model")
+    datasets = p.locator("#run-datasets tbody tr")
+    expect(datasets).to_have_count(1)
+    expect(datasets.first).to_contain_text("iris")
+    expect(datasets.first).to_contain_text("training")
+    page.shot("mlflow-run")
+    models.first.get_by_role("link", name="model").click()
+    expect(p.locator("#artifacts-table")).to_contain_text("model/MLmodel")
+    p.goto(f"{ui.url}/#/experiments/{mlflow.experiment_id}")
+    expect(p.get_by_role("heading", level=1)).to_have_text("ui-mlflow")

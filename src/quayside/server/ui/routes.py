@@ -129,6 +129,8 @@ def run_page(request: Request, run_id: str, artifacts: str = "") -> Response:
         artifact_dir=artifacts,
         artifacts=[(entry, preview_kind(entry.path)) for entry in entries],
         versions=_registry(request).versions_from_run(run_id),
+        mlflow_models=request.app.state.mlflow_models.for_run(run_id),
+        datasets=request.app.state.mlflow_datasets.for_run(run_id),
     )
 
 

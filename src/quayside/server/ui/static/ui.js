@@ -147,7 +147,15 @@
     showReport(box, box.dataset.report);
   }
 
+  /* The MLflow client prints links into MLflow's UI (/#/experiments/1/runs/<id>); open the same page here. */
+  function followMlflowLink() {
+    var match = /^#\/experiments\/(\d+)(?:\/runs\/([0-9a-f]{32}))?\/?$/.exec(window.location.hash);
+    if (window.location.pathname !== "/" || !match) { return; }
+    window.location.replace(match[2] ? "/runs/" + match[2] : "/experiments/" + match[1]);
+  }
+
   function init() {
+    followMlflowLink();
     setUpDialog();
     setUpTransitions();
     setUpAliases();

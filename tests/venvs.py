@@ -4,10 +4,19 @@ Both pin versions of packages Quayside's own venv uses (python-dateutil for mlfl
 opentelemetry-api for bentoml), so they cannot join the dev venv. Each lives under
 ``.cache/test-venvs/<name>`` at the repository root, is created on first use by a
 session fixture, and is reused while the requirements it was installed with
-(recorded in a marker file after a successful install) are the ones asked for now.
+(recorded in a marker file after a successful install) are the ones asked for now;
+when they change, pip installs what is missing into the venv as it stands.
 The libraries both sides touch (scikit-learn, NumPy, pandas, ONNX, ONNX Runtime,
-skops) are pinned to the dev venv's versions, so a model saved on one side loads on
-the other and a difference in predictions is a difference in the code under test.
+skops; XGBoost, LightGBM and PyTorch for MLflow's flavors of them) are pinned to the
+dev venv's versions, so a model saved on one side loads on the other and a
+difference in predictions is a difference in the code under test.
+
+The mlflow venv also holds Quayside itself, editable from this checkout with its core
+dependencies only: an imported custom ``pyfunc`` model unpickles MLflow's
+``PythonModel`` base class, so importing and predicting with it can only be tested
+where MLflow is importable. pip resolves Quayside's core dependencies together with
+MLflow's, so a version MLflow cannot work with fails the install instead of replacing
+one MLflow needs (``pip check`` in the venv finds nothing broken).
 
 A venv that cannot be created fails the tests that need it: nothing is skipped.
 """
@@ -91,10 +100,21 @@ def shared_pins() -> tuple[str, ...]:
     return tuple(pinned(p) for p in ("scikit-learn", "numpy", "pandas", "onnx", "onnxruntime", "skops"))
 
 
+def framework_pins() -> tuple[str, ...]:
+    """The frameworks of MLflow's xgboost, lightgbm and pytorch flavors, as the dev venv has them.
+
+    torch is the dev venv's CPU build (``torch==2.13.0+cpu``), which pip takes from the local
+    wheel; a looser spec would resolve to PyPI's CUDA build and download gigabytes.
+    """
+    return tuple(pinned(p) for p in ("xgboost", "lightgbm", "torch"))
+
+
 @pytest.fixture(scope="session")
 def mlflow_venv() -> Venv:
-    """A venv with the real MLflow (and the dev venv's scikit-learn, ONNX Runtime, skops)."""
-    return ensure_venv(Venv("mlflow", ("mlflow>=3.0", *shared_pins())))
+    """A venv with the real MLflow, the dev venv's model libraries, and this checkout of Quayside."""
+    return ensure_venv(
+        Venv("mlflow", ("mlflow>=3.0", *shared_pins(), *framework_pins(), f"--editable={ROOT}"))
+    )
 
 
 @pytest.fixture(scope="session")

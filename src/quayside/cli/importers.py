@@ -55,8 +55,10 @@ def mlflow(
 
     The signature, input example and pinned requirements are carried over (MLflow's own
     list is kept in the package's metadata), and the model is converted to ONNX with a
-    parity check where its flavor allows. MLflow itself is not needed. skops, XGBoost,
-    LightGBM boosters and ONNX import as data; pickles need --trust.
+    parity check where its flavor allows. MLflow itself is not needed. skops (LightGBM's
+    scikit-learn wrappers included), XGBoost, LightGBM boosters and ONNX import as data;
+    pickles need --trust (PyTorch's pickle and pt2 formats and custom pyfunc models too),
+    and the modules their classes come from must be importable.
     """
     from quayside.packager.importers.mlflow import import_mlflow_model
 

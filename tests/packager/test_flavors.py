@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import lightgbm
 import numpy as np
 import pytest
 import torch
@@ -117,6 +118,35 @@ def test_lightgbm_regressor(tmp_path, diabetes):
     native = load_model(tmp_path / "m", runtime="native").predict(X)
     _assert_same(native, {"prediction": model.predict(X)})
     _assert_within_parity(load_model(tmp_path / "m").predict(X), native)
+
+
+def _train_booster(library: str, X: np.ndarray, y: np.ndarray, classes: int):
+    if library == "xgboost":
+        params = {"objective": "binary:logistic"} if classes == 2 else {"objective": "multi:softprob"}
+        params |= {"num_class": classes} if classes > 2 else {}
+        return xgboost.train(params, xgboost.DMatrix(X, y), num_boost_round=15)
+    params = {"objective": "binary", "verbose": -1} if classes == 2 else {"objective": "multiclass"}
+    params |= {"num_class": classes, "verbose": -1} if classes > 2 else {}
+    return lightgbm.train(params, lightgbm.Dataset(X, y), num_boost_round=15)
+
+
+@pytest.mark.parametrize("library", ["xgboost", "lightgbm"])
+@pytest.mark.parametrize("classes", [2, 3])
+def test_classifying_boosters_convert_to_onnx_answering_what_booster_predict_answers(
+    tmp_path, library, classes
+):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 5)).astype(np.float32)
+    y = np.digitize(X[:, 0] + X[:, 1], [-0.5, 0.5][: classes - 1])
+    booster = _train_booster(library, X, y, classes)
+    manifest = save_model(booster, tmp_path / "m", input_example=X[:40], to_onnx=True)
+    assert manifest.onnx_servable
+    expected_shape = (-1,) if classes == 2 else (-1, classes)
+    assert [(s.name, s.shape) for s in manifest.signature.outputs.specs] == [("prediction", expected_shape)]
+    native = load_model(tmp_path / "m", runtime="native").predict(X)
+    onnx = load_model(tmp_path / "m")
+    assert onnx.runtime == "onnx"
+    _assert_within_parity(onnx.predict(X), native)
 
 
 def test_pytorch_module_round_trip_and_onnx_export(tmp_path, iris):

@@ -196,7 +196,7 @@ def test_an_mlflow_multiclass_booster_imports_without_trust_and_predicts_exactly
 
     manifest = result.manifest
     assert result.mlflow_flavor == flavor and manifest.flavor == flavor
-    assert manifest.onnx_servable or result.onnx_error  # converted, or says why not
+    assert manifest.onnx_servable and result.onnx_error is None
     assert manifest.signature.outputs.names == ["prediction"]
     assert manifest.signature.outputs.specs[0].shape == (-1, 3)
     predictions = quayside.load_model(tmp_path / name, runtime="native").predict(iris_rows)["prediction"]
@@ -204,12 +204,6 @@ def test_an_mlflow_multiclass_booster_imports_without_trust_and_predicts_exactly
     np.testing.assert_array_equal(predictions, expected)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="packager/flavors/{xgboost,lightgbm}.py: to_onnx keeps both outputs onnxmltools gives a "
-    "classifying Booster (label, probabilities), predict gives one (prediction), so conversion fails "
-    "('the ONNX graph has 2 outputs, the signature 1'); drop this mark when the flavors are fixed",
-)
 @BOOSTERS
 def test_an_mlflow_multiclass_booster_converts_to_onnx_within_parity_of_mlflow(
     name, flavor, mlflow_models, mlflow_predictions, iris_rows, tmp_path

@@ -139,3 +139,37 @@ def matrix_initial_types(inputs: Schema, module: Any) -> list[tuple[str, Any]]:
     if not kinds <= set("biuf"):
         raise ConversionError("tree ensembles convert only numeric feature columns")
     return [("input", module.FloatTensorType([None, len(inputs.specs)]))]
+
+
+GATHER_OPSET = 13  # any opset has Gather; 13 is one every ONNX Runtime in use runs
+
+
+def booster_probabilities_as_prediction(graph: Any, *, positive_class_only: bool) -> None:
+    """Make a classifying booster's ONNX graph answer as ``Booster.predict`` does: one output.
+
+    onnxmltools gives a classifying booster two outputs, the label and the class
+    probabilities; ``Booster.predict`` answers the probabilities alone (``(n, k)``), or for
+    a binary objective the positive class's probability (``(n,)``). The label output is
+    dropped; a binary graph gathers column 1 of the probabilities.
+    """
+    onnx = import_extra("onnx", "onnx")
+    outputs = list(graph.graph.output)
+    if len(outputs) != 2:
+        raise ConversionError(
+            f"expected the classifier's label and probabilities from onnxmltools, got {len(outputs)} outputs"
+        )
+    probabilities = outputs[1]
+    del graph.graph.output[:]
+    if not positive_class_only:
+        graph.graph.output.append(probabilities)
+        return
+    helper = onnx.helper
+    index = onnx.numpy_helper.from_array(np.asarray(1, dtype=np.int64), name="positive_class")
+    graph.graph.initializer.append(index)
+    positive = f"{probabilities.name}_positive"
+    graph.graph.node.append(helper.make_node("Gather", [probabilities.name, index.name], [positive], axis=1))
+    elem_type = probabilities.type.tensor_type.elem_type
+    graph.graph.output.append(helper.make_tensor_value_info(positive, elem_type, ["N"]))
+    if not any(o.domain in ("", "ai.onnx") for o in graph.opset_import):
+        # A tree-only graph imports just ai.onnx.ml; Gather is in the default domain.
+        graph.opset_import.append(helper.make_opsetid("", GATHER_OPSET))

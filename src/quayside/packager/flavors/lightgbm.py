@@ -16,6 +16,7 @@ from quayside.errors import ConversionError
 from quayside.packager.flavors.base import (
     Options,
     as_matrix,
+    booster_probabilities_as_prediction,
     classifier_outputs,
     import_extra,
     is_instance_by_name,
@@ -78,9 +79,23 @@ class LightGBMFlavor:
         except (RuntimeError, NotImplementedError, TypeError, ValueError, AttributeError) as e:
             raise ConversionError(f"onnxmltools cannot convert {type(model).__name__}: {e}") from None
         classes = options.get("classes")
-        if classes is not None and classes != list(range(len(classes))):
+        if classes is None:
+            objective = booster_objective(booster)
+            if objective in PROBABILITY_OBJECTIVES:
+                booster_probabilities_as_prediction(graph, positive_class_only=objective == "binary")
+        elif classes != list(range(len(classes))):
             map_labels_to_classes(graph, classes)
         return graph
+
+
+# The classifying objectives whose Booster.predict answers probabilities (the positive class's
+# for binary); multiclassova and the rest keep what the converter gives.
+PROBABILITY_OBJECTIVES = ("multiclass", "binary")
+
+
+def booster_objective(booster: Any) -> str:
+    """The objective's name a Booster was trained with (``binary``, ``multiclass``, ``regression`` ...)."""
+    return str(booster.dump_model(num_iteration=0).get("objective", "")).split(" ")[0]
 
 
 def map_labels_to_classes(graph: Any, classes: list[Any]) -> None:

@@ -7,6 +7,7 @@ wrapper class is restored from a fixed allow-list, never from the package.
 from __future__ import annotations
 
 import copy
+import json
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -16,6 +17,7 @@ from quayside.errors import ConversionError, PackageError
 from quayside.packager.flavors.base import (
     Options,
     as_matrix,
+    booster_probabilities_as_prediction,
     import_extra,
     is_instance_by_name,
     matrix_initial_types,
@@ -74,8 +76,23 @@ class XGBoostFlavor:
         booster = unnamed if type(unnamed).__name__ == "Booster" else unnamed.get_booster()
         booster.feature_names = None
         try:
-            return onnxmltools.convert_xgboost(
+            graph = onnxmltools.convert_xgboost(
                 unnamed, initial_types=matrix_initial_types(inputs, data_types), target_opset=opset
             )
         except (RuntimeError, NotImplementedError, TypeError, ValueError, AttributeError) as e:
             raise ConversionError(f"onnxmltools cannot convert {type(model).__name__}: {e}") from None
+        if type(model).__name__ == "Booster":
+            objective = booster_objective(model)
+            if objective in PROBABILITY_OBJECTIVES:
+                booster_probabilities_as_prediction(graph, positive_class_only=objective == "binary:logistic")
+        return graph
+
+
+# The classifying objectives whose Booster.predict answers probabilities (the positive class's
+# for binary:logistic); the others (softmax labels, margins, regression) keep their one output.
+PROBABILITY_OBJECTIVES = ("multi:softprob", "binary:logistic")
+
+
+def booster_objective(booster: Any) -> str:
+    """The objective a Booster was trained with (``reg:squarederror``, ``multi:softprob`` ...)."""
+    return str(json.loads(booster.save_config())["learner"]["objective"]["name"])

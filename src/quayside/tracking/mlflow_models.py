@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
-
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -184,7 +182,7 @@ class MlflowModelStore:
 
         return self._update(model_id, keep_latest)
 
-    def _update(self, model_id: str, change: Any) -> MlflowLoggedModel:
+    def _update(self, model_id: str, change: Callable[[MlflowModelRow], None]) -> MlflowLoggedModel:
         with self.sessions.write() as session:
             row = self._row(session, model_id)
             change(row)

@@ -170,7 +170,7 @@ def run_out(run: Run) -> dict[str, Any]:
         "data": {
             "metrics": [metric_out(m) for m in run.metrics.values()],
             "params": [{"key": k, "value": v} for k, v in run.params.items()],
-            "tags": [{"key": k, "value": v} for k, v in sorted(tags.items())],
+            "tags": key_values(tags),
         },
         "inputs": {},
     }
@@ -187,8 +187,7 @@ def dataset_input_out(item: DatasetInput) -> dict[str, Any]:
         dataset["schema"] = item.schema
     if item.profile:
         dataset["profile"] = item.profile
-    tags = [{"key": k, "value": v} for k, v in sorted((item.tags or {}).items())]
-    return {"tags": tags, "dataset": dataset}
+    return {"tags": key_values(item.tags or {}), "dataset": dataset}
 
 
 def run_status(status: str) -> str:
@@ -321,6 +320,11 @@ class RunSearch(BaseModel):
 
 def pairs(items: list[KeyValue]) -> dict[str, str]:
     return {item.key: item.value for item in items}
+
+
+def key_values(values: Mapping[str, str]) -> list[dict[str, str]]:
+    """MLflow's list of ``{"key", "value"}`` (params, tags), sorted by key; the inverse of :func:`pairs`."""
+    return [{"key": k, "value": v} for k, v in sorted(values.items())]
 
 
 # --- experiments ----------------------------------------------------------------------------
@@ -474,7 +478,7 @@ def page_offset(page_token: str | None) -> int:
 
 @router.post("/runs/log-metric")
 def log_metric(body: LogMetricIn, backend: Backend, models: MlflowModels) -> dict[str, Any]:
-    log_metrics(backend, models, body.id, [body])
+    backend.log_batch(body.id, run_points(backend, models, body.id, [body]))
     return {}
 
 
@@ -494,46 +498,35 @@ def set_tag(body: SetTagIn, backend: Backend) -> dict[str, Any]:
 def log_batch(body: LogBatchIn, backend: Backend, models: MlflowModels) -> dict[str, Any]:
     tags = pairs(body.tags)
     name = tags.pop(NAME_TAG, None)
-    run_metrics = log_metrics(backend, models, body.id, body.metrics, log_run_metrics=False)
-    backend.log_batch(body.id, run_metrics, pairs(body.params), tags)
+    metrics = run_points(backend, models, body.id, body.metrics)
+    backend.log_batch(body.id, metrics, pairs(body.params), tags)
     if name:
         backend.update_run(body.id, name=name)
     return {}
 
 
-def log_metrics(
-    backend: LocalBackend,
-    models: MlflowModelStore,
-    run_id: str,
-    metrics: list[MetricIn],
-    *,
-    log_run_metrics: bool = True,
+def run_points(
+    backend: LocalBackend, models: MlflowModelStore, run_id: str, metrics: list[MetricIn]
 ) -> list[Metric]:
-    """The run's new points (returned, and logged unless ``log_run_metrics`` is off); points with a
-    ``model_id`` are also kept as that logged model's metrics.
+    """The points to log to the run; points with a ``model_id`` are also kept as that logged model's metrics.
 
     ``log_model`` copies the run's points at the model's step onto the model with their
     ``model_id``: a point the run already has is not logged to it twice, as an MLflow
     server keeps one row per identical point.
     """
+    points = [(m.model_id, m.to_metric()) for m in metrics]
     by_model: dict[str, list[Metric]] = {}
-    for metric in metrics:
-        if metric.model_id:
-            by_model.setdefault(metric.model_id, []).append(metric.to_metric())
-    for model_id, points in by_model.items():
-        models.log_metrics(model_id, points)
-    known = {
-        _point(m)
-        for key in {m.key for m in metrics if m.model_id}
-        for m in backend.get_metric_history(run_id, key)
-    }
-    for_run = [m.to_metric() for m in metrics if not (m.model_id and _point(m.to_metric()) in known)]
-    if log_run_metrics and for_run:
-        backend.log_batch(run_id, for_run)
-    return for_run
+    for model_id, point in points:
+        if model_id:
+            by_model.setdefault(model_id, []).append(point)
+    for model_id, model_points in by_model.items():
+        models.log_metrics(model_id, model_points)
+    copied_keys = {point.key for model_id, point in points if model_id}
+    known = {_identity(m) for key in copied_keys for m in backend.get_metric_history(run_id, key)}
+    return [point for model_id, point in points if not (model_id and _identity(point) in known)]
 
 
-def _point(metric: Metric) -> tuple[str, int, int, str]:
+def _identity(metric: Metric) -> tuple[str, int, int, str]:
     return metric.key, metric.step, metric.timestamp, repr(metric.value)
 
 

@@ -25,6 +25,7 @@ from quayside.server.mlflow_compat import (
     MlflowRoute,
     artifact_uri,
     experiment_id_of,
+    key_values,
     metric_out,
     page_offset,
     pairs,
@@ -52,10 +53,10 @@ def model_out(model: MlflowLoggedModel) -> dict[str, Any]:
             "status": model.status,
             "model_type": model.model_type,
             "source_run_id": model.run_id,
-            "tags": [{"key": k, "value": v} for k, v in sorted(model.tags.items())],
+            "tags": key_values(model.tags),
         },
         "data": {
-            "params": [{"key": k, "value": v} for k, v in sorted(model.params.items())],
+            "params": key_values(model.params),
             "metrics": [
                 metric_out(m) | {"model_id": model.id, "run_id": model.run_id} for m in model.metrics.values()
             ],

@@ -19,8 +19,8 @@ from sqlalchemy.orm import Session
 
 from quayside.db.engine import Sessions
 from quayside.errors import NotFoundError, UsageError
-from quayside.tracking.entities import MAX_PARAM_LENGTH, MAX_TAG_LENGTH, Metric, check_key, check_name
-from quayside.tracking.store import now_ms
+from quayside.tracking.entities import Metric, check_key, check_name
+from quayside.tracking.store import now_ms, param_values, tag_values
 from quayside.tracking.tables import MlflowModelRow
 
 PENDING, READY, FAILED = "LOGGED_MODEL_PENDING", "LOGGED_MODEL_READY", "LOGGED_MODEL_UPLOAD_FAILED"
@@ -59,14 +59,6 @@ def check_status(status: str) -> str:
     if status not in STATUSES:
         raise UsageError(f"logged model status must be one of {', '.join(STATUSES)}, not {status!r}")
     return status
-
-
-def _checked(kind: str, values: Mapping[str, str], max_length: int) -> dict[str, str]:
-    for key, value in values.items():
-        check_key(kind, key)
-        if len(value) > max_length:
-            raise UsageError(f"{kind} '{key}' is longer than {max_length} characters")
-    return dict(values)
 
 
 def _model(row: MlflowModelRow) -> MlflowLoggedModel:
@@ -115,8 +107,8 @@ class MlflowModelStore:
             artifact_path=artifact_path,
             model_type=model_type,
             status=PENDING,
-            params=json.dumps(_checked("param", params or {}, MAX_PARAM_LENGTH)),
-            tags=json.dumps(_checked("tag", tags or {}, MAX_TAG_LENGTH)),
+            params=json.dumps(param_values(params or {})),
+            tags=json.dumps(tag_values(tags or {})),
             metrics="{}",
             created_at=created,
             updated_at=created,
@@ -152,7 +144,7 @@ class MlflowModelStore:
         return self._update(model_id, lambda row: setattr(row, "status", status))
 
     def set_tags(self, model_id: str, tags: Mapping[str, str]) -> MlflowLoggedModel:
-        checked = _checked("tag", tags, MAX_TAG_LENGTH)
+        checked = tag_values(tags)
         return self._update(model_id, lambda row: _merge(row, "tags", checked))
 
     def delete_tag(self, model_id: str, key: str) -> MlflowLoggedModel:
@@ -166,7 +158,7 @@ class MlflowModelStore:
         return self._update(model_id, drop)
 
     def log_params(self, model_id: str, params: Mapping[str, str]) -> MlflowLoggedModel:
-        checked = _checked("param", params, MAX_PARAM_LENGTH)
+        checked = param_values(params)
         return self._update(model_id, lambda row: _merge(row, "params", checked))
 
     def log_metrics(self, model_id: str, metrics: Iterable[Metric]) -> MlflowLoggedModel:

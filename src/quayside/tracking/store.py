@@ -154,7 +154,7 @@ class TrackingStore:
         run_id = uuid.uuid4().hex
         _int64("start time", start_time)
         name = check_name("run", name) if name else f"run-{run_id[:8]}"
-        tag_rows = _tag_values(tags or {})
+        tag_rows = tag_values(tags or {})
         with self._write() as session:
             experiment = self._experiment_row(session, experiment_id)
             if experiment.lifecycle != ACTIVE:
@@ -246,8 +246,8 @@ class TrackingStore:
         value an error. Tags overwrite.
         """
         metric_rows = [_metric_values(run_id, m) for m in metrics]
-        param_rows = _param_values(params or {})
-        tag_rows = _tag_values(tags or {})
+        param_rows = param_values(params or {})
+        tag_rows = tag_values(tags or {})
         for attempt in range(WRITE_ATTEMPTS):
             try:
                 with self._write() as session:
@@ -514,7 +514,8 @@ def _metric_values(run_id: str, metric: Metric) -> dict[str, Any]:
     }
 
 
-def _param_values(params: Mapping[str, Any]) -> dict[str, str]:
+def param_values(params: Mapping[str, Any]) -> dict[str, str]:
+    """Params as text, each key checked and each value within the length limit."""
     values: dict[str, str] = {}
     for key, value in params.items():
         check_key("param", key)
@@ -525,7 +526,8 @@ def _param_values(params: Mapping[str, Any]) -> dict[str, str]:
     return values
 
 
-def _tag_values(tags: Mapping[str, Any]) -> dict[str, str]:
+def tag_values(tags: Mapping[str, Any]) -> dict[str, str]:
+    """Tags as text, each key checked and each value within the length limit."""
     values: dict[str, str] = {}
     for key, value in tags.items():
         check_key("tag", key)

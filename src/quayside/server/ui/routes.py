@@ -18,6 +18,7 @@ from quayside.errors import FilterError, UsageError
 from quayside.packager.signature import Signature
 from quayside.registry.stages import Stage
 from quayside.registry.store import RegistryStore
+from quayside.server.mlflow_compat import get_mlflow_datasets, get_mlflow_models
 from quayside.server.registry import get_registry
 from quayside.server.tracking import get_backend
 from quayside.server.ui import views
@@ -129,8 +130,8 @@ def run_page(request: Request, run_id: str, artifacts: str = "") -> Response:
         artifact_dir=artifacts,
         artifacts=[(entry, preview_kind(entry.path)) for entry in entries],
         versions=_registry(request).versions_from_run(run_id),
-        mlflow_models=request.app.state.mlflow_models.for_run(run_id),
-        datasets=request.app.state.mlflow_datasets.for_run(run_id),
+        mlflow_models=get_mlflow_models(request).for_run(run_id),
+        datasets=get_mlflow_datasets(request).for_run(run_id),
     )
 
 

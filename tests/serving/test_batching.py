@@ -14,6 +14,7 @@ import pytest
 import quayside
 from quayside.errors import SignatureError
 from quayside.serving.batching import Batcher, merge_rows, split_rows
+from quayside.serving.dispatch import CallCost, ModelCalls
 
 
 def test_merge_then_split_gives_each_request_its_rows():
@@ -48,11 +49,17 @@ class RecordingModel:
         return {"y": x * 2}
 
 
-def run_batcher(model, requests, *, max_batch_size=64, max_batch_latency_ms=2.0):
+def run_batcher(model, requests, *, max_batch_size=64, max_batch_latency_ms=2.0, cost=None, slots=1):
+    """Submit every request at once; ``cost`` (a CallCost) lets cheap calls run inline on the loop."""
+
     async def main():
-        with ThreadPoolExecutor(1) as pool:
+        with ThreadPoolExecutor(slots) as pool:
+            calls = ModelCalls(model, pool, cost)
             batcher = Batcher(
-                model, pool, max_batch_size=max_batch_size, max_batch_latency_ms=max_batch_latency_ms
+                calls,
+                max_batch_size=max_batch_size,
+                max_batch_latency_ms=max_batch_latency_ms,
+                slots=slots,
             )
             await batcher.start()
             try:
@@ -126,3 +133,106 @@ def test_200_concurrent_requests_each_get_their_own_rows_and_batches_form(tensor
         assert total > single, f"no model call merged requests: {requests_per_call}"
     finally:
         assert server.stop() == 0
+
+
+CHEAP = CallCost(fixed_us=1.0, per_row_us=0.1)
+"""A model cost far under the inline threshold: its calls run on the event loop."""
+DEAR = CallCost(fixed_us=10_000.0, per_row_us=100.0)
+"""A model cost far over it: its calls run in the thread pool."""
+BY_THE_ROW = CallCost(fixed_us=200.0, per_row_us=100.0)
+"""A model whose cost is nearly all per row: merging its requests saves next to nothing."""
+
+
+class ThreadRecordingModel(RecordingModel):
+    """Also records the thread each call ran on, and the most calls that ran at once."""
+
+    def __init__(self, delay: float = 0.0) -> None:
+        super().__init__(delay)
+        self.threads: list[str] = []
+        self.running = 0
+        self.most_at_once = 0
+
+    def __call__(self, inputs):
+        with self.lock:
+            self.threads.append(threading.current_thread().name)
+            self.running += 1
+            self.most_at_once = max(self.most_at_once, self.running)
+        try:
+            return super().__call__(inputs)
+        finally:
+            with self.lock:
+                self.running -= 1
+
+
+def test_cheap_calls_run_on_the_event_loop_and_dear_ones_in_the_pool():
+    loop_thread = threading.current_thread().name  # asyncio.run runs the loop in this thread
+    cheap = ThreadRecordingModel()
+    run_batcher(cheap, [{"x": np.ones(2)}], cost=CHEAP)
+    assert cheap.threads == [loop_thread]
+    dear = ThreadRecordingModel()
+    run_batcher(dear, [{"x": np.ones(2)}], cost=DEAR)
+    assert dear.threads != [loop_thread]
+    untimed = ThreadRecordingModel()
+    run_batcher(untimed, [{"x": np.ones(2)}], cost=None)
+    assert untimed.threads != [loop_thread]
+
+
+def test_inline_batches_give_each_of_200_concurrent_callers_its_own_rows():
+    model = ThreadRecordingModel()
+    requests = [{"x": np.arange(i, i + (i % 4) + 1, dtype=np.float64)} for i in range(200)]
+    results = run_batcher(model, requests, cost=CHEAP)
+    for request, result in zip(requests, results, strict=True):
+        np.testing.assert_array_equal(result["y"], request["x"] * 2)
+    assert sum(model.calls) == sum(len(r["x"]) for r in requests)
+    assert len(model.calls) < len(requests), "no call merged requests"
+
+
+def test_a_request_larger_than_the_max_batch_runs_on_its_own():
+    model = RecordingModel(delay=0.01)
+    requests = [{"x": np.ones(3)}, {"x": np.arange(100, dtype=np.float64)}, {"x": np.ones(2)}]
+    results = run_batcher(model, requests, max_batch_size=8)
+    np.testing.assert_array_equal(results[1]["y"], np.arange(100) * 2)
+    assert 100 in model.calls
+    assert all(rows <= 8 for rows in model.calls if rows != 100)
+
+
+def test_with_two_slots_large_requests_run_side_by_side_instead_of_merged():
+    model = ThreadRecordingModel(delay=0.05)
+    requests = [{"x": np.full(100, float(i))} for i in range(6)]
+    results = run_batcher(model, requests, max_batch_size=1000, cost=BY_THE_ROW, slots=2)
+    for i, result in enumerate(results):
+        assert result["y"].tolist() == [2.0 * i] * 100
+    assert model.calls == [100] * 6, "a batch that costs many times the call overhead was grown"
+    assert model.most_at_once == 2
+
+
+def test_a_batch_waits_for_a_request_whose_body_is_still_arriving():
+    model = RecordingModel()
+
+    async def main():
+        with ThreadPoolExecutor(1) as pool:
+            batcher = Batcher(ModelCalls(model, pool, CHEAP), max_batch_size=64, max_batch_latency_ms=60_000)
+            await batcher.start()
+            try:
+                batcher.receiving = 1  # the transport is reading a second request's body
+                first = asyncio.ensure_future(batcher.submit({"x": np.ones(1)}, 1))
+                await asyncio.sleep(0.05)
+                assert not first.done(), "the batch ran without the request it was told is arriving"
+                batcher.receiving = 0
+                second = await batcher.submit({"x": np.ones(2)}, 2)
+                return await first, second
+            finally:
+                await batcher.stop()
+
+    first, second = asyncio.run(main())
+    assert first["y"].tolist() == [2.0] and second["y"].tolist() == [2.0, 2.0]
+    assert model.calls == [3]
+
+
+def test_a_bad_request_in_an_inline_batch_fails_alone():
+    model = RecordingModel()
+    requests = [{"x": np.array([float(i)])} for i in range(50)]
+    requests[13] = {"x": np.array([-1.0])}
+    results = run_batcher(model, requests, cost=CHEAP)
+    assert isinstance(results[13], SignatureError)
+    assert all(results[i]["y"].tolist() == [2.0 * i] for i in range(50) if i != 13)

@@ -37,6 +37,7 @@ def parse_options(argv: list[str]) -> tuple[str, ServeOptions]:
     parser.add_argument("--no-batching", dest="batching", action="store_false")
     parser.add_argument("--max-batch-size", type=int, default=defaults.max_batch_size)
     parser.add_argument("--max-batch-latency-ms", type=float, default=defaults.max_batch_latency_ms)
+    parser.add_argument("--inline-below-us", type=float, default=defaults.inline_below_us)
     parser.add_argument("--max-body-bytes", type=int, default=defaults.max_body_bytes)
     parser.add_argument("--grace-period", type=float, default=defaults.grace_period_s)
     parser.add_argument("--model-name", default=os.environ.get("MODEL_NAME") or None)
@@ -56,6 +57,7 @@ def parse_options(argv: list[str]) -> tuple[str, ServeOptions]:
         batching=args.batching,
         max_batch_size=args.max_batch_size,
         max_batch_latency_ms=args.max_batch_latency_ms,
+        inline_below_us=args.inline_below_us,
         max_body_bytes=args.max_body_bytes,
         grace_period_s=args.grace_period,
         quiet=args.quiet,

@@ -1,14 +1,22 @@
 """Adaptive batching: concurrent requests merged into one model call, split back by rows.
 
-Requests queue while the model is busy; when it is free, everything queued
-(up to ``max_batch_size`` rows) goes in one call. A lone request therefore
-never waits for company, and under load batches grow by themselves. While the
-last batch held several requests (the server is under concurrent load), a
-batch that is not yet full also waits up to ``max_batch_latency_ms`` from its
-oldest request's arrival for more to join.
+A batch never waits in vain. A request that finds the model free and nobody to
+merge with runs at once, in its own task, as if there were no batcher. Requests
+queue only while every model slot is busy, or while the last batches found
+company: then the batcher lets the event loop take one more pass (the requests
+it has already accepted reach the queue) and waits, up to
+``max_batch_latency_ms``, only for requests whose body is still arriving, which
+are certain to come. It never waits for requests that may or may not be sent:
+with closed-loop clients every request that can join is already queued. When
+batches stop finding company the batcher goes back to running requests alone,
+and every ``PROBE_EVERY`` requests it queues one to see whether company came.
 
-The model runs in a thread: ONNX Runtime releases the GIL during ``run()``, so
-the event loop goes on parsing the next requests meanwhile.
+How a call runs (inline on the loop or in the thread pool) is
+:class:`~quayside.serving.dispatch.ModelCalls`' choice, from the model's
+measured cost. With several model slots, a batch that already costs several
+times the per-call overhead stops growing and the next request waits for a
+slot of its own: two 100-row requests then run side by side instead of one
+after the other.
 """
 
 from __future__ import annotations
@@ -16,17 +24,22 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import Callable, Sequence
-from concurrent.futures import Executor
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from quayside.errors import QuaysideError
 from quayside.packager.signature import Arrays
+from quayside.serving.dispatch import ModelCalls
 
-ModelCall = Callable[[Arrays], Arrays]
 BatchObserver = Callable[[int, int], None]
 """Called with (rows, requests) for every model call."""
+
+PROBE_EVERY = 128
+"""While requests run alone, one in this many is queued to find out whether others arrive with it."""
+
+_WORTH_SPLITTING = 4.0
+"""A batch costing this many times the per-call overhead gains little from growing: use a free slot instead."""
 
 
 def merge_rows(parts: Sequence[Arrays]) -> Arrays:
@@ -58,22 +71,22 @@ def split_rows(outputs: Arrays, counts: Sequence[int]) -> list[Arrays]:
 class _Pending:
     inputs: Arrays
     rows: int
-    arrived: float
     future: asyncio.Future[Arrays] = field(repr=False)
 
 
 class DirectRunner:
-    """No batching: each request is its own model call, in the thread pool."""
+    """No batching: each request is its own model call, inline or in the thread pool."""
 
-    def __init__(self, run: ModelCall, executor: Executor, on_batch: BatchObserver | None = None) -> None:
-        self._run = run
-        self._executor = executor
+    def __init__(self, calls: ModelCalls, on_batch: BatchObserver | None = None) -> None:
+        self._calls = calls
         self._on_batch = on_batch
+        self.receiving = 0
+        """Requests whose body is still arriving (counted by the transport; unused without batching)."""
 
     async def submit(self, inputs: Arrays, rows: int) -> Arrays:
         if self._on_batch:
             self._on_batch(rows, 1)
-        return await asyncio.get_running_loop().run_in_executor(self._executor, self._run, inputs)
+        return await self._calls(inputs, rows)
 
     async def start(self) -> None:
         return None
@@ -83,26 +96,35 @@ class DirectRunner:
 
 
 class Batcher:
-    """Merges concurrent requests into model calls of at most ``max_batch_size`` rows."""
+    """Merges concurrent requests into model calls of at most ``max_batch_size`` rows.
+
+    ``slots`` is how many model calls may run at once (threads in the pool).
+    A request of more than ``max_batch_size`` rows is served as a call of its own.
+    """
 
     def __init__(
         self,
-        run: ModelCall,
-        executor: Executor,
+        calls: ModelCalls,
         *,
         max_batch_size: int,
         max_batch_latency_ms: float,
+        slots: int = 1,
         on_batch: BatchObserver | None = None,
     ) -> None:
-        self._run = run
-        self._executor = executor
+        self._calls = calls
         self._max_rows = max_batch_size
         self._max_wait = max_batch_latency_ms / 1000.0
         self._on_batch = on_batch
+        self._slots = slots
+        self._free = slots
         self._queue: deque[_Pending] = deque()
-        self._arrived = asyncio.Event()
-        self._under_load = False
+        self._wake = asyncio.Event()
+        self._merging = False
+        self._alone_since_probe = 0
         self._worker: asyncio.Task[None] | None = None
+        self._running: set[asyncio.Task[None]] = set()
+        self.receiving = 0
+        """Requests whose body is still arriving; the transport counts them so a batch can wait for them."""
 
     async def start(self) -> None:
         """Start the worker that forms and runs batches; call from the server's event loop."""
@@ -113,71 +135,110 @@ class Batcher:
         """Stop the worker; requests still queued are cancelled."""
         if self._worker is not None:
             self._worker.cancel()
-            await asyncio.gather(self._worker, return_exceptions=True)
+            await asyncio.gather(self._worker, *self._running, return_exceptions=True)
             self._worker = None
         while self._queue:
             self._queue.popleft().future.cancel()
 
     async def submit(self, inputs: Arrays, rows: int) -> Arrays:
-        """Queue checked inputs of ``rows`` rows and wait for exactly their outputs."""
+        """Run checked inputs of ``rows`` rows, alone or in a batch, and return exactly their outputs."""
         if self._worker is None:
             raise QuaysideError("the batcher is not running")
-        loop = asyncio.get_running_loop()
-        pending = _Pending(inputs, rows, loop.time(), loop.create_future())
-        self._queue.append(pending)
-        self._arrived.set()
-        return await pending.future
+        if self._free and not self._queue and not self._merging and not self.receiving:
+            self._alone_since_probe += 1
+            if self._alone_since_probe < PROBE_EVERY:
+                return await self._run_alone(inputs, rows)
+            self._alone_since_probe = 0
+        future: asyncio.Future[Arrays] = asyncio.get_running_loop().create_future()
+        self._queue.append(_Pending(inputs, rows, future))
+        self._wake.set()
+        return await future
+
+    async def _run_alone(self, inputs: Arrays, rows: int) -> Arrays:
+        self._free -= 1
+        try:
+            if self._on_batch:
+                self._on_batch(rows, 1)
+            return await self._calls(inputs, rows)
+        finally:
+            self._slot_freed()
+
+    def _slot_freed(self) -> None:
+        self._free += 1
+        if self._queue:
+            self._wake.set()
 
     async def _work(self) -> None:
-        while True:
-            batch = await self._collect()
-            if batch:
-                await self._run_batch(batch)
-
-    async def _next(self, timeout: float | None) -> _Pending | None:
-        while not self._queue:
-            self._arrived.clear()
-            if timeout is None:
-                await self._arrived.wait()
-                continue
-            try:
-                await asyncio.wait_for(self._arrived.wait(), timeout)
-            except TimeoutError:
-                return None
-        return self._queue.popleft()
-
-    async def _collect(self) -> list[_Pending]:
-        first = await self._next(None)
-        assert first is not None
-        batch, rows = [first], first.rows
         loop = asyncio.get_running_loop()
-        deadline = first.arrived + self._max_wait
-        while rows < self._max_rows:
-            if self._queue:
-                item = self._queue.popleft()
-            elif self._under_load and (remaining := deadline - loop.time()) > 0:
-                item = await self._next(remaining)
-                if item is None:
-                    break
-            else:
-                break
-            if rows + item.rows > self._max_rows:
-                self._queue.appendleft(item)  # it opens the next batch
-                break
-            batch.append(item)
-            rows += item.rows
-        self._under_load = len(batch) > 1
-        return [p for p in batch if not p.future.cancelled()]
+        while True:
+            while not (self._queue and self._free):
+                self._wake.clear()
+                await self._wake.wait()
+            await asyncio.sleep(0)  # one pass of the loop: requests it has already accepted join the queue
+            await self._wait_for_bodies(loop.time() + self._max_wait)
+            batch = self._take_batch()
+            if not batch:
+                continue
+            self._merging = len(batch) > 1
+            rows = sum(p.rows for p in batch)
+            if self._calls.inline(rows):
+                await self._run_batch(batch)  # runs without yielding: nothing else needs the slot meanwhile
+                continue
+            self._free -= 1
+            task = loop.create_task(self._run_batch_in_slot(batch))
+            self._running.add(task)
+            task.add_done_callback(self._running.discard)
 
-    async def _call(self, inputs: Arrays, rows: int, requests: int) -> Arrays:
-        if self._on_batch:
-            self._on_batch(rows, requests)
-        return await asyncio.get_running_loop().run_in_executor(self._executor, self._run, inputs)
+    async def _wait_for_bodies(self, deadline: float) -> None:
+        """Wait (until ``deadline``) while requests are still being received: they are sure to join."""
+        loop = asyncio.get_running_loop()
+        while self.receiving and self._queued_rows() < self._max_rows:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), remaining)
+            except TimeoutError:
+                return
+
+    def _queued_rows(self) -> int:
+        return sum(p.rows for p in self._queue)
+
+    def _take_batch(self) -> list[_Pending]:
+        """The queue's head, then more requests in order while they fit and are worth merging."""
+        batch: list[_Pending] = []
+        rows = 0
+        cost = self._calls.cost
+        split_at = None
+        if self._slots > 1 and cost is not None:
+            split_at = _WORTH_SPLITTING * (cost.fixed_us + self._calls.inline_below_us)
+        while self._queue:
+            head = self._queue[0]
+            if head.future.cancelled():  # the caller went away
+                self._queue.popleft()
+                continue
+            if batch and rows + head.rows > self._max_rows:
+                break
+            if batch and split_at is not None and cost is not None and cost.predict_us(rows) >= split_at:
+                break
+            batch.append(self._queue.popleft())
+            rows += head.rows
+        return batch
+
+    async def _run_batch_in_slot(self, batch: list[_Pending]) -> None:
+        try:
+            await self._run_batch(batch)
+        finally:
+            self._slot_freed()
 
     async def _run_batch(self, batch: list[_Pending]) -> None:
         counts = [p.rows for p in batch]
+        rows = sum(counts)
         try:
-            outputs = await self._call(merge_rows([p.inputs for p in batch]), sum(counts), len(batch))
+            if self._on_batch:
+                self._on_batch(rows, len(batch))
+            outputs = await self._calls(merge_rows([p.inputs for p in batch]), rows)
             parts = split_rows(outputs, counts)
         except QuaysideError as e:
             if len(batch) == 1:

@@ -108,8 +108,13 @@ class FastPath:
         send: Send,
         handler: Callable[[Scope, bytes], Awaitable[bytes]],
     ) -> None:
+        runner = self.server.runner
+        runner.receiving += 1  # a batch about to form waits for requests still being received
         try:
-            body = await read_limited_body(scope, receive, self.limit)
+            try:
+                body = await read_limited_body(scope, receive, self.limit)
+            finally:
+                runner.receiving -= 1
             status, response = 200, await handler(scope, body)
         except ClientGone:
             return

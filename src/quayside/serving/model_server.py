@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from quayside.errors import NotFoundError
 from quayside.packager.signature import Arrays
 from quayside.serving.batching import Batcher, DirectRunner
+from quayside.serving.dispatch import ModelCalls
 from quayside.serving.health import Health
 from quayside.serving.metrics import ServerMetrics
 from quayside.serving.options import ServeOptions
@@ -31,19 +32,24 @@ class ModelServer:
         self.health = Health()
         self.metrics = ServerMetrics()
         self.batching = options.batching and runtime.batchable
-        threads = 1 if self.batching else options.intra_op_threads
-        self.executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="quayside-model")
+        # As many model calls at once as the worker has cores: two 100-row requests then run side
+        # by side, each on ONNX Runtime's threads, instead of queueing behind each other.
+        slots = options.intra_op_threads
+        self.executor = ThreadPoolExecutor(max_workers=slots, thread_name_prefix="quayside-model")
+        self.calls = ModelCalls(
+            runtime.run, self.executor, runtime.call_cost, inline_below_us=options.inline_below_us
+        )
         self.runner: Batcher | DirectRunner
         if self.batching:
             self.runner = Batcher(
-                runtime.run,
-                self.executor,
+                self.calls,
                 max_batch_size=options.max_batch_size,
                 max_batch_latency_ms=options.max_batch_latency_ms,
+                slots=slots,
                 on_batch=self.metrics.observe_batch,
             )
         else:
-            self.runner = DirectRunner(runtime.run, self.executor, on_batch=self.metrics.observe_batch)
+            self.runner = DirectRunner(self.calls, on_batch=self.metrics.observe_batch)
 
     async def start(self) -> None:
         # Everything alive now (framework, model, runtime) lives as long as the process. Freezing
@@ -57,11 +63,12 @@ class ModelServer:
         self.health.watch_signals()
         batching = f"batching up to {self.options.max_batch_size} rows" if self.batching else "batching off"
         logger.info(
-            "model '%s' ready on %s (%s; loaded in %.2f s)",
+            "model '%s' ready on %s (%s; loaded in %.2f s; %s)",
             self.runtime.name,
             self.runtime.platform,
             batching,
             self.runtime.load_seconds,
+            self.calls.describe(),
         )
 
     async def stop(self) -> None:
@@ -86,7 +93,7 @@ class ModelServer:
         """A V2 inference request body in, the response body out."""
         self.check_model_name(model_name)
         signature = self.runtime.signature
-        parsed = v2.parse_infer_request(body, signature.inputs, max_rows=self.options.max_batch_size)
+        parsed = v2.parse_infer_request(body, signature.inputs)
         outputs = await self.infer(parsed.inputs, parsed.rows)
         return v2.render_infer_response(
             v2.select_outputs(outputs, parsed.outputs, signature.outputs),
@@ -98,7 +105,5 @@ class ModelServer:
 
     async def invocations(self, body: bytes, content_type: str) -> bytes:
         """An ``/invocations`` body (JSON or CSV) in, ``{"predictions": ...}`` out."""
-        inputs, rows = invocations.parse_body(
-            body, content_type, self.runtime.signature.inputs, max_rows=self.options.max_batch_size
-        )
+        inputs, rows = invocations.parse_body(body, content_type, self.runtime.signature.inputs)
         return invocations.render_predictions(await self.infer(inputs, rows))

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from quayside.errors import UsageError
+from quayside.serving.dispatch import DEFAULT_INLINE_BELOW_US
 
 DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024
 
@@ -22,9 +23,13 @@ class ServeOptions:
     batching: bool = True
     """Merge concurrent requests into one model call (only when every input and output has a batch dim)."""
     max_batch_size: int = 64
-    """Most rows in one model call; it is also the most rows one request may send."""
+    """Most rows the batcher merges into one model call; a larger request runs as a call of its own."""
     max_batch_latency_ms: float = 2.0
-    """Longest a request waits for requests already arriving to join its batch."""
+    """Longest a batch waits for requests still being received to join it (it never waits otherwise)."""
+    inline_below_us: float = DEFAULT_INLINE_BELOW_US
+    """Model calls predicted (from the cost measured at load) to take less than this many microseconds
+    run on the event loop instead of a thread: cheaper than the round trip to one. 0 sends every call
+    to the thread pool."""
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     """Largest request body accepted; larger ones get 413."""
     grace_period_s: float = 30.0
@@ -50,6 +55,7 @@ class ServeOptions:
             (self.workers >= 1, f"workers must be at least 1, not {self.workers}"),
             (self.max_batch_size >= 1, f"max batch size must be at least 1, not {self.max_batch_size}"),
             (self.max_batch_latency_ms >= 0, "max batch latency cannot be negative"),
+            (self.inline_below_us >= 0, "the inline threshold cannot be negative"),
             (self.max_body_bytes >= 1024, "the body limit must be at least 1 KiB"),
             (self.grace_period_s >= 0, "the grace period cannot be negative"),
         ]

@@ -6,9 +6,15 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from quayside.packager.example import decode_example
 from quayside.packager.package import LoadedModel, OnnxSessionConfig, Runtime, load_model
-from quayside.packager.signature import Arrays, Schema, Signature
+from quayside.packager.signature import Arrays, Schema, Signature, row_count
+from quayside.serving.dispatch import CallCost, measure_call_cost
+
+_COST_ROWS = 32
+"""Rows of the larger call timed at warm-up, to tell the model's cost per row from its cost per call."""
 
 
 @dataclass(frozen=True)
@@ -21,6 +27,8 @@ class ModelRuntime:
     load_seconds: float
     batchable: bool
     """True when every input and output has a variable first (batch) dimension."""
+    call_cost: CallCost | None = None
+    """The model's measured cost per call and per row; None when the package has no input example."""
 
     @property
     def signature(self) -> Signature:
@@ -63,12 +71,27 @@ def load_runtime(
         session=OnnxSessionConfig(intra_op_threads=intra_op_threads, spinning=False),
     )
     manifest = model.manifest
+    batchable = _batchable(manifest.signature)
+    cost = None
     if manifest.input_example is not None:
-        model.run(decode_example(manifest.input_example, manifest.signature.inputs))
+        example = decode_example(manifest.input_example, manifest.signature.inputs)
+        model.run(example)
+        cost = _measure_cost(model, example, batchable)
     return ModelRuntime(
         model=model,
         name=name or manifest.name,
         version=version,
         load_seconds=time.perf_counter() - started,
-        batchable=_batchable(manifest.signature),
+        batchable=batchable,
+        call_cost=cost,
     )
+
+
+def _measure_cost(model: LoadedModel, example: Arrays, batchable: bool) -> CallCost:
+    rows = row_count(example)
+    if not batchable or rows == 0:
+        return measure_call_cost(model.run, example, rows, example, rows)
+    one = {name: array[:1] for name, array in example.items()}
+    repeats = -(-_COST_ROWS // rows)
+    many = {name: np.concatenate([array] * repeats)[:_COST_ROWS] for name, array in example.items()}
+    return measure_call_cost(model.run, one, 1, many, _COST_ROWS)

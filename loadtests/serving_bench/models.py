@@ -158,3 +158,54 @@ def time_onnx_runtime(
         session.run(None, feed)
         samples.append(time.perf_counter() - started)
     return OrtTiming(rows, intra_op_threads, round(statistics.median(samples) * 1e6, 1))
+
+
+@dataclass(frozen=True)
+class MergeTiming:
+    """Two requests of ``rows`` rows as one merged ONNX Runtime call, or as two calls side by side."""
+
+    rows: int
+    intra_op_threads: int
+    merged_us: float
+    side_by_side_us: float
+    one_after_the_other_us: float
+
+
+def time_merge_against_side_by_side(
+    model: ServedModel, rows: int, intra_op_threads: int, calls: int = 200
+) -> MergeTiming:
+    """The fastest of ``calls`` of each way, interleaved, with Quayside's session settings (no spinning)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = intra_op_threads
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    session = ort.InferenceSession(str(model.onnx_path), options, providers=["CPUExecutionProvider"])
+    one = {model.input_name: np.ascontiguousarray(model.rows[:rows])}
+    both = {model.input_name: np.ascontiguousarray(np.concatenate([model.rows[:rows]] * 2))}
+    with ThreadPoolExecutor(2) as pool:
+
+        def side_by_side() -> None:
+            first, second = pool.submit(session.run, None, one), pool.submit(session.run, None, one)
+            first.result(), second.result()
+
+        ways = {
+            "merged": lambda: session.run(None, both),
+            "side_by_side": side_by_side,
+            "one_after_the_other": lambda: (session.run(None, one), session.run(None, one)),
+        }
+        fastest = dict.fromkeys(ways, float("inf"))
+        for _ in range(calls):
+            for name, way in ways.items():
+                started = time.perf_counter()
+                way()
+                fastest[name] = min(fastest[name], time.perf_counter() - started)
+    return MergeTiming(
+        rows,
+        intra_op_threads,
+        round(fastest["merged"] * 1e6, 1),
+        round(fastest["side_by_side"] * 1e6, 1),
+        round(fastest["one_after_the_other"] * 1e6, 1),
+    )

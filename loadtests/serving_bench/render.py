@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from serving_bench.models import OrtTiming
+from serving_bench.models import MergeTiming, OrtTiming
 from serving_bench.report import count, ms, ratio, table
 from serving_bench.results import Measurement, ServerResult
 from serving_bench.targets import Target
@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 
 _HOW_SERVED = """\
 How each server runs (all on 127.0.0.1, same worker count, access logs off, ONNX Runtime at its own default threads):
-- **Quayside**: `quayside serve <package> --workers N --quiet`; V2 `POST /v2/models/rf/infer` (FP32 tensor, flat data) and MLflow-style `POST /invocations` (`{"inputs": [[...]]}`) measured separately; ready = `GET /v2/health/ready`.
+- **Quayside**: `quayside serve <package> --workers N --quiet` with its defaults (batching on), and the same with `--no-batching`; V2 `POST /v2/models/rf/infer` (FP32 tensor, flat data) and MLflow-style `POST /invocations` (`{"inputs": [[...]]}`) measured separately; ready = `GET /v2/health/ready`.
 - **(a) hand-written**: `loadtests/baselines/handwritten_app.py` (pydantic body, `async def`, `sess.run` on the loop, every output returned) on `uvicorn[standard]` (uvloop + httptools), `{"rows": [[...]]}`; ready = first successful predict. FastAPI, uvicorn, ONNX Runtime and NumPy pinned to the Quayside venv's versions.
 - **(a′) hand-written, tuned**: the same app with its ONNX Runtime session set up as Quayside sets it (threads = cores / workers, no spinning), to tell what ORT settings buy from what the request path buys. Not one of the issue's targets.
 - **(b) BentoML**: `loadtests/baselines/bentoml_service.py` (`@bentoml.service`, `np.ndarray` input, ONNX Runtime session per worker) under `bentoml serve`, `{"rows": [[...]]}`; ready = `GET /readyz`.
@@ -82,6 +82,31 @@ def _target_rows(targets: list[Target]) -> list[list[str]]:
     return [[t.name, measured(t), t.goal, marks[t.met]] for t in targets]
 
 
+def _matrix(results: list[ServerResult], payload_rows: tuple[int, ...], connections: tuple[int, ...]) -> str:
+    """One row per server endpoint, one column per (rows × connections) cell: ``req/s / p99``."""
+    cells = [(rows, c) for rows in payload_rows for c in connections]
+    rows_out = []
+    for server in results:
+        for endpoint in server.endpoints:
+            if endpoint.gate != "passed":
+                continue
+            row = [f"{server.title} {endpoint.path}"]
+            for rows, c in cells:
+                m = endpoint.find(rows, c)
+                row.append(f"{count(m.load.requests_per_s)} / {ms(m.load.p99_ms)}" if m else "-")
+            rows_out.append(row)
+    headers = ["server", *(f"{rows}×{c}" for rows, c in cells)]
+    return table(headers, rows_out)
+
+
+def _merge_line(t: MergeTiming) -> str:
+    return (
+        f"Two {t.rows}-row requests on ONNX Runtime with Quayside's settings ({t.intra_op_threads} intra-op "
+        f"threads, no spinning; fastest of 200): one merged call {t.merged_us:.0f} µs, two calls side by side "
+        f"in two threads {t.side_by_side_us:.0f} µs, one after the other {t.one_after_the_other_us:.0f} µs."
+    )
+
+
 def _ort_line(ort: list[OrtTiming]) -> str:
     parts = [
         f"{t.rows} row{'s' if t.rows > 1 else ''}, {t.intra_op_threads or 'default'} intra-op thread(s): {t.median_us:.0f} µs"
@@ -96,6 +121,7 @@ def render_serving(
     results: list[ServerResult],
     targets: list[Target],
     ort: list[OrtTiming],
+    merge: list[MergeTiming],
     json_path: str,
 ) -> str:
     plan = settings.plan
@@ -112,6 +138,8 @@ def render_serving(
         "",
         _ort_line(ort),
         "",
+        *(_merge_line(t) for t in merge),
+        "",
         "### Throughput and latency",
         "",
         table(_LOAD_HEADERS, _load_rows(results), align="llrrrrrrrrrrr"),
@@ -122,7 +150,11 @@ def render_serving(
             ["server", "ready s (median)", "each start s", "first prediction s (median)"], _cold_rows(results)
         ),
         "",
-        "### Targets (issue 5, item 7)",
+        "### The matrix: req/s / p99 ms (issue 21)",
+        "",
+        _matrix(results, plan.rows_per_request, plan.connections),
+        "",
+        "### Targets (issues 5 and 21)",
         "",
         table(["target", "measured", "goal", "met"], _target_rows(targets), align="lrrl"),
     ]

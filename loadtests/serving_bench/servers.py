@@ -92,8 +92,15 @@ def _one_row(model: ServedModel, body: payloads.BodyFormat) -> bytes:
     return body(model.rows[:1]).encode()
 
 
-def quayside_spec(model: ServedModel, options: ServerOptions, extra_args: tuple[str, ...] = ()) -> ServerSpec:
-    """``quayside serve`` on the model's package: V2 and MLflow-style ``/invocations``."""
+def quayside_spec(
+    model: ServedModel, options: ServerOptions, extra_args: tuple[str, ...] = (), *, batching: bool = True
+) -> ServerSpec:
+    """``quayside serve`` on the model's package: V2 and MLflow-style ``/invocations``.
+
+    ``batching=False`` is the same server with ``--no-batching``, measured beside it in the same run.
+    """
+    if not batching:
+        extra_args = (*extra_args, "--no-batching")
 
     def argv(port: int) -> list[str]:
         quiet = [] if options.access_log else ["--quiet"]
@@ -103,8 +110,8 @@ def quayside_spec(model: ServedModel, options: ServerOptions, extra_args: tuple[
         ]  # fmt: skip
 
     return ServerSpec(
-        key="quayside",
-        title="Quayside",
+        key="quayside" if batching else "quayside-nobatch",
+        title="Quayside" if batching else "Quayside --no-batching",
         argv=argv,
         ready=ReadyProbe("GET", "/v2/health/ready"),
         endpoints=(

@@ -10,6 +10,7 @@ Results go to RESULTS.md (its serving section) and to serving.json beside it.
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import sys
 import time
@@ -34,7 +35,7 @@ from serving_bench.servers import ServerOptions, ServerSpec
 from serving_bench.targets import serving_targets
 from serving_bench.wrk import ensure_wrk
 
-SERVERS = ("quayside", "handwritten", "handwritten-tuned", "bentoml", "mlflow")
+SERVERS = ("quayside", "quayside-nobatch", "handwritten", "handwritten-tuned", "bentoml", "mlflow")
 SECTION = "serving-benchmark"
 READY_TIMEOUT_S = 180.0
 
@@ -48,7 +49,7 @@ class Settings:
     options: ServerOptions
     cold_start_runs: int
     quayside_args: tuple[str, ...]
-    """Extra ``quayside serve`` options; ``--max-batch-size`` is raised to the largest request unless given."""
+    """Extra ``quayside serve`` options, for both Quayside servers (batching on and off)."""
     out_dir: Path
     command: str
 
@@ -62,8 +63,9 @@ def parse_args(argv: list[str] | None) -> Settings:
             "(a) a hand-written FastAPI + ONNX Runtime endpoint on uvicorn[standard], (b) BentoML on ONNX "
             "Runtime, (c) `mlflow models serve` on the scikit-learn model; also (a') the hand-written "
             "endpoint with ONNX Runtime set up as Quayside sets it (threads = cores / workers, no spinning). "
+            "Quayside runs twice, with batching on (the default) and with --no-batching. "
             "Each server's cold start is timed, its answers are checked against scikit-learn's labels, and "
-            "wrk drives it with 1-row and 100-row JSON requests at 1, 16 and 64 connections, the servers "
+            "wrk drives it with 1-row and 100-row JSON requests at 1, 4, 8, 16 and 64 connections, the servers "
             "taking turns at each setting. Writes the serving section of RESULTS.md and serving.json in --out."
         ),
         epilog=(
@@ -87,7 +89,7 @@ def parse_args(argv: list[str] | None) -> Settings:
         help="timed runs per endpoint and setting, taking turns; the report shows the median run (default: 1)",
     )
     parser.add_argument(
-        "--connections", default="1,16,64", help="wrk connection counts (default: %(default)s)"
+        "--connections", default="1,4,8,16,64", help="wrk connection counts (default: %(default)s)"
     )
     parser.add_argument("--rows", default="1,100", help="rows per request (default: %(default)s)")
     parser.add_argument(
@@ -99,7 +101,7 @@ def parse_args(argv: list[str] | None) -> Settings:
     parser.add_argument(
         "--quayside-args",
         default="",
-        help="extra `quayside serve` options, e.g. '--no-batching' (default: --max-batch-size raised to the largest --rows)",
+        help="extra `quayside serve` options for both Quayside servers, e.g. '--max-batch-size 128' (default: none: the defaults are what is measured)",
     )
     parser.add_argument(
         "--access-log", action="store_true", help="leave every server's per-request access log on"
@@ -129,17 +131,10 @@ def parse_args(argv: list[str] | None) -> Settings:
         plan=plan,
         options=ServerOptions(workers=args.workers, access_log=args.access_log),
         cold_start_runs=args.cold_starts or 3,
-        quayside_args=_quayside_args(shlex.split(args.quayside_args), plan.rows_per_request),
+        quayside_args=tuple(shlex.split(args.quayside_args)),
         out_dir=args.out,
         command=shlex.join([".venv/bin/python", "loadtests/serving_benchmark.py", *(argv or sys.argv[1:])]),
     )
-
-
-def _quayside_args(extra: list[str], rows_per_request: tuple[int, ...]) -> tuple[str, ...]:
-    """``extra``, plus a max batch size that admits the largest request (Quayside answers 422 above it)."""
-    if any(a.startswith("--max-batch-size") for a in extra):
-        return tuple(extra)
-    return ("--max-batch-size", str(max(64, *rows_per_request)), *extra)
 
 
 def _venvs(names: tuple[str, ...]) -> dict[str, envs.Venv]:
@@ -155,8 +150,10 @@ def _venvs(names: tuple[str, ...]) -> dict[str, envs.Venv]:
 def _spec(
     name: str, model: models.ServedModel, settings: Settings, venvs: dict[str, envs.Venv]
 ) -> ServerSpec:
-    if name == "quayside":
-        return servers.quayside_spec(model, settings.options, settings.quayside_args)
+    if name in ("quayside", "quayside-nobatch"):
+        return servers.quayside_spec(
+            model, settings.options, settings.quayside_args, batching=name == "quayside"
+        )
     if name in ("handwritten", "handwritten-tuned"):
         return servers.handwritten_spec(
             model, settings.options, venvs[name], tuned=name == "handwritten-tuned"
@@ -227,10 +224,13 @@ def run(settings: Settings) -> list[ServerResult]:
     WORK_DIR.mkdir(parents=True, exist_ok=True)
     wanted = settings.servers
     skipped = []
-    if "quayside" in wanted and not servers.quayside_serve_available():
+    ours = [name for name in wanted if name.startswith("quayside")]
+    if ours and not servers.quayside_serve_available():
         print("`quayside serve` is not available in this venv yet: Quayside is skipped", flush=True)
-        wanted = tuple(s for s in wanted if s != "quayside")
-        skipped = [_unavailable("quayside", "`quayside serve --help` failed: the server is not built yet")]
+        wanted = tuple(s for s in wanted if s not in ours)
+        skipped = [
+            _unavailable(name, "`quayside serve --help` failed: the server is not built yet") for name in ours
+        ]
     print("preparing venvs ...", flush=True)
     venvs = _venvs(wanted)
     print("training the forest and saving its packages ...", flush=True)
@@ -246,12 +246,25 @@ def run(settings: Settings) -> list[ServerResult]:
         print(
             f"  ONNX Runtime alone, {t.rows} row(s), intra-op threads {threads}: {t.median_us} µs", flush=True
         )
+    threads = max(1, (os.cpu_count() or 1) // settings.options.workers)
+    merge = [models.time_merge_against_side_by_side(model, max(settings.plan.rows_per_request), threads)]
+    for t in merge:
+        print(
+            f"  two {t.rows}-row requests, {t.intra_op_threads} intra-op thread(s): merged {t.merged_us} µs, "
+            f"side by side {t.side_by_side_us} µs, one after the other {t.one_after_the_other_us} µs",
+            flush=True,
+        )
     results = benchmark([_spec(name, model, settings, venvs) for name in wanted], model, settings)
-    _write(settings, skipped + results, ort)
+    _write(settings, skipped + results, ort, merge)
     return skipped + results
 
 
-def _write(settings: Settings, results: list[ServerResult], ort: list[models.OrtTiming]) -> None:
+def _write(
+    settings: Settings,
+    results: list[ServerResult],
+    ort: list[models.OrtTiming],
+    merge: list[models.MergeTiming],
+) -> None:
     from serving_bench.render import render_serving
 
     machine = machine_info()
@@ -262,11 +275,12 @@ def _write(settings: Settings, results: list[ServerResult], ort: list[models.Ort
         "command": settings.command,
         "settings": settings,
         "onnx_runtime_alone": ort,
+        "merged_against_side_by_side": merge,
         "servers": results,
         "targets": targets,
     }
     report.write_json(json_path, data)
-    markdown = render_serving(machine, settings, results, targets, ort, relative(json_path))
+    markdown = render_serving(machine, settings, results, targets, ort, merge, relative(json_path))
     md_path = settings.out_dir / "RESULTS.md"
     report.replace_section(md_path, SECTION, markdown)
     print(f"\nwrote {relative(md_path)} and {relative(json_path)}", flush=True)

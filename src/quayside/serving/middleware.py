@@ -60,6 +60,9 @@ class RequestContext:
         self.app = app
         self.metrics = metrics
         self.access_log = access_log
+        # The labelled series of each (route, status) seen, so that a request does not pay for
+        # prometheus_client's label lookup (a lock and a dictionary) twice.
+        self._series: dict[tuple[str, int], tuple[Any, Any]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -85,8 +88,12 @@ class RequestContext:
 
     def _record(self, scope: Scope, request_id: str, status: int, seconds: float) -> None:
         route = _route_label(scope)
-        self.metrics.requests.labels(route, str(status)).inc()
-        self.metrics.latency.labels(route).observe(seconds)
+        series = self._series.get((route, status))
+        if series is None:
+            series = (self.metrics.requests.labels(route, str(status)), self.metrics.latency.labels(route))
+            self._series[(route, status)] = series
+        series[0].inc()
+        series[1].observe(seconds)
         if self.access_log:
             access_logger.info(_access_line(scope, request_id, status, seconds))
 

@@ -45,6 +45,15 @@ class Settings(BaseSettings):
     """SQLAlchemy URL of the tracking database, e.g. ``postgresql+psycopg://user@host/db``.
     Default: SQLite at ``$QUAYSIDE_HOME/quayside.db``."""
 
+    db_lock_timeout_s: float = Field(default=20.0, gt=0)
+    """Seconds a SQLite write waits for another writer's lock before it fails as unavailable (a
+    server answers 503 with ``Retry-After``). Kept under ``http_timeout_s`` so that a client hears
+    the 503 instead of timing out."""
+
+    db_connection_timeout_s: float = Field(default=5.0, gt=0)
+    """Seconds a request waits for a database connection (a free one from the pool, or a new one
+    from PostgreSQL) before it fails as unavailable, instead of queueing behind the others."""
+
     artifact_root: Path | None = None
     """Directory holding run artifacts. Default: ``$QUAYSIDE_HOME/artifacts``."""
 
@@ -65,7 +74,17 @@ class Settings(BaseSettings):
     """Run that ``start_run`` resumes and logging lands in; ``quayside run`` sets it for its subprocess."""
 
     max_artifact_bytes: int = Field(default=1 << 30, gt=0)
-    """Largest artifact file the server accepts in one upload (bytes). Default 1 GiB."""
+    """Largest artifact file the server accepts in one upload (bytes), and the most a package
+    archive uploaded to the registry may hold, archived or unpacked. Default 1 GiB."""
+
+    max_request_bytes: int = Field(default=1 << 20, gt=0)
+    """Largest request body ``quayside server`` reads on a JSON API route (bytes); larger bodies
+    are answered 413 as soon as they pass it, before they are parsed. Uploads (artifacts,
+    packages) stream to disk under ``max_artifact_bytes`` instead. Default 1 MiB."""
+
+    max_archive_entries: int = Field(default=10_000, gt=0)
+    """Most entries (files and directories) a package archive uploaded to the registry may hold;
+    counted before anything is unpacked. Default 10,000."""
 
     http_timeout_s: float = Field(default=30.0, gt=0)
     """Seconds the tracking client waits for a server's answer."""

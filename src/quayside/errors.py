@@ -5,10 +5,17 @@ Every error a user can meet is one of these classes. Each declares a stable
 with. Messages say what went wrong and, where possible, what to do about it;
 foreign exceptions are translated at the boundary and never pasted raw.
 
+A message is public: a server answers it to whoever called, so it names nothing
+about the deployment (no database URL, host, file-system path or driver text).
+What the operator needs to find the cause goes in ``detail``: the server logs it
+under the request id, and ``str(error)`` (hence the CLI and a traceback on the
+user's own machine) shows it after the message; no response body carries it.
+
     QuaysideError                    500 internal
     ├── UsageError                   400 bad_request
     │   ├── MalformedInputError      400 malformed_input
-    │   └── FilterError              400 invalid_filter
+    │   ├── FilterError              400 invalid_filter
+    │   └── InvalidNameError         400 invalid_name
     ├── NotFoundError                404 not_found
     ├── AlreadyExistsError           409 already_exists
     ├── InvalidStateError            409 invalid_state
@@ -35,9 +42,13 @@ class QuaysideError(Exception):
     code: ClassVar[str] = "internal"
     http_status: ClassVar[int] = 500
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, *, detail: str | None = None) -> None:
         super().__init__(message)
         self.message = message
+        self.detail = detail
+
+    def __str__(self) -> str:
+        return f"{self.message} ({self.detail})" if self.detail else self.message
 
     def to_dict(self) -> dict[str, dict[str, str]]:
         """The body a REST handler answers with."""
@@ -61,6 +72,12 @@ class FilterError(UsageError):
     """A run-search filter or order-by could not be parsed; the message names the column."""
 
     code = "invalid_filter"
+
+
+class InvalidNameError(UsageError):
+    """A name breaks the one rule for names (quayside.names); the message says which name and why."""
+
+    code = "invalid_name"
 
 
 class NotFoundError(QuaysideError):
@@ -155,3 +172,5 @@ class UnavailableError(QuaysideError):
 
     code = "unavailable"
     http_status = 503
+    retry_after_s: ClassVar[int] = 1
+    """Seconds a client should wait before retrying (a server answers it as ``Retry-After``)."""

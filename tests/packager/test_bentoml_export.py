@@ -18,6 +18,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
+import yaml
 
 import quayside
 from quayside.errors import AlreadyExistsError, UntrustedPackageError
@@ -137,8 +138,9 @@ def test_the_bento_checks_inputs_against_the_signature(bento_server):
 def test_the_export_copies_the_verified_package_and_writes_a_bentofile(bento_dir, plans_package):
     assert read_manifest(bento_dir / "model").digest() == read_manifest(plans_package).digest()
     quayside.load_model(bento_dir / "model")  # every digest still matches
-    bentofile = (bento_dir / "bentofile.yaml").read_text()
-    assert 'service: "service:Plans"' in bentofile
+    bentofile = yaml.safe_load((bento_dir / "bentofile.yaml").read_text())
+    assert bentofile["service"] == "service:Plans"
+    assert bentofile["labels"] == {"quayside.model": "plans", "quayside.flavor": "sklearn"}
     requirements = (bento_dir / "requirements.txt").read_text().split()
     assert requirements[0] == "bentoml>=1.2"
     assert any(r.startswith("onnxruntime==") for r in requirements)

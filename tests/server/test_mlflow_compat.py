@@ -219,7 +219,7 @@ def test_errors_are_mlflow_error_bodies_with_the_status_the_client_expects(http:
         http.post("/runs/log-parameter", json={"run_id": run_id, "key": "p", "value": "1"}).status_code == 200
     )
     changed = http.post("/runs/log-parameter", json={"run_id": run_id, "key": "p", "value": "2"})
-    assert changed.status_code == 400 and changed.json()["error_code"] == "RESOURCE_ALREADY_EXISTS"
+    assert changed.status_code == 400 and changed.json()["error_code"] == "INVALID_PARAMETER_VALUE"
 
     assert http.post("/runs/delete", json={"run_id": run_id}).status_code == 200
     deleted = http.post("/runs/set-tag", json={"run_id": run_id, "key": "k", "value": "v"})

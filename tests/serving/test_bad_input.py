@@ -103,6 +103,7 @@ INVOCATION_CASES = [
     ),
     ("CSV that is not UTF-8", b"a\n\xff\xfe\n", "text/csv", 400, "malformed_input", "UTF-8"),
     ("empty CSV", b"", "text/csv", 400, "malformed_input", "empty"),
+    ("CSV with a header and no rows", b"m", "text/csv", 400, "malformed_input", "no data rows"),
 ]
 
 

@@ -28,7 +28,7 @@ from quayside.cli import registry as registry_commands
 from quayside.cli import runs as run_commands
 from quayside.cli import serve as serve_command
 from quayside.cli import server as server_command
-from quayside.cli.console import err, out
+from quayside.cli.console import err, out, styled
 from quayside.config import load_settings
 from quayside.errors import QuaysideError
 
@@ -79,7 +79,7 @@ def version() -> None:
         try:
             out.print(f"{name} {metadata.version(name)}")
         except metadata.PackageNotFoundError:
-            out.print(f"{name} [dim]not installed[/dim]")
+            out.print(styled(f"{name} ", ("not installed", "dim")))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -90,13 +90,16 @@ def main(argv: list[str] | None = None) -> None:
     except QuaysideError as e:
         if _state["debug"]:
             raise
-        err.print(f"[red]error:[/red] {e.message}")
+        err.print(styled(("error:", "red"), f" {e}"))
         sys.exit(1)
     except Exception as e:
         if _state["debug"]:
             raise
         err.print(
-            f"[red]error:[/red] unexpected {type(e).__name__}: {e} "
-            "(this is a bug in Quayside; run with --debug for the traceback and report it)"
+            styled(
+                ("error:", "red"),
+                f" unexpected {type(e).__name__}: {e} "
+                "(this is a bug in Quayside; run with --debug for the traceback and report it)",
+            )
         )
         sys.exit(1)

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from quayside import __version__
-from quayside.cli.console import err, human_size, out
+from quayside.cli.console import err, human_size, out, styled
 from quayside.cli.serve import resolve_registered
 from quayside.config import load_settings
 from quayside.packager.docker.context import (
@@ -66,7 +66,7 @@ def _installed_version(name: str) -> str | None:
 
 
 def _log(line: str) -> None:
-    err.print(line, markup=False)
+    err.print(line)
 
 
 def write_build_context(source: ModelSource, directory: Path, *, base_image: str) -> Path:
@@ -106,7 +106,7 @@ def build_model_image(source: ModelSource, *, tag: str, base_image: str, no_cach
     client = docker_client()
     with tempfile.TemporaryDirectory(prefix="quayside-context-") as scratch:
         context = write_build_context(source, Path(scratch) / "context", base_image=base_image)
-        err.print(f"building [bold]{tag}[/bold] from {source.uri}")
+        err.print(styled("building ", (tag, "bold"), f" from {source.uri}"))
         result = build_image(client, context, tag=tag, base_image=base_image, no_cache=no_cache, log=_log)
     cached = sum(1 for _, hit in result.steps if hit)
     out.print(f"built {result.tag} ({result.image_id.removeprefix('sha256:')[:12]})")

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from quayside.cli.console import err, out
+from quayside.cli.console import err, out, styled
 from quayside.cli.model import parity_table
 from quayside.config import load_settings
 from quayside.packager.convert import Tolerance
@@ -55,5 +55,9 @@ def convert(
         path, trust=trust, tolerance=tolerance, opset=opset if opset is not None else settings.onnx_opset
     )
     assert manifest.onnx is not None
-    out.print(f"[green]converted[/green] {manifest.name}: {manifest.onnx.file} (opset {manifest.onnx.opset})")
+    out.print(
+        styled(
+            ("converted", "green"), f" {manifest.name}: {manifest.onnx.file} (opset {manifest.onnx.opset})"
+        )
+    )
     out.print(parity_table(manifest.onnx.parity))

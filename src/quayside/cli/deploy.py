@@ -9,8 +9,9 @@ from typing import Annotated, Any
 import typer
 
 from quayside.cli.build import ModelSource, build_model_image
-from quayside.cli.console import err, out
+from quayside.cli.console import err, out, out_raw
 from quayside.errors import NotFoundError, UsageError
+from quayside.names import check_dns_label, check_portable_name
 from quayside.packager.docker.context import DEFAULT_BASE_IMAGE
 
 
@@ -20,7 +21,7 @@ class Target(StrEnum):
 
 
 def _log(line: str) -> None:
-    err.print(line, markup=False)
+    err.print(line)
 
 
 def _ensure_image(client: Any, source: ModelSource, *, tag: str, base_image: str) -> str:
@@ -60,6 +61,7 @@ def _deploy_docker(
     if down:
         if not name:
             raise UsageError("--down needs --name: the deployment to remove")
+        check_portable_name("deployment", name)
         client = docker_client()
         removed = remove_deployment(client, name, grace_period_s=grace_period, log=_log)
         out.print(f"removed deployment {name} ({removed} container{'s' if removed != 1 else ''})")
@@ -67,9 +69,9 @@ def _deploy_docker(
     if model_uri is None:
         raise UsageError("give the MODEL_URI to deploy (or --down with --name)")
     source = ModelSource.resolve(model_uri)
+    deployment_name = check_portable_name("deployment", name or source.manifest.name)
     client = docker_client()
     tag = _ensure_image(client, source, tag=image or source.default_tag(), base_image=base_image)
-    deployment_name = name or source.manifest.name
     if connection_migration_enabled() is False:
         err.print(
             "note: net.ipv4.tcp_migrate_req is 0; a connection queued on the old container's listener in "
@@ -263,8 +265,8 @@ def _deploy_kubernetes(
         manifests = [canary_deployment]
     if print_only:
         if stable_replicas is not None:
-            out.print(f"# the stable Deployment {spec.name} is scaled to {stable_replicas} replicas")
-        out.print(to_yaml(manifests), end="")
+            out_raw(f"# the stable Deployment {spec.name} is scaled to {stable_replicas} replicas")
+        out_raw(to_yaml(manifests))
         return
     if image is None:
         err.print(
@@ -300,12 +302,20 @@ def _promote_canary(
 ) -> None:
     """Roll the stable Deployment to the canary's image, then remove the canary."""
     from quayside.packager.k8s import apply as k8s
-    from quayside.packager.k8s.render import DeploymentSpec, promoted, render_manifests, to_yaml
+    from quayside.packager.k8s.render import (
+        DeploymentSpec,
+        check_deployment_name,
+        promoted,
+        render_manifests,
+        to_yaml,
+    )
 
     if name is None:
         if model_uri is None:
             raise UsageError("--promote-canary needs --name (or the MODEL_URI whose name the deployment has)")
         name = _k8s_name(ModelSource.resolve(model_uri).manifest.name)
+    check_deployment_name(name)
+    check_dns_label("namespace", namespace)
     api = k8s.connect(kubeconfig)
     canary = k8s.read_deployment(api, namespace, f"{name}-canary")
     if canary is None:
@@ -322,7 +332,7 @@ def _promote_canary(
     )
     manifests = render_manifests(promoted(base, canary))
     if print_only:
-        out.print(to_yaml(manifests), end="")
+        out_raw(to_yaml(manifests))
         return
     k8s.apply_manifests(api, manifests, log=_log)
     k8s.wait_for_rollout(api, namespace, name, timeout_s=timeout, log=_log)

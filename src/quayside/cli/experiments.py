@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from quayside.cli.console import out
+from quayside.cli.console import out, print_json
 from quayside.cli.runs import format_time, tracking_client
 
 app = typer.Typer(help="Manage experiments.", no_args_is_help=True)
@@ -22,7 +21,7 @@ def list_experiments(
     """List experiments."""
     experiments = tracking_client().list_experiments(include_deleted)
     if as_json:
-        out.print_json(json.dumps([e.to_dict() for e in experiments]))
+        print_json([e.to_dict() for e in experiments])
         return
     table = Table("id", "name", "created", "state")
     for experiment in experiments:

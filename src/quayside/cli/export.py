@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from quayside.cli.console import err, out
+from quayside.cli.console import err, out, styled
 
 app = typer.Typer(help="Export Quayside packages as other tools' projects.", no_args_is_help=True)
 
@@ -44,6 +44,6 @@ def bentoml(
     path = resolve_model(model).path
     destination = output or Path(f"{read_manifest(path).name}-bento")
     bento = export_bentoml(path, destination, trust=trust)
-    out.print(f"[green]exported[/green] {model} to {destination}")
+    out.print(styled(("exported", "green"), f" {model} to {destination}"))
     out.print(f"  bentoml serve {bento.service} --working-dir {destination}")
     err.print(f"requirements: {destination / 'requirements.txt'} (pip install -r, or bentoml build)")

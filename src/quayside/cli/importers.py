@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from quayside.cli.console import err, out
+from quayside.cli.console import err, out, styled
 from quayside.cli.model import parity_table
 from quayside.config import Settings, load_settings
 from quayside.packager.convert import Tolerance
@@ -79,11 +79,14 @@ def mlflow(
     )
     manifest = result.manifest
     out.print(
-        f"[green]imported[/green] {manifest.name} ({result.mlflow_flavor} → {manifest.flavor}) to {destination}"
+        styled(
+            ("imported", "green"),
+            f" {manifest.name} ({result.mlflow_flavor} → {manifest.flavor}) to {destination}",
+        )
     )
     if manifest.onnx is not None:
         out.print(parity_table(manifest.onnx.parity))
     elif result.onnx_error:
-        err.print(f"[yellow]not converted to ONNX:[/yellow] {result.onnx_error}")
+        err.print(styled(("not converted to ONNX:", "yellow"), f" {result.onnx_error}"))
     if result.skipped_requirements:
         err.print(f"requirements not carried over (not pinned): {', '.join(result.skipped_requirements)}")

@@ -22,7 +22,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from quayside.cli.console import err, out
+from quayside.cli.console import err, out, styled
 from quayside.errors import UsageError
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
@@ -70,7 +70,9 @@ def served_locally(model: str, *, trust: bool, log_path: Path) -> Iterator[str]:
         wait_ready(base_url, alive=lambda: process.poll() is None)
         yield base_url
     except Exception:
-        err.print(f"[dim]server log ({log_path}):[/dim]\n{log_path.read_text(errors='replace')[-2000:]}")
+        err.print(
+            styled((f"server log ({log_path}):", "dim"), f"\n{log_path.read_text(errors='replace')[-2000:]}")
+        )
         raise
     finally:
         _stop(process)
@@ -128,10 +130,10 @@ def print_verdict(verdict: Any) -> None:
             objective.metric,
             measured,
             f"{objective.comparison} {objective.threshold:g}",
-            "[green]pass[/green]" if result.passed else "[red]FAIL[/red]",
+            styled(("pass", "green")) if result.passed else styled(("FAIL", "red")),
         )
     out.print(table)
-    out.print("[green]all objectives met[/green]" if verdict.passed else "[red]SLO not met[/red]")
+    out.print(styled(("all objectives met", "green")) if verdict.passed else styled(("SLO not met", "red")))
 
 
 def print_summary(report: Mapping[str, Any]) -> None:
@@ -145,7 +147,7 @@ def print_summary(report: Mapping[str, Any]) -> None:
         f"latency ms p50 {ms('p50_ms')} p90 {ms('p90_ms')} p95 {ms('p95_ms')} p99 {ms('p99_ms')} max {ms('max_ms')}"
     )
     for error in report["errors"]:
-        out.print(f"  [red]{error['count']} × {error['type']}[/red]")
+        out.print(styled("  ", (f"{error['count']} × {error['type']}", "red")))
 
 
 def run_and_report(
@@ -232,7 +234,11 @@ def loadtest(
             base_url = stack.enter_context(
                 served_locally(target, trust=trust, log_path=directory / "server.log")
             )
-        err.print(f"load-testing [bold]{name}[/bold] at {base_url} ({protocol}) for {options.duration_s:g} s")
+        err.print(
+            styled(
+                "load-testing ", (name, "bold"), f" at {base_url} ({protocol}) for {options.duration_s:g} s"
+            )
+        )
         report, verdict, json_path, html_path = run_and_report(
             base_url=base_url,
             model_name=name,

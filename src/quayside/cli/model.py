@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any
@@ -10,7 +9,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from quayside.cli.console import human_size, out
+from quayside.cli.console import human_size, out, print_json, styled
 from quayside.packager.manifest import Manifest, PackageReader
 from quayside.packager.signature import Schema
 
@@ -49,7 +48,7 @@ def parity_table(parity: Mapping[str, Any]) -> Table:
             _number(result.get("max_abs_diff")),
             _number(result.get("max_rel_diff")),
             "-" if agreement is None else f"{agreement:.2%}",
-            "[green]pass[/green]" if result.get("passed") else "[red]fail[/red]",
+            styled(("pass", "green")) if result.get("passed") else styled(("fail", "red")),
         )
     return table
 
@@ -58,9 +57,9 @@ def _summary(root: Path, manifest: Manifest) -> Table:
     table = Table.grid(padding=(0, 2))
     table.add_column(style="dim")
     table.add_column()
-    servable = "[green]yes[/green]" if manifest.onnx_servable else "no"
+    servable = styled(("yes", "green")) if manifest.onnx_servable else styled("no")
     if manifest.flavor == "onnx":
-        servable = "[green]yes[/green] (ONNX model)"
+        servable = styled(("yes", "green"), " (ONNX model)")
     rows = [
         ("name", manifest.name),
         ("path", str(root.resolve())),
@@ -98,7 +97,7 @@ def info(
     manifest = reader.manifest
     if as_json:
         body = manifest.to_dict() | {"digest": manifest.digest(), "size": manifest.size}
-        out.print_json(json.dumps(body, default=str))
+        print_json(body)
         return
     out.print(_summary(path, manifest))
     out.print(schema_table("Inputs", manifest.signature.inputs))

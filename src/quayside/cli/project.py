@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from quayside.cli.console import err
+from quayside.cli.console import err, styled
 from quayside.config import load_settings
 from quayside.tracking.client import Client
 from quayside.tracking.entities import Run
@@ -40,7 +40,12 @@ def run(
 
     def started(tracked_run: Run, argv: list[str]) -> None:
         err.print(
-            f"[dim]run {tracked_run.id} ({project.name}:{entry_point}, --env {env}): {shlex.join(argv)}[/dim]"
+            styled(
+                (
+                    f"run {tracked_run.id} ({project.name}:{entry_point}, --env {env}): {shlex.join(argv)}",
+                    "dim",
+                )
+            )
         )
 
     result = run_project(
@@ -57,8 +62,11 @@ def run(
     )
     if result.exit_code != 0:
         err.print(
-            f"[red]error:[/red] entry point '{entry_point}' exited with code {result.exit_code}; "
-            f"run {result.run.id} is marked FAILED"
+            styled(
+                ("error:", "red"),
+                f" entry point '{entry_point}' exited with code {result.exit_code}; "
+                f"run {result.run.id} is marked FAILED",
+            )
         )
         raise typer.Exit(result.exit_code if 0 < result.exit_code < 256 else 1)
     err.print(f"run {result.run.id} FINISHED (exit code 0)")

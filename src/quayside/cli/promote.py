@@ -15,7 +15,7 @@ from typing import Annotated
 
 import typer
 
-from quayside.cli.console import err, out
+from quayside.cli.console import err, out, styled
 from quayside.cli.loadtest import print_summary, print_verdict, run_and_report, served_image, served_locally
 from quayside.cli.registry import ActorOption, ReasonOption, registry_client
 from quayside.errors import UsageError
@@ -86,7 +86,7 @@ def promote(
     print_verdict(verdict)
     out.print(f"report {report_id}: {json_path}")
     if not verdict.passed:
-        out.print(f"[red]not promoted:[/red] {uri} stays {registered.stage}")
+        out.print(styled(("not promoted:", "red"), f" {uri} stays {registered.stage}"))
         raise typer.Exit(1)
     moved = client.transition(
         name,
@@ -96,4 +96,6 @@ def promote(
         actor=actor,
         evidence={"loadtest_report": report_id, "report_path": str(json_path), "slo": slo_text},
     )
-    out.print(f"promoted {moved.uri} to [green]{moved.stage}[/green] (evidence: load test {report_id})")
+    out.print(
+        styled(f"promoted {moved.uri} to ", (moved.stage, "green"), f" (evidence: load test {report_id})")
+    )

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import Annotated, Any
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
-from quayside.cli.console import out
+from quayside.cli.console import out, print_json, styled
 from quayside.cli.runs import format_time
 from quayside.config import load_settings
 from quayside.errors import UsageError
@@ -48,13 +48,8 @@ def parse_pairs(option: str, pairs: Sequence[str] | None) -> dict[str, str]:
     return values
 
 
-def _stage(stage: str) -> str:
-    style = STAGE_STYLE.get(stage, "")
-    return f"[{style}]{stage}[/{style}]" if style else stage
-
-
-def _print_json(value: Any) -> None:
-    out.print_json(json.dumps(value))
+def _stage(stage: str, note: str = "") -> Text:
+    return styled((stage, STAGE_STYLE.get(stage, "")), note)
 
 
 @app.command()
@@ -86,11 +81,16 @@ def register(
         reason=reason,
     )
     if as_json:
-        _print_json(version.to_dict())
+        print_json(version.to_dict())
         return
     out.print(
-        f"registered [bold]{version.name}[/bold] version {version.version} ({version.flavor}, "
-        f"{_stage(version.stage)}) sha256:{version.digest[:12]}…  {version.uri}"
+        styled(
+            "registered ",
+            (version.name, "bold"),
+            f" version {version.version} ({version.flavor}, ",
+            _stage(version.stage),
+            f") sha256:{version.digest[:12]}…  {version.uri}",
+        )
     )
 
 
@@ -99,7 +99,7 @@ def list_models(as_json: JsonOption = False) -> None:
     """List registered models."""
     models = registry_client().list_models()
     if as_json:
-        _print_json([m.to_dict() for m in models])
+        print_json([m.to_dict() for m in models])
         return
     if not models:
         out.print("no registered models")
@@ -122,7 +122,7 @@ def show(
     model = client.get_model(name)
     versions = client.list_versions(name)
     if as_json:
-        _print_json(model.to_dict() | {"versions": [v.to_dict() for v in versions]})
+        print_json(model.to_dict() | {"versions": [v.to_dict() for v in versions]})
         return
     summary = Table.grid(padding=(0, 2))
     summary.add_column(style="dim")
@@ -149,7 +149,7 @@ def _versions_table(versions: Sequence[Any]) -> None:
         return
     table = Table("version", "stage", "aliases", "flavor", "onnx", "source run", "digest", "registered")
     for v in versions:
-        stage = _stage(v.stage) + (" (deleted)" if v.deleted else "")
+        stage = _stage(v.stage, " (deleted)" if v.deleted else "")
         table.add_row(
             str(v.version),
             stage,
@@ -172,7 +172,7 @@ def versions(
     """List a model's versions with their stages, aliases and lineage."""
     found = registry_client().list_versions(name, include_deleted=include_deleted)
     if as_json:
-        _print_json([v.to_dict() for v in found])
+        print_json([v.to_dict() for v in found])
         return
     _versions_table(found)
 
@@ -204,9 +204,9 @@ def transition(
         keep_previous=keep_previous,
     )
     if as_json:
-        _print_json(moved.to_dict())
+        print_json(moved.to_dict())
         return
-    out.print(f"{moved.name} version {moved.version} is now in {_stage(moved.stage)}")
+    out.print(styled(f"{moved.name} version {moved.version} is now in ", _stage(moved.stage)))
 
 
 @app.command()
@@ -230,7 +230,7 @@ def history(
     """The model's audit log: every registration, transition and alias move, who made it, when and why."""
     entries = registry_client().history(name, version)
     if as_json:
-        _print_json([e.to_dict() for e in entries])
+        print_json([e.to_dict() for e in entries])
         return
     table = Table("when", "version", "action", "from", "to", "actor", "reason", "evidence")
     for entry in entries:

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import math
 from datetime import datetime
 from typing import Annotated
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
-from quayside.cli.console import human_size, out
+from quayside.cli.console import human_size, out, print_json, styled
 from quayside.config import load_settings
 from quayside.tracking.client import Client
 from quayside.tracking.entities import Run
@@ -37,9 +37,8 @@ def format_value(value: float | str | None) -> str:
     return value
 
 
-def _status(run: Run) -> str:
-    style = STATUS_STYLE.get(run.status.value, "")
-    return f"[{style}]{run.status.value}[/{style}]" if style else run.status.value
+def _status(run: Run, note: str = "") -> Text:
+    return styled((run.status.value, STATUS_STYLE.get(run.status.value, "")), note)
 
 
 def _user_tags(run: Run) -> dict[str, str]:
@@ -66,7 +65,7 @@ def search(
     """Find runs by their metrics, params, tags and attributes."""
     runs = tracking_client().search_runs(experiment or None, filter_string, order_by or None, max_results)
     if as_json:
-        out.print_json(json.dumps([r.to_dict() for r in runs]))
+        print_json([r.to_dict() for r in runs])
         return
     if not runs:
         out.print("no runs match")
@@ -98,7 +97,7 @@ def show(
     artifacts = client.list_artifacts(run_id)
     if as_json:
         body = run.to_dict() | {"artifacts": [a.to_dict() for a in artifacts]}
-        out.print_json(json.dumps(body))
+        print_json(body)
         return
     summary = Table.grid(padding=(0, 2))
     summary.add_column(style="dim")
@@ -108,7 +107,7 @@ def show(
     for label, value in (
         ("run", f"{run.name} ({run.id})"),
         ("experiment", experiment.name),
-        ("status", _status(run) + ("" if run.lifecycle == "active" else " (deleted)")),
+        ("status", _status(run, "" if run.lifecycle == "active" else " (deleted)")),
         ("started", format_time(run.start_time)),
         ("ended", format_time(run.end_time)),
         ("exit code", exit_code),
@@ -131,7 +130,9 @@ def show(
         out.print(table)
     for model in run.models:
         out.print(
-            f"model [bold]{model.path}[/bold] ({model.flavor}) sha256:{model.digest[:20]}…  {model.uri}"
+            styled(
+                "model ", (model.path, "bold"), f" ({model.flavor}) sha256:{model.digest[:20]}…  {model.uri}"
+            )
         )
     if artifacts:
         table = Table("artifact", "size", title="Artifacts", title_justify="left")
@@ -170,10 +171,7 @@ def compare(run_ids: Annotated[list[str], typer.Argument(help="Two or more run i
         for key, values in zip(keys, rows, strict=True):
             if len(set(values)) > 1:
                 differing += 1
-                table.add_row(
-                    f"[bold yellow]{section}.{key}[/bold yellow]",
-                    *[f"[bold yellow]{v}[/bold yellow]" for v in values],
-                )
+                table.add_row(*[styled((cell, "bold yellow")) for cell in (f"{section}.{key}", *values)])
             else:
                 table.add_row(f"{section}.{key}", *values)
     out.print(table)

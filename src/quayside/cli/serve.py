@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from quayside.cli.console import err
+from quayside.cli.console import err, styled
 from quayside.errors import UsageError
 from quayside.serving.options import DEFAULT_MAX_BODY_BYTES, ServeOptions
 
@@ -42,11 +42,23 @@ def serve(
         bool, typer.Option(help="Merge concurrent requests into one model call (adaptive batching).")
     ] = True,
     max_batch_size: Annotated[
-        int, typer.Option(help="Most rows per model call, and per request.", min=1)
+        int,
+        typer.Option(help="Most rows merged into one model call; a larger request runs on its own.", min=1),
     ] = ServeOptions.max_batch_size,
     max_batch_latency_ms: Annotated[
-        float, typer.Option(help="Longest a request waits for others to join its batch.", min=0)
+        float,
+        typer.Option(
+            help="Longest a batch waits for requests still being received (it never waits otherwise).", min=0
+        ),
     ] = ServeOptions.max_batch_latency_ms,
+    inline_below_us: Annotated[
+        float,
+        typer.Option(
+            help="Run model calls measured to take less than this many µs on the event loop, not in a "
+            "thread (cheaper than the round trip to one). 0: always a thread.",
+            min=0,
+        ),
+    ] = ServeOptions.inline_below_us,
     max_body_mb: Annotated[
         float, typer.Option(help="Largest request body in MiB; larger ones get 413.", min=0.001)
     ] = DEFAULT_MAX_BODY_BYTES / MIB,
@@ -82,6 +94,7 @@ def serve(
         batching=batching,
         max_batch_size=max_batch_size,
         max_batch_latency_ms=max_batch_latency_ms,
+        inline_below_us=inline_below_us,
         max_body_bytes=int(max_body_mb * MIB),
         grace_period_s=grace_period,
         quiet=quiet,
@@ -95,7 +108,11 @@ def serve(
     # error line now, not a traceback in every worker.
     loaded = load_for_serving(path, options)
     err.print(
-        f"serving [bold]{loaded.name}[/bold] ({loaded.platform}) on http://{host}:{port} "
-        f"with {workers} worker{'s' if workers > 1 else ''} — docs at /docs, metrics at /metrics"
+        styled(
+            "serving ",
+            (loaded.name, "bold"),
+            f" ({loaded.platform}) on http://{host}:{port} "
+            f"with {workers} worker{'s' if workers > 1 else ''} — docs at /docs, metrics at /metrics",
+        )
     )
     run_server(path, options, loaded if workers == 1 else None)

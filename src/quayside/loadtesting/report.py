@@ -135,17 +135,15 @@ def _chart(title: str, series: Mapping[str, Sequence[tuple[float, float]]], unit
             f'<text x="{PAD - 6}" y="{y + 4:.1f}" text-anchor="end" font-size="11">{value:.4g}</text>'
         )
     lines = [_polyline(points, x_max, y_max, COLOURS.get(name, "#333")) for name, points in series.items()]
-    legend = " ".join(
-        f'<tspan fill="{COLOURS.get(name, "#333")}">■ {html.escape(name)}</tspan>' for name in series
-    )
+    legend = " ".join(f'<tspan fill="{COLOURS.get(name, "#333")}">■ {_text(name)}</tspan>' for name in series)
     return (
-        f"<figure><figcaption>{html.escape(title)}</figcaption>"
-        f'<svg role="img" aria-label="{html.escape(title)}" '
+        f"<figure><figcaption>{_text(title)}</figcaption>"
+        f'<svg role="img" aria-label="{_text(title)}" '
         f'width="{WIDTH}" height="{HEIGHT}" viewBox="0 0 {WIDTH} {HEIGHT}">'
         f"{''.join(grid)}"
         f'<line x1="{PAD}" x2="{WIDTH - PAD}" y1="{HEIGHT - PAD}" y2="{HEIGHT - PAD}" stroke="#333"/>'
         f'<text x="{WIDTH / 2}" y="{HEIGHT - 12}" text-anchor="middle" font-size="11">seconds</text>'
-        f'<text x="12" y="{PAD - 20}" font-size="11">{html.escape(unit)}</text>'
+        f'<text x="12" y="{PAD - 20}" font-size="11">{_text(unit)}</text>'
         f'<text x="{WIDTH - PAD}" y="{PAD - 20}" text-anchor="end" font-size="12">{legend}</text>'
         f"{''.join(lines)}</svg></figure>"
     )
@@ -155,16 +153,31 @@ def _points(series: Sequence[Mapping[str, Any]], key: str) -> list[tuple[float, 
     return [(float(p["t"]), float(p[key])) for p in series if p.get(key) is not None]
 
 
+def _text(value: Any) -> str:
+    """Any value as HTML text or a quoted attribute's value: shown as written, never read as markup."""
+    return html.escape(str(value), quote=True)
+
+
+def _number(value: Any) -> str:
+    return _text(f"{value:g}" if isinstance(value, float) else value)
+
+
+def _json_in_script(document: Any) -> str:
+    """JSON for a ``<script type="application/json">`` block: no ``<``, ``>`` or ``&`` can end or bend it."""
+    text = json.dumps(document, sort_keys=True)
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
 def _rows(pairs: Sequence[tuple[str, Any]]) -> str:
-    return "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>" for k, v in pairs)
+    return "".join(f"<tr><th>{_text(k)}</th><td>{_text(v)}</td></tr>" for k, v in pairs)
 
 
 def _verdict_table(verdict: Mapping[str, Any] | None) -> str:
     if not verdict:
         return "<p>No SLO was given.</p>"
     rows = "".join(
-        f'<tr class="{"pass" if o["passed"] else "fail"}"><td>{html.escape(o["objective"])}</td>'
-        f"<td>{html.escape(str(o['measured']))}</td><td>{html.escape(o['comparison'])} {o['required']:g}</td>"
+        f'<tr class="{"pass" if o["passed"] else "fail"}"><td>{_text(o["objective"])}</td>'
+        f"<td>{_text(o['measured'])}</td><td>{_text(o['comparison'])} {_number(o['required'])}</td>"
         f"<td>{'pass' if o['passed'] else 'FAIL'}</td></tr>"
         for o in verdict["objectives"]
     )
@@ -172,6 +185,9 @@ def _verdict_table(verdict: Mapping[str, Any] | None) -> str:
     outcome = "passed" if verdict["passed"] else "failed"
     return f'<p class="{outcome}">SLO {outcome}.</p><table>{head}{rows}</table>'
 
+
+CSP = "default-src 'none'; style-src 'unsafe-inline'"
+"""The page runs no script and loads nothing: whatever a report holds, opening it executes nothing."""
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }
@@ -190,19 +206,20 @@ def render_html(report: Mapping[str, Any]) -> str:
     )
     throughput = _chart("Throughput over time", {"rps": _points(series, "rps")}, "requests/s")
     errors = _rows([(e["type"], e["count"]) for e in report["errors"]]) or "<tr><td>none</td></tr>"
-    data = json.dumps(report, sort_keys=True).replace("</", "<\\/")
-    title = f"Load test of {report['model']} — {report['id']}"
+    title = _text(f"Load test of {report['model']} — {report['id']}")
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        f"<title>{html.escape(title)}</title><style>{STYLE}</style></head><body>"
-        f"<h1>{html.escape(title)}</h1>"
-        f"<p>{html.escape(report['target'])} ({html.escape(report['protocol'])}, "
-        f"{report['rows_per_request']} row(s) per request), {report['users']} users for {report['duration_s']:g} s</p>"
+        f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
+        f"<title>{title}</title><style>{STYLE}</style></head><body>"
+        f"<h1>{title}</h1>"
+        f"<p>{_text(report['target'])} ({_text(report['protocol'])}, "
+        f"{_number(report['rows_per_request'])} row(s) per request), {_number(report['users'])} users "
+        f"for {_number(report['duration_s'])} s</p>"
         f"<h2>Summary</h2><table>{_rows(list(summary.items()))}</table>"
         f"<h2>Verdict</h2>{_verdict_table(report.get('verdict'))}"
         f"<h2>Charts</h2>{latency}{throughput}"
         f"<h2>Errors by type</h2><table>{errors}</table>"
-        f'<script type="application/json" id="report-data">{data}</script>'
+        f'<script type="application/json" id="report-data">{_json_in_script(report)}</script>'
         "</body></html>\n"
     )
 

@@ -15,6 +15,7 @@ from typing import Any
 from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
+from rich.text import Text
 
 from quayside.errors import UsageError
 from quayside.loadtesting.payloads import Payloads
@@ -112,7 +113,7 @@ def _panel(recorder: Recorder, tick: Tick | None, elapsed: float, options: LoadO
             str(len(last)),
             p95,
             str(len(recorder.latencies_ms)),
-            f"[red]{recorder.failures}[/red]" if recorder.failures else "0",
+            Text(str(recorder.failures), style="red" if recorder.failures else ""),
         )
     return Group(table)
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from quayside.errors import AlreadyExistsError, SignatureError, UntrustedPackageError, UsageError
+from quayside.names import check_name
 from quayside.packager.convert import ONNX_FILE, Conversion, Tolerance, convert
 from quayside.packager.environment import current_environment, warn_on_python_mismatch, with_onnx
 from quayside.packager.example import decode_example, encode_example
@@ -229,7 +230,7 @@ def save_model(
     if to_onnx and chosen.name == "onnx":
         raise UsageError("the model is already ONNX; save it without to_onnx")
     skeleton = Manifest(
-        name=name or destination.name,
+        name=check_name("package", name or destination.name),
         flavor=chosen.name,
         files=(),
         # Until the saved model has run on the example, outputs are known only from the

@@ -1,8 +1,13 @@
 """Registered package copies under ``<artifact root>/registry/``, and packages as tar streams for REST.
 
 A copy holds exactly the package's manifest and the files it lists. It is written
-under a temporary name, verified (every digest) and only then renamed into place,
-so a registered version's directory is always a complete, intact package.
+in a locked folder of the artifact root's scratch area (:mod:`quayside.scratch`),
+verified (every digest) and only then renamed into place, so a registered
+version's directory is always a complete, intact package, and what a crash leaves
+is swept when a server next starts. Copies lie at ``registry/<model>/<key>``, where
+``<model>`` is :func:`quayside.names.path_component` of the model name: registered
+names are portable file names, so that is the name itself and folders written
+before it existed need no migration (the stored path is read back as it is anyway).
 """
 
 from __future__ import annotations
@@ -15,11 +20,14 @@ from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 from typing import IO
 
-from quayside.errors import IntegrityError, PackageError, PayloadTooLargeError, UsageError
+from quayside import scratch
+from quayside.errors import IntegrityError, PackageError
+from quayside.names import check_model_name, path_component
 from quayside.packager.manifest import MANIFEST_NAME, Manifest, PackageReader, check_relative_path
 
 REGISTRY_DIR = "registry"
 STAGING_PREFIX = ".staging-"
+"""The staging folders of older releases, inside the model's folder (swept once by :mod:`quayside.scratch`)."""
 
 
 def package_files(manifest: Manifest) -> list[str]:
@@ -39,33 +47,37 @@ class PackageStore:
             raise IntegrityError(f"registered package path '{storage_path}' is not inside the registry")
         return self.root / relative
 
+    def model_dir(self, model: str) -> Path:
+        """The folder of a registered model's package copies."""
+        return self.root / REGISTRY_DIR / path_component(check_model_name(model))
+
     def add(self, source: Path, model: str) -> tuple[str, Manifest]:
-        """Copy a verified package in (temporary name, verify, rename); returns its storage path and manifest."""
+        """Copy a verified package in (locked scratch folder, verify, rename); returns its storage path and manifest."""
         reader = _open(source)
-        model_dir = self.root / REGISTRY_DIR / model
+        model_dir = self.model_dir(model)
         model_dir.mkdir(parents=True, exist_ok=True)
         key = uuid.uuid4().hex
-        staging = model_dir / f"{STAGING_PREFIX}{key}"
+        staging = scratch.TempDir(self.root)
         try:
             for path in package_files(reader.manifest):
-                target = staging / check_relative_path(path)
+                target = staging.path / check_relative_path(path)
                 target.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(reader.root / path, target)
-            copy = _open(staging)
+            copy = _open(staging.path)
             if copy.manifest.digest() != reader.manifest.digest():
                 raise IntegrityError(f"the package at '{source}' changed while it was being registered")
-            _fsync_tree(staging)
-            os.replace(staging, model_dir / key)
+            _fsync_tree(staging.path)
+            staging.commit(model_dir / key)
         except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
+            staging.abort()
             raise
-        return f"{REGISTRY_DIR}/{model}/{key}", copy.manifest
+        return f"{REGISTRY_DIR}/{model_dir.name}/{key}", copy.manifest
 
     def remove(self, storage_path: str) -> None:
         shutil.rmtree(self.location(storage_path), ignore_errors=True)
 
     def remove_model(self, model: str) -> None:
-        shutil.rmtree(self.root / REGISTRY_DIR / model, ignore_errors=True)
+        shutil.rmtree(self.model_dir(model), ignore_errors=True)
 
 
 def _open(path: Path) -> PackageReader:
@@ -105,35 +117,3 @@ def iter_tar(package: Path, chunk_size: int = 1 << 20) -> Iterator[bytes]:
         spool.seek(0)
         while chunk := spool.read(chunk_size):
             yield chunk
-
-
-def extract_tar(stream: IO[bytes], destination: Path, max_bytes: int | None = None) -> Path:
-    """Unpack a package tar into ``destination``: regular files and directories only, all inside it."""
-    destination.mkdir(parents=True, exist_ok=True)
-    total = 0
-    try:
-        with tarfile.open(fileobj=stream, mode="r|") as archive:
-            for member in archive:
-                if member.isdir():
-                    continue
-                if not member.isfile():
-                    raise UsageError(f"package upload: '{member.name}' is not a regular file")
-                try:
-                    relative = check_relative_path(member.name)
-                except IntegrityError as e:
-                    raise UsageError(f"package upload: {e.message}") from None
-                total += member.size
-                if max_bytes is not None and total > max_bytes:
-                    raise PayloadTooLargeError(
-                        f"the package is over the {max_bytes}-byte upload limit (QUAYSIDE_MAX_ARTIFACT_BYTES)"
-                    )
-                target = destination / relative
-                target.parent.mkdir(parents=True, exist_ok=True)
-                source = archive.extractfile(member)
-                if source is None:
-                    raise UsageError(f"package upload: '{member.name}' has no content")
-                with target.open("wb") as handle:
-                    shutil.copyfileobj(source, handle)
-    except tarfile.TarError as e:
-        raise UsageError(f"package upload is not a tar archive: {e}") from None
-    return destination

@@ -8,44 +8,35 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from quayside.errors import UsageError
+from quayside.names import (  # noqa: F401  (re-exported: the registry's modules import them from here)
+    ALIAS_PATTERN,
+    MODEL_NAME_PATTERN,
+    check_alias,
+    check_model_name,
+)
 
 # Names and aliases appear inside model URIs (models:/<name>/<version>, models:/<name>@<alias>),
-# so neither may hold '/', '@' or whitespace.
-MODEL_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
-ALIAS_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]{0,63}$")
-TAG_KEY_PATTERN = re.compile(r"^[A-Za-z0-9_\-./ ]{1,250}$")
+# so neither may hold '/', '@' or whitespace; quayside.names holds their one rule.
+TAG_KEY_PATTERN = re.compile(r"[A-Za-z0-9_\-./ ]{1,250}")
 MAX_TAG_LENGTH = 5000
 MAX_DESCRIPTION_LENGTH = 5000
 MAX_REASON_LENGTH = 2000
 
 
-def check_model_name(name: str) -> str:
-    if not isinstance(name, str) or not MODEL_NAME_PATTERN.match(name):
-        raise UsageError(
-            f"model name {name!r} is invalid: use 1 to 128 letters, digits, '_', '-' and '.', "
-            "starting with a letter or digit"
-        )
-    return name
-
-
-def check_alias(alias: str) -> str:
-    if not isinstance(alias, str) or not ALIAS_PATTERN.match(alias):
-        raise UsageError(
-            f"alias {alias!r} is invalid: use 1 to 64 letters, digits, '_' and '-', starting with a letter or '_'"
-        )
-    return alias
+MAX_VERSION = 2**31 - 1
+"""Version numbers are 32-bit INTEGER columns: a larger number names no version (and no driver binds it)."""
 
 
 def check_version(version: Any) -> int:
-    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
-        raise UsageError(f"a model version is a whole number from 1, not {version!r}")
+    if isinstance(version, bool) or not isinstance(version, int) or not 1 <= version <= MAX_VERSION:
+        raise UsageError(f"a model version is a whole number from 1 to {MAX_VERSION}, not {version!r}")
     return version
 
 
 def check_tags(tags: Mapping[str, Any] | None) -> dict[str, str]:
     values: dict[str, str] = {}
     for key, value in (tags or {}).items():
-        if not isinstance(key, str) or not TAG_KEY_PATTERN.match(key):
+        if not isinstance(key, str) or not TAG_KEY_PATTERN.fullmatch(key):
             raise UsageError(f"tag key {key!r} is invalid: use 1 to 250 letters, digits, spaces and _ - . /")
         text = str(value)
         if len(text) > MAX_TAG_LENGTH:

@@ -5,6 +5,10 @@ package copies, one folder per report::
 
     ARTIFACT_ROOT/loadtests/NAME/VERSION/REPORT_ID/report.json   (and report.html, server.log)
 
+``NAME`` is :func:`quayside.names.path_component` of the model name, which is the
+name itself for every valid registered name (they are portable file names), so
+reports written before that function existed are where they always were.
+
 This module is the one place that knows that layout: the promotion gate asks it where
 to write, and the server lists and reads reports through it for the API and the web UI.
 The report document itself is written by :mod:`quayside.loadtesting.report`.
@@ -20,14 +24,15 @@ from pathlib import Path
 from typing import Any
 
 from quayside.errors import NotFoundError, UsageError
-from quayside.registry.entities import check_model_name, check_version
+from quayside.names import check_model_name, path_component
+from quayside.registry.entities import check_version
 
 LOADTESTS_DIR = "loadtests"
 REPORT_JSON = "report.json"
 """The name :func:`quayside.loadtesting.report.write_report` gives the JSON document (a test pins it)."""
 REPORT_HTML = "report.html"
 """The name it gives the self-contained HTML report (pinned by the same test)."""
-REPORT_ID_PATTERN = re.compile(r"^[A-Za-z0-9_\-]{1,64}$")
+REPORT_ID_PATTERN = re.compile(r"[A-Za-z0-9_\-]{1,64}")
 
 
 @dataclass(frozen=True)
@@ -49,14 +54,16 @@ class ReportSummary:
 
 
 def check_report_id(report_id: str) -> str:
-    if not isinstance(report_id, str) or not REPORT_ID_PATTERN.match(report_id):
+    if not isinstance(report_id, str) or not REPORT_ID_PATTERN.fullmatch(report_id):
         raise UsageError(f"report id {report_id!r} is invalid: use 1 to 64 letters, digits, '_' and '-'")
     return report_id
 
 
 def version_dir(artifact_root: Path, name: str, version: int) -> Path:
     """The folder holding every report of one version."""
-    return artifact_root / LOADTESTS_DIR / check_model_name(name) / str(check_version(version))
+    return (
+        artifact_root / LOADTESTS_DIR / path_component(check_model_name(name)) / str(check_version(version))
+    )
 
 
 def report_dir(artifact_root: Path, name: str, version: int, report_id: str) -> Path:
@@ -94,7 +101,7 @@ def list_reports(artifact_root: Path, name: str, version: int) -> list[ReportSum
         return []
     summaries = []
     for child in directory.iterdir():
-        if not REPORT_ID_PATTERN.match(child.name) or not (child / REPORT_JSON).is_file():
+        if not REPORT_ID_PATTERN.fullmatch(child.name) or not (child / REPORT_JSON).is_file():
             continue
         try:
             report = json.loads((child / REPORT_JSON).read_text())

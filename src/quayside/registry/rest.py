@@ -18,7 +18,8 @@ from urllib.parse import quote
 
 import httpx
 
-from quayside.registry.artifacts import extract_tar, iter_tar
+from quayside.registry.archive import extract_tar
+from quayside.registry.artifacts import iter_tar
 from quayside.registry.entities import (
     AuditEntry,
     ModelVersion,

@@ -24,7 +24,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import Session
 
 from quayside.config import Settings
-from quayside.db.engine import Sessions
+from quayside.db.engine import DatabaseTimeouts, Sessions
 from quayside.errors import AlreadyExistsError, InvalidStateError, NotFoundError
 from quayside.registry import loadtests
 from quayside.registry.artifacts import PackageStore
@@ -66,15 +66,21 @@ def now_ms() -> int:
 class RegistryStore:
     """Registry metadata in a SQL database (migrated on first use) and package copies under the artifact root."""
 
-    def __init__(self, database_url: str, artifact_root: Path) -> None:
+    def __init__(
+        self, database_url: str, artifact_root: Path, *, timeouts: DatabaseTimeouts | None = None
+    ) -> None:
         self.url = database_url
-        self.sessions = Sessions(database_url, "registry", data_hint="versions are 32-bit integers")
+        self.sessions = Sessions(
+            database_url, "registry", data_hint="versions are 32-bit integers", timeouts=timeouts
+        )
         self.engine: Engine = self.sessions.engine
         self.packages = PackageStore(artifact_root)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RegistryStore:
-        return cls(settings.database_url, settings.artifact_dir)
+        return cls(
+            settings.database_url, settings.artifact_dir, timeouts=DatabaseTimeouts.from_settings(settings)
+        )
 
     # --- sessions and error translation ------------------------------------------------------
 

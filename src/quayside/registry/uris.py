@@ -100,7 +100,7 @@ def _parse_models(uri: str) -> ModelUri:
     if "@" in rest:
         name, _, alias = rest.partition("@")
         _check_name(uri, name)
-        if not ALIAS_PATTERN.match(alias):
+        if not ALIAS_PATTERN.fullmatch(alias):
             raise UsageError(f"'{uri}': '{alias}' is not an alias name (letters, digits, '_' and '-')")
         return ModelUri(uri, "models", name=name, alias=alias)
     name, slash, reference = rest.partition("/")
@@ -109,7 +109,7 @@ def _parse_models(uri: str) -> ModelUri:
         raise UsageError(
             f"'{uri}': say which version: models:/{name}/<version>, /<stage>, /latest or @<alias>"
         )
-    if reference.isdigit():
+    if reference.isascii() and reference.isdigit():  # isdigit() alone takes '²', which int() refuses
         version = int(reference)
         if version < 1:
             raise UsageError(f"'{uri}': versions are numbered from 1")
@@ -128,7 +128,7 @@ def _parse_models(uri: str) -> ModelUri:
 def _check_name(uri: str, name: str) -> None:
     if not name:
         raise UsageError(f"'{uri}': the model name is missing")
-    if not MODEL_NAME_PATTERN.match(name):
+    if not MODEL_NAME_PATTERN.fullmatch(name):
         raise UsageError(f"'{uri}': '{name}' is not a model name (letters, digits, '_', '-' and '.')")
 
 

@@ -3,24 +3,101 @@
 Request validation failures become 422 ``invalid_request`` with a message naming the
 field; anything unclassified is logged with its traceback and answered as a plain
 500 ``internal`` without internals (it is a bug to fix, not a message for users).
+
+A body says what the client can act on and nothing about the deployment. The error's
+``detail`` (a database URL, the driver's text) goes to the log only, under the request
+id that 5xx bodies name; an :class:`~quayside.errors.UnavailableError` carries
+``Retry-After``. Messages built by layers that also serve local users may name a path
+on this machine; :func:`public_error` replaces the server's own paths and database URL
+in them before they leave (all three renderers use it: JSON, MLflow's shape, UI pages).
 """
 
 from __future__ import annotations
 
 import logging
+import re
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from quayside.errors import QuaysideError
+from quayside.config import Settings
+from quayside.db.engine import redact
+from quayside.errors import QuaysideError, UnavailableError
+from quayside.server.context import REQUEST_ID_HEADER, request_id_of
 
 log = logging.getLogger("quayside.server")
 
+SERVER_PATH, DATABASE = "<server path>", "<database>"
+# Scratch directories under the system's temporary directory (tempfile.mkdtemp(prefix="quayside-...")).
+_SCRATCH_PREFIX = "quayside-"
+# A private path matches as a whole component (it ends at a separator, a quote, a space or the
+# end), and takes the rest of the path after it along.
+_WHOLE_COMPONENT = r"(?=$|[/\\\s'\"),;:])"
+_REST_OF_PATH = r"[^\s'\"]*"
 
-def error_response(status: int, code: str, message: str) -> JSONResponse:
-    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
+
+@dataclass(frozen=True)
+class PublicError:
+    """What a response may carry of an error: its message, made safe, and headers."""
+
+    message: str
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def _private_patterns(settings: Settings) -> list[tuple[str, str]]:
+    """(regular expression, replacement) for what a body must not name: the database URL, the server's paths."""
+    url = settings.database_url
+    patterns = [(re.escape(text), DATABASE) for text in sorted({url, redact(url)}, key=len, reverse=True)]
+    paths = [settings.artifact_dir, settings.home]
+    if url.startswith("sqlite:///"):
+        paths.append(Path(url.removeprefix("sqlite:///")))
+    variants = {str(v) for path in paths for v in (path, path.expanduser(), path.expanduser().resolve())}
+    for variant in sorted(variants, key=len, reverse=True):
+        if len(variant.strip("/")) > 1:
+            patterns.append((re.escape(variant) + _WHOLE_COMPONENT + _REST_OF_PATH, SERVER_PATH))
+    scratch = str(Path(tempfile.gettempdir()) / _SCRATCH_PREFIX)
+    patterns.append((re.escape(scratch) + _REST_OF_PATH, SERVER_PATH))
+    return patterns
+
+
+def scrub(message: str, settings: Settings) -> str:
+    """``message`` with the server's database URL and its paths (and what follows them) replaced."""
+    for pattern, replacement in _private_patterns(settings):
+        message = re.sub(pattern, replacement, message)
+    return message
+
+
+def public_error(request: Request | None, error: QuaysideError) -> PublicError:
+    """What a body may say of ``error``; logs it under the request id (5xx always, others with detail).
+
+    Without a request (a middleware that answers before routing) there is nothing to log it under:
+    the message is answered as it is, which suits the limits' own messages, the only such callers.
+    """
+    headers = {"Retry-After": str(error.retry_after_s)} if isinstance(error, UnavailableError) else {}
+    if request is None:
+        return PublicError(error.message, headers)
+    request_id = request_id_of(request)
+    where = f"request {request_id}: {request.method} {request.url.path}"
+    if error.http_status >= 500:
+        log.error("%s: %s: %s", where, error.code, error)
+    elif error.detail:
+        log.info("%s: %s: %s", where, error.code, error)
+    settings = getattr(request.app.state, "settings", None)
+    message = scrub(error.message, settings) if isinstance(settings, Settings) else error.message
+    if error.http_status >= 500:
+        message = f"{message} (request id {request_id})"
+    return PublicError(message, headers)
+
+
+def error_response(
+    status: int, code: str, message: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status, headers=headers)
 
 
 def _location(loc: tuple[int | str, ...]) -> str:
@@ -41,11 +118,10 @@ def describe_validation_error(error: RequestValidationError) -> str:
     return "invalid request: " + "; ".join(problems)
 
 
-async def _quayside_error(_request: Request, exc: Exception) -> JSONResponse:
+async def _quayside_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, QuaysideError)
-    if exc.http_status >= 500:
-        log.error("%s: %s", exc.code, exc.message)
-    return error_response(exc.http_status, exc.code, exc.message)
+    public = public_error(request, exc)
+    return error_response(exc.http_status, exc.code, public.message, public.headers)
 
 
 async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
@@ -61,8 +137,17 @@ async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-    return error_response(500, "internal", "internal server error; the server log has the details")
+    # Answered outside the request-id middleware (Starlette's ServerErrorMiddleware), hence the header here.
+    request_id = request_id_of(request)
+    log.exception(
+        "request %s: unhandled error on %s %s", request_id, request.method, request.url.path, exc_info=exc
+    )
+    return error_response(
+        500,
+        "internal",
+        f"internal server error; the server log has the details under request id {request_id}",
+        {REQUEST_ID_HEADER: request_id},
+    )
 
 
 def install_error_handlers(app: FastAPI) -> None:

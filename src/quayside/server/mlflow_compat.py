@@ -24,8 +24,9 @@ from __future__ import annotations
 
 import posixpath
 import re
-from collections.abc import Callable, Coroutine, Mapping
-from typing import Annotated, Any
+from collections import Counter
+from collections.abc import Callable, Coroutine, Mapping, Sequence
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
@@ -42,18 +43,25 @@ from quayside.errors import (
     UnavailableError,
     UsageError,
 )
-from quayside.server.errors import describe_validation_error
-from quayside.server.tracking import Backend, upload_artifact
+from quayside.server.errors import describe_validation_error, public_error
+from quayside.server.tracking import Backend, MetricValue, upload_artifact
 from quayside.tracking.entities import Experiment, Metric, Run, decode_float, encode_float
+from quayside.tracking.limits import MAX_EXPERIMENT_ID, MAX_OFFSET, MAX_SEARCH_EXPERIMENTS, MAX_SEARCH_RESULTS
 from quayside.tracking.local import LocalBackend
 from quayside.tracking.mlflow_datasets import DatasetInput, MlflowDatasetStore
 from quayside.tracking.mlflow_models import MlflowModelStore
-from quayside.tracking.store import MAX_SEARCH_RESULTS
+from quayside.tracking.search import check_source
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 MLFLOW_PREFIXES = ("/api/2.0/mlflow", "/ajax-api/2.0/mlflow")
 ARTIFACTS_PREFIXES = ("/api/2.0/mlflow-artifacts", "/ajax-api/2.0/mlflow-artifacts")
 DEFAULT_EXPERIMENT_ID = "0"
 PARENT_TAG, NAME_TAG, USER_TAG = "mlflow.parentRunId", "mlflow.runName", "mlflow.user"
+# MLflow's server refuses a larger max_results (SEARCH_MAX_RESULTS_THRESHOLD); Quayside pages below it.
+MLFLOW_MAX_RESULTS = 50_000
+MLFLOW_DEFAULT_MAX_RESULTS = 1_000
 
 # (error class, MLflow error code, HTTP status); the first match along the MRO wins.
 # MLflow's client retries 5xx answers for minutes, so only true server faults are 5xx.
@@ -67,19 +75,20 @@ _ERROR_CODES: tuple[tuple[type[QuaysideError], str, int], ...] = (
 )
 
 
-def mlflow_error(error: QuaysideError) -> JSONResponse:
-    """A Quayside error as MLflow's error body and status."""
+def mlflow_error(error: QuaysideError, request: Request | None = None) -> JSONResponse:
+    """A Quayside error as MLflow's error body and status (logged, made public as the server's handler does)."""
+    public = public_error(request, error)
     for cls in type(error).__mro__:
         for known, code, status in _ERROR_CODES:
             if cls is known:
-                return _error(status, code, error.message)
+                return _error(status, code, public.message, public.headers)
     if error.http_status < 500:
-        return _error(error.http_status, "BAD_REQUEST", error.message)
-    return _error(500, "INTERNAL_ERROR", error.message)
+        return _error(error.http_status, "BAD_REQUEST", public.message, public.headers)
+    return _error(500, "INTERNAL_ERROR", public.message, public.headers)
 
 
-def _error(status: int, code: str, message: str) -> JSONResponse:
-    return JSONResponse({"error_code": code, "message": message}, status_code=status)
+def _error(status: int, code: str, message: str, headers: Mapping[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error_code": code, "message": message}, status_code=status, headers=headers)
 
 
 class MlflowRoute(APIRoute):
@@ -92,7 +101,7 @@ class MlflowRoute(APIRoute):
             try:
                 return await handler(request)
             except QuaysideError as e:
-                return mlflow_error(e)
+                return mlflow_error(e, request)
             except RequestValidationError as e:
                 return _error(400, "INVALID_PARAMETER_VALUE", describe_validation_error(e))
 
@@ -200,9 +209,30 @@ def experiment_id_of(request: Request, value: str) -> int:
     if value == DEFAULT_EXPERIMENT_ID:
         backend: LocalBackend = request.app.state.tracking
         return backend.get_or_create_experiment(request.app.state.settings.experiment).id
-    if not value.isdigit():
-        raise NotFoundError(f"no experiment with id '{value}'")
+    if _DECIMAL.fullmatch(value) is None or int(value) > MAX_EXPERIMENT_ID:
+        raise NotFoundError(f"no experiment with id '{_excerpt(value)}'")
     return int(value)
+
+
+# str.isdigit() also takes '²' and other digits int() refuses; ids and page tokens are ASCII decimals.
+_DECIMAL = re.compile("[0-9]{1,19}")
+
+
+def _excerpt(text: str, limit: int = 100) -> str:
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def page_size(max_results: int, page_limit: int = MAX_SEARCH_RESULTS) -> int:
+    """How many to answer for ``max_results``: refused outside MLflow's 1 to 50,000, at most ``page_limit``.
+
+    A page shorter than asked is still a page: the client follows ``next_page_token``.
+    """
+    if not 1 <= max_results <= MLFLOW_MAX_RESULTS:
+        raise UsageError(
+            f"Invalid value for request parameter max_results: it must be a positive integer of at most "
+            f"{MLFLOW_MAX_RESULTS}, but got {max_results}"
+        )
+    return min(max_results, page_limit)
 
 
 # --- request bodies --------------------------------------------------------------------------
@@ -215,8 +245,8 @@ class KeyValue(BaseModel):
 
 class MetricIn(BaseModel):
     key: str
-    value: float | str
-    timestamp: int = 0
+    value: MetricValue
+    timestamp: int = Field(0, ge=0)
     step: int = 0
     model_id: str | None = None
 
@@ -252,7 +282,7 @@ class ExperimentUpdate(ExperimentRef):
 
 class ExperimentSearch(BaseModel):
     view_type: str = "ACTIVE_ONLY"
-    max_results: int | None = None
+    max_results: int = MLFLOW_DEFAULT_MAX_RESULTS
     filter: str = ""
     order_by: list[str] = Field(default_factory=list)
     page_token: str | None = None
@@ -310,10 +340,10 @@ class LogInputsIn(RunRef):
 
 
 class RunSearch(BaseModel):
-    experiment_ids: list[str] = Field(default_factory=list)
+    experiment_ids: list[str] = Field(default_factory=list, max_length=MAX_SEARCH_EXPERIMENTS)
     filter: str = ""
     run_view_type: str = "ACTIVE_ONLY"
-    max_results: int = 1000
+    max_results: int = MLFLOW_DEFAULT_MAX_RESULTS
     order_by: list[str] = Field(default_factory=list)
     page_token: str | None = None
 
@@ -354,11 +384,14 @@ def search_experiments(body: ExperimentSearch, backend: Backend) -> dict[str, An
     experiments = backend.list_experiments(include_deleted=body.view_type != "ACTIVE_ONLY")
     if body.view_type == "DELETED_ONLY":
         experiments = [e for e in experiments if e.lifecycle == "deleted"]
+    limit = page_size(body.max_results)
+    offset = page_offset(body.page_token)
     matches = experiment_name_filter(body.filter)
     found = [e for e in experiments if matches(e.name)]
-    if body.max_results is not None:
-        found = found[: body.max_results]
-    return {"experiments": [experiment_out(e) for e in found]}
+    answer: dict[str, Any] = {"experiments": [experiment_out(e) for e in found[offset : offset + limit]]}
+    if offset + limit < len(found):
+        answer["next_page_token"] = str(offset + limit)
+    return answer
 
 
 _NAME_FILTER = re.compile(
@@ -370,10 +403,11 @@ def experiment_name_filter(filter_string: str) -> Callable[[str], bool]:
     """A predicate for the one experiment filter Quayside reads: ``name = | != | LIKE | ILIKE 'value'``."""
     if not filter_string.strip():
         return lambda _name: True
+    check_source(filter_string, "experiment filter")
     match = _NAME_FILTER.match(filter_string)
     if match is None:
         raise UsageError(
-            f"experiment filter {filter_string!r} is not supported: Quayside reads only "
+            f"experiment filter {_excerpt(filter_string)!r} is not supported: Quayside reads only "
             "\"name = 'x'\", \"name != 'x'\", \"name LIKE 'x%'\" and \"name ILIKE 'x%'\""
         )
     op, value = match.group(1).lower(), match.group(3)
@@ -381,9 +415,41 @@ def experiment_name_filter(filter_string: str) -> Callable[[str], bool]:
         return lambda name: name == value
     if op == "!=":
         return lambda name: name != value
-    pattern = "".join(".*" if c == "%" else "." if c == "_" else re.escape(c) for c in value)
-    compiled = re.compile(f"^{pattern}$", re.IGNORECASE if op == "ilike" else 0)
-    return lambda name: compiled.match(name) is not None
+    return like_matcher(value, ignore_case=op == "ilike")
+
+
+def like_matcher(pattern: str, *, ignore_case: bool = False) -> Callable[[str], bool]:
+    """SQL ``LIKE`` (``%`` any run, ``_`` one character) in time linear in pattern times name.
+
+    A regular expression of ``.*`` pieces backtracks: ``'%a%a%a%a%a%b'`` against a long
+    name of a's takes time exponential in the pattern. Matching the fixed pieces between
+    ``%`` leftmost first is exact and cannot backtrack.
+    """
+    fold: Callable[[str], str] = str.casefold if ignore_case else str
+    pieces = [fold(piece) for piece in pattern.split("%")]
+
+    def piece_at(name: str, piece: str, start: int) -> bool:
+        window = name[start : start + len(piece)]
+        return len(window) == len(piece) and all(p in ("_", c) for p, c in zip(piece, window, strict=True))
+
+    def matches(name: str) -> bool:
+        name = fold(name)
+        if len(pieces) == 1:
+            return len(name) == len(pieces[0]) and piece_at(name, pieces[0], 0)
+        first, *middle, last = pieces
+        end = len(name) - len(last)
+        if end < len(first) or not piece_at(name, first, 0) or not piece_at(name, last, end):
+            return False
+        position = len(first)
+        for piece in middle:
+            while position + len(piece) <= end and not piece_at(name, piece, position):
+                position += 1
+            if position + len(piece) > end:
+                return False
+            position += len(piece)
+        return True
+
+    return matches
 
 
 @router.post("/experiments/update")
@@ -454,9 +520,9 @@ def search_runs(body: RunSearch, request: Request, backend: Backend) -> dict[str
         raise UsageError(
             f"run_view_type {body.run_view_type} is not supported: Quayside searches active runs only"
         )
-    ids = [experiment_id_of(request, e) for e in body.experiment_ids]
-    limit = min(max(body.max_results, 1), MAX_SEARCH_RESULTS)
+    limit = page_size(body.max_results)
     offset = page_offset(body.page_token)
+    ids = [experiment_id_of(request, e) for e in body.experiment_ids]
     runs = backend.search_runs(ids, body.filter, body.order_by, limit, offset)
     answer: dict[str, Any] = {"runs": [run_out(r) for r in runs]}
     if len(runs) == limit:
@@ -465,50 +531,114 @@ def search_runs(body: RunSearch, request: Request, backend: Backend) -> dict[str
 
 
 def page_offset(page_token: str | None) -> int:
-    """The runs a page token skips: Quayside's tokens are offsets into the ordered result."""
+    """The results a page token skips: Quayside's tokens are offsets into the ordered result."""
     if not page_token:
         return 0
-    if not page_token.isdigit():
-        raise UsageError(f"page_token {page_token!r} was not given out by this server")
+    if _DECIMAL.fullmatch(page_token) is None or int(page_token) > MAX_OFFSET:
+        raise UsageError(f"page_token {_excerpt(page_token)!r} was not given out by this server")
     return int(page_token)
 
 
 # --- logging --------------------------------------------------------------------------------
 
 
+# MLflow's server limits on one LogBatch request (mlflow.utils.validation), answered as it does.
+MAX_BATCH_BODY_BYTES = 1_000_000
+MAX_BATCH_METRICS = 1000
+MAX_BATCH_PARAMS = MAX_BATCH_TAGS = 100
+MAX_BATCH_ENTITIES = 1000
+
+
+async def batch_body_size(request: Request) -> None:
+    """MLflow's 1 MB cap on a LogBatch body (the server's own body limit is checked before this)."""
+    size = len(await request.body())
+    if size > MAX_BATCH_BODY_BYTES:
+        raise UsageError(
+            f"Batched logging API requests must be at most {MAX_BATCH_BODY_BYTES} bytes, "
+            f"got a request of size {size}."
+        )
+
+
+def check_batch(body: LogBatchIn) -> None:
+    """MLflow's per-request counts, and its rule that a batch names each param once."""
+    total = len(body.metrics) + len(body.params) + len(body.tags)
+    counts = (
+        ("metrics", MAX_BATCH_METRICS, len(body.metrics)),
+        ("params", MAX_BATCH_PARAMS, len(body.params)),
+        ("tags", MAX_BATCH_TAGS, len(body.tags)),
+        ("metrics, params, and tags", MAX_BATCH_ENTITIES, total),
+    )
+    for what, limit, count in counts:
+        if count > limit:
+            raise UsageError(
+                f"A batch logging request can contain at most {limit} {what}. Got {count} {what}. "
+                f"Please split up {what} across multiple requests and try again."
+            )
+    keys = Counter(param.key for param in body.params)
+    twice = sorted(key for key, count in keys.items() if count > 1)
+    if twice:
+        raise UsageError(
+            f"Duplicate parameter keys have been submitted: {twice}. Please ensure the request "
+            "contains only one param value per param key."
+        )
+
+
 @router.post("/runs/log-metric")
 def log_metric(body: LogMetricIn, backend: Backend, models: MlflowModels) -> dict[str, Any]:
-    backend.log_batch(body.id, run_points(backend, models, body.id, [body]))
+    log_to_run(backend, models, body.id, metrics=[body])
     return {}
 
 
 @router.post("/runs/log-parameter")
-def log_param(body: LogParamIn, backend: Backend) -> dict[str, Any]:
-    backend.log_batch(body.id, params={body.key: body.value})
+def log_param(body: LogParamIn, backend: Backend, models: MlflowModels) -> dict[str, Any]:
+    log_to_run(backend, models, body.id, params={body.key: body.value})
     return {}
 
 
 @router.post("/runs/set-tag")
-def set_tag(body: SetTagIn, backend: Backend) -> dict[str, Any]:
-    log_tags(backend, body.id, {body.key: body.value})
+def set_tag(body: SetTagIn, backend: Backend, models: MlflowModels) -> dict[str, Any]:
+    log_to_run(backend, models, body.id, tags={body.key: body.value})
     return {}
 
 
-@router.post("/runs/log-batch")
+@router.post("/runs/log-batch", dependencies=[Depends(batch_body_size)])
 def log_batch(body: LogBatchIn, backend: Backend, models: MlflowModels) -> dict[str, Any]:
-    tags = pairs(body.tags)
-    name = tags.pop(NAME_TAG, None)
-    metrics = run_points(backend, models, body.id, body.metrics)
-    backend.log_batch(body.id, metrics, pairs(body.params), tags)
-    if name:
-        backend.update_run(body.id, name=name)
+    check_batch(body)
+    log_to_run(backend, models, body.id, body.metrics, pairs(body.params), pairs(body.tags))
     return {}
+
+
+def log_to_run(
+    backend: LocalBackend,
+    models: MlflowModelStore,
+    run_id: str,
+    metrics: Sequence[MetricIn] = (),
+    params: Mapping[str, str] | None = None,
+    tags: Mapping[str, str] | None = None,
+) -> None:
+    """Log to a run as an MLflow server does, in one transaction: all of it lands, or none.
+
+    ``mlflow.runName`` renames the run; points with a ``model_id`` are also kept as that
+    logged model's metrics. Changing a logged param is MLflow's INVALID_PARAMETER_VALUE.
+    """
+    rest = dict(tags or {})
+    name = rest.pop(NAME_TAG, None) or None
+    points, by_model = run_points(backend, run_id, metrics)
+
+    def log_to_models(session: Session) -> None:
+        for model_id, model_points in by_model.items():
+            models.log_metrics_in(session, model_id, model_points)
+
+    try:
+        backend.log_batch(run_id, points, params, rest, name=name, also=log_to_models if by_model else None)
+    except AlreadyExistsError as e:
+        raise UsageError(e.message) from None
 
 
 def run_points(
-    backend: LocalBackend, models: MlflowModelStore, run_id: str, metrics: list[MetricIn]
-) -> list[Metric]:
-    """The points to log to the run; points with a ``model_id`` are also kept as that logged model's metrics.
+    backend: LocalBackend, run_id: str, metrics: Sequence[MetricIn]
+) -> tuple[list[Metric], dict[str, list[Metric]]]:
+    """The points to log to the run, and those to keep as each logged model's metrics (by ``model_id``).
 
     ``log_model`` copies the run's points at the model's step onto the model with their
     ``model_id``: a point the run already has is not logged to it twice, as an MLflow
@@ -519,25 +649,13 @@ def run_points(
     for model_id, point in points:
         if model_id:
             by_model.setdefault(model_id, []).append(point)
-    for model_id, model_points in by_model.items():
-        models.log_metrics(model_id, model_points)
     copied_keys = {point.key for model_id, point in points if model_id}
     known = {_identity(m) for key in copied_keys for m in backend.get_metric_history(run_id, key)}
-    return [point for model_id, point in points if not (model_id and _identity(point) in known)]
+    return [point for model_id, point in points if not (model_id and _identity(point) in known)], by_model
 
 
 def _identity(metric: Metric) -> tuple[str, int, int, str]:
     return metric.key, metric.step, metric.timestamp, repr(metric.value)
-
-
-def log_tags(backend: LocalBackend, run_id: str, tags: Mapping[str, str]) -> None:
-    """Set tags; ``mlflow.runName`` renames the run, as on an MLflow server."""
-    rest = dict(tags)
-    name = rest.pop(NAME_TAG, None)
-    if rest:
-        backend.log_batch(run_id, tags=rest)
-    if name:
-        backend.update_run(run_id, name=name)
 
 
 @router.post("/runs/log-inputs")

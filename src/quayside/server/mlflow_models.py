@@ -17,6 +17,7 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
 from quayside.errors import UsageError
+from quayside.names import check_name, path_component
 from quayside.server.mlflow_compat import (
     DEFAULT_EXPERIMENT_ID,
     Backend,
@@ -30,9 +31,8 @@ from quayside.server.mlflow_compat import (
     page_offset,
     pairs,
 )
-from quayside.tracking.artifacts import check_artifact_path
 from quayside.tracking.local import LocalBackend
-from quayside.tracking.mlflow_models import MlflowLoggedModel
+from quayside.tracking.mlflow_models import LOGGED_MODEL, MlflowLoggedModel
 
 DEFAULT_MODEL_NAME = "model"
 MAX_SEARCH_RESULTS = 1000
@@ -65,12 +65,13 @@ def model_out(model: MlflowLoggedModel) -> dict[str, Any]:
 
 
 def free_artifact_path(backend: LocalBackend, run_id: str, name: str) -> str:
-    """``name`` in the run's artifacts, or ``name-2``, ``name-3`` ... when a folder or file has it."""
-    check_artifact_path(name)
-    candidate, number = name, 1
+    """The folder for a logged model named ``name`` in the run's artifacts: ``path_component(name)``,
+    or that with ``-2``, ``-3`` ... when a folder or file has it (the name itself is never a path)."""
+    base = path_component(check_name(LOGGED_MODEL, name))
+    candidate, number = base, 1
     while backend.artifacts.resolve(run_id, candidate).exists():
         number += 1
-        candidate = f"{name}-{number}"
+        candidate = f"{base}-{number}"
     return candidate
 
 

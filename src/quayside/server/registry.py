@@ -8,19 +8,21 @@ read-only here as everywhere: there is no route that edits or deletes an entry.
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
+from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, StreamingResponse
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from quayside.errors import PayloadTooLargeError, UsageError
-from quayside.registry.artifacts import extract_tar, iter_tar
+from quayside.registry.archive import extract_tar
+from quayside.registry.artifacts import iter_tar
+from quayside.registry.entities import MAX_VERSION
 from quayside.registry.stages import resolve_actor
 from quayside.registry.store import RegistryStore
+from quayside.scratch import temporary_directory
 
 REGISTRY_PREFIX = "/api/registry"
 CHUNK = 1 << 20
@@ -36,6 +38,8 @@ def get_registry(request: Request) -> RegistryStore:
 
 
 Registry = Annotated[RegistryStore, Depends(get_registry)]
+# Bounded here so the schema says so; below 1 is the store's 400, as for every other caller.
+VersionNumber = Annotated[int, PathParam(le=MAX_VERSION)]
 
 
 def _actor(request: Request, actor: str | None) -> str:
@@ -69,7 +73,7 @@ class TransitionIn(BaseModel):
 
 
 class AliasIn(BaseModel):
-    version: int
+    version: int = Field(le=MAX_VERSION)
     reason: str = ""
     actor: str | None = None
     evidence: dict[str, Any] = Field(default_factory=dict)
@@ -113,7 +117,9 @@ def delete_model(
 
 
 @router.get("/models/{name}/history")
-def history(name: str, registry: Registry, version: int | None = None) -> dict[str, Any]:
+def history(
+    name: str, registry: Registry, version: Annotated[int | None, Query(le=MAX_VERSION)] = None
+) -> dict[str, Any]:
     return {"entries": [e.to_dict() for e in registry.history(name, version)]}
 
 
@@ -137,14 +143,16 @@ async def register_version(
     """Register the package in the request body (a tar of quayside.yaml and its files) as the next version."""
     tags = _parse_tags(tag or [])
     limit = request.app.state.settings.max_artifact_bytes
+    max_entries = request.app.state.settings.max_archive_entries
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLargeError(
             f"the package is {declared} bytes, over the {limit}-byte upload limit (QUAYSIDE_MAX_ARTIFACT_BYTES)"
         )
     resolved_actor = _actor(request, actor)
-    with tempfile.TemporaryDirectory(prefix="quayside-register-") as scratch:
-        spool_path = Path(scratch) / "package.tar"
+    # In the artifact root's scratch folder, so that a crash mid-upload leaves nothing a restart keeps.
+    with temporary_directory(request.app.state.settings.artifact_dir) as scratch:
+        spool_path = scratch / "package.tar"
         size = 0
         with spool_path.open("wb") as spool:
             async for chunk in request.stream():
@@ -154,11 +162,11 @@ async def register_version(
                         f"the package is over the {limit}-byte upload limit (QUAYSIDE_MAX_ARTIFACT_BYTES)"
                     )
                 spool.write(chunk)
-        package = Path(scratch) / "package"
+        package = scratch / "package"
 
         def unpack_and_register() -> dict[str, Any]:
             with spool_path.open("rb") as stream:
-                extract_tar(stream, package, max_bytes=limit)
+                extract_tar(stream, package, max_bytes=limit, max_entries=max_entries)
             version = registry.register_version(
                 name,
                 package,
@@ -197,17 +205,23 @@ def latest_version(name: str, registry: Registry, stage: str | None = None) -> d
 
 
 @router.get("/models/{name}/versions/{version}")
-def get_version(name: str, version: int, registry: Registry) -> dict[str, Any]:
+def get_version(name: str, version: VersionNumber, registry: Registry) -> dict[str, Any]:
     return registry.get_version(name, version).to_dict()
 
 
 @router.patch("/models/{name}/versions/{version}")
-def update_version(name: str, version: int, body: VersionPatch, registry: Registry) -> dict[str, Any]:
+def update_version(
+    name: str, version: VersionNumber, body: VersionPatch, registry: Registry
+) -> dict[str, Any]:
     return registry.update_version(name, version, description=body.description).to_dict()
 
 
-@router.get("/models/{name}/versions/{version}/package")
-def download_package(name: str, version: int, registry: Registry) -> StreamingResponse:
+@router.get(
+    "/models/{name}/versions/{version}/package",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"application/x-tar": {}}, "description": "The package as a tar stream."}},
+)
+def download_package(name: str, version: VersionNumber, registry: Registry) -> StreamingResponse:
     """The version's package as a tar stream (its manifest and listed files)."""
     directory = registry.package_dir(name, version)
     return StreamingResponse(iter_tar(directory, CHUNK), media_type="application/x-tar")
@@ -215,7 +229,7 @@ def download_package(name: str, version: int, registry: Registry) -> StreamingRe
 
 @router.post("/models/{name}/versions/{version}/transition")
 def transition(
-    name: str, version: int, body: TransitionIn, request: Request, registry: Registry
+    name: str, version: VersionNumber, body: TransitionIn, request: Request, registry: Registry
 ) -> dict[str, Any]:
     moved = registry.transition(
         name,
@@ -231,7 +245,12 @@ def transition(
 
 @router.delete("/models/{name}/versions/{version}")
 def delete_version(
-    name: str, version: int, request: Request, registry: Registry, actor: str | None = None, reason: str = ""
+    name: str,
+    version: VersionNumber,
+    request: Request,
+    registry: Registry,
+    actor: str | None = None,
+    reason: str = "",
 ) -> dict[str, Any]:
     return registry.delete_version(name, version, actor=_actor(request, actor), reason=reason).to_dict()
 
@@ -240,19 +259,19 @@ def delete_version(
 
 
 @router.get("/models/{name}/versions/{version}/loadtests")
-def list_loadtests(name: str, version: int, registry: Registry) -> dict[str, Any]:
+def list_loadtests(name: str, version: VersionNumber, registry: Registry) -> dict[str, Any]:
     """The version's load-test reports (kept by ``quayside promote``), newest first."""
     return {"reports": [r.to_dict() for r in registry.loadtest_reports(name, version)]}
 
 
 @router.get("/models/{name}/versions/{version}/loadtests/{report_id}")
-def get_loadtest(name: str, version: int, report_id: str, registry: Registry) -> dict[str, Any]:
+def get_loadtest(name: str, version: VersionNumber, report_id: str, registry: Registry) -> dict[str, Any]:
     """One load-test report: summary, verdict, errors and the per-second time series."""
     return registry.loadtest_report(name, version, report_id)
 
 
 @router.get("/models/{name}/versions/{version}/loadtests/{report_id}/html", response_class=FileResponse)
-def get_loadtest_html(name: str, version: int, report_id: str, registry: Registry) -> FileResponse:
+def get_loadtest_html(name: str, version: VersionNumber, report_id: str, registry: Registry) -> FileResponse:
     """One load-test report as the self-contained HTML page ``quayside loadtest`` wrote (works offline)."""
     return FileResponse(registry.loadtest_report_html(name, version, report_id), media_type="text/html")
 

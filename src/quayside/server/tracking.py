@@ -7,20 +7,24 @@ a large body streams to disk without being held in memory.
 
 from __future__ import annotations
 
+import json
+from collections import Counter
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
+from fastapi import Path as PathParam
 from fastapi.responses import FileResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, BeforeValidator, Field
 from starlette.concurrency import run_in_threadpool
 
 from quayside.errors import PayloadTooLargeError, UsageError
 from quayside.tracking.artifacts import check_artifact_path
+from quayside.tracking.batches import MAX_BATCH_PARAMS, MAX_BATCH_POINTS, MAX_BATCH_TAGS
 from quayside.tracking.entities import Metric, decode_float
+from quayside.tracking.limits import MAX_EXPERIMENT_ID, MAX_OFFSET, MAX_SEARCH_EXPERIMENTS, MAX_SEARCH_RESULTS
 from quayside.tracking.local import LocalBackend
 
 TRACKING_PREFIX = "/api/tracking"
-MAX_BATCH_POINTS = 100_000
 
 router = APIRouter(tags=["tracking"])
 
@@ -30,6 +34,9 @@ def get_backend(request: Request) -> LocalBackend:
 
 
 Backend = Annotated[LocalBackend, Depends(get_backend)]
+ExperimentId = Annotated[int, Field(ge=0, le=MAX_EXPERIMENT_ID)]
+"""An experiment id in a body; in a path it is :data:`ExperimentIdPath`."""
+ExperimentIdPath = Annotated[int, PathParam(ge=0, le=MAX_EXPERIMENT_ID)]
 
 
 class ExperimentIn(BaseModel):
@@ -43,7 +50,7 @@ class ExperimentPatch(BaseModel):
 
 
 class RunIn(BaseModel):
-    experiment_id: int
+    experiment_id: ExperimentId
     name: str | None = None
     tags: dict[str, str] = Field(default_factory=dict)
     parent_run_id: str | None = None
@@ -57,9 +64,21 @@ class RunPatch(BaseModel):
     name: str | None = None
 
 
+def refuse_boolean(value: Any) -> Any:
+    # JSON's true is not 1.0: a boolean sent as a metric value is a mistake to report.
+    if isinstance(value, bool):
+        raise ValueError(f"a metric value is a number, not {json.dumps(value)}")
+    return value
+
+
+MetricValue = Annotated[float | str, BeforeValidator(refuse_boolean)]
+"""A metric value on the wire: a number, or "NaN", "Infinity", "-Infinity" (JSON has no literals
+for them); never a boolean."""
+
+
 class MetricIn(BaseModel):
     key: str
-    value: float | str
+    value: MetricValue
     """A number, or "NaN", "Infinity", "-Infinity" (JSON has no literals for them)."""
     step: int = 0
     timestamp: int = 0
@@ -68,16 +87,45 @@ class MetricIn(BaseModel):
 
 class BatchIn(BaseModel):
     metrics: list[MetricIn] = Field(default_factory=list, max_length=MAX_BATCH_POINTS)
-    params: dict[str, str] = Field(default_factory=dict)
-    tags: dict[str, str] = Field(default_factory=dict)
+    params: dict[str, str] = Field(default_factory=dict, max_length=MAX_BATCH_PARAMS)
+    tags: dict[str, str] = Field(default_factory=dict, max_length=MAX_BATCH_TAGS)
+
+
+class _Pairs(list[tuple[str, Any]]):
+    """A JSON object as the list of its (key, value) pairs, repeated keys included."""
+
+
+async def unique_batch_keys(request: Request) -> None:
+    """Refuse a batch that names a param or tag twice: JSON would silently keep the last value.
+
+    The body is already read (and within QUAYSIDE_MAX_REQUEST_BYTES) when this runs; it is
+    parsed again keeping every key, which a dict of the model cannot do.
+    """
+    try:
+        pairs = json.loads(await request.body(), object_pairs_hook=_Pairs)
+    except ValueError:
+        return  # the body model answers for a body that is not JSON
+    if not isinstance(pairs, _Pairs):
+        return
+    for field, items in pairs:
+        if field in ("params", "tags") and isinstance(items, _Pairs):
+            counts = Counter(key for key, _value in items)
+            twice = sorted(key for key, count in counts.items() if count > 1)
+            if twice:
+                kind = field[:-1]
+                raise UsageError(
+                    f"{kind} {', '.join(repr(k) for k in twice[:5])} given more than once in one batch; "
+                    f"send each {kind} once"
+                )
 
 
 class SearchIn(BaseModel):
-    experiment_ids: list[int] | None = None
+    experiment_ids: list[ExperimentId] | None = Field(None, max_length=MAX_SEARCH_EXPERIMENTS)
     filter: str = ""
+    """The filter language's own limits (length, depth, terms) answer 400 ``invalid_filter``."""
     order_by: list[str] = Field(default_factory=list)
-    max_results: int = 50
-    offset: int = 0
+    max_results: int = Field(50, ge=1, le=MAX_SEARCH_RESULTS)
+    offset: int = Field(0, ge=0, le=MAX_OFFSET)
     """Runs of the ordered result to skip: page N of size M is offset N*M."""
 
 
@@ -106,17 +154,19 @@ def get_experiment_by_name(backend: Backend, name: Annotated[str, Query()]) -> d
 
 
 @router.get("/experiments/{experiment_id}")
-def get_experiment(experiment_id: int, backend: Backend) -> dict[str, Any]:
+def get_experiment(experiment_id: ExperimentIdPath, backend: Backend) -> dict[str, Any]:
     return backend.get_experiment(experiment_id).to_dict()
 
 
 @router.patch("/experiments/{experiment_id}")
-def rename_experiment(experiment_id: int, body: ExperimentPatch, backend: Backend) -> dict[str, Any]:
+def rename_experiment(
+    experiment_id: ExperimentIdPath, body: ExperimentPatch, backend: Backend
+) -> dict[str, Any]:
     return backend.rename_experiment(experiment_id, body.name).to_dict()
 
 
 @router.delete("/experiments/{experiment_id}")
-def delete_experiment(experiment_id: int, backend: Backend) -> dict[str, Any]:
+def delete_experiment(experiment_id: ExperimentIdPath, backend: Backend) -> dict[str, Any]:
     return backend.delete_experiment(experiment_id).to_dict()
 
 
@@ -153,7 +203,7 @@ def delete_run(run_id: str, backend: Backend) -> dict[str, Any]:
     return backend.delete_run(run_id).to_dict()
 
 
-@router.post("/runs/{run_id}/batch")
+@router.post("/runs/{run_id}/batch", dependencies=[Depends(unique_batch_keys)])
 def log_batch(run_id: str, body: BatchIn, backend: Backend) -> dict[str, Any]:
     """Log metric points, params and tags in one transaction; answered only once committed."""
     metrics = [Metric(m.key, decode_float(m.value), m.step, m.timestamp) for m in body.metrics]

@@ -14,11 +14,12 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from quayside.errors import QuaysideError
 from quayside.serving import openapi
+from quayside.serving.docs import install_docs, markdown_literal
 from quayside.serving.fastpath import FastPath, read_limited_body
 from quayside.serving.middleware import RequestContext, request_id_of
 from quayside.serving.model_server import ModelServer
@@ -91,6 +92,8 @@ def create_app(runtime: ModelRuntime, options: ServeOptions) -> Any:
         title=f"Quayside: {runtime.name}",
         version=__version__,
         description=_describe(runtime),
+        docs_url=None,  # served by install_docs, which escapes the title (it carries the model's name)
+        redoc_url=None,
         lifespan=lifespan,
         openapi_tags=[
             {"name": "inference", "description": "Predictions (V2 and MLflow /invocations)"},
@@ -99,6 +102,7 @@ def create_app(runtime: ModelRuntime, options: ServeOptions) -> Any:
     )
     app.state.server = server
     _install_error_handlers(app)
+    install_docs(app)
     _add_health_routes(app, server)
     _add_inference_routes(app, server)
     return RequestContext(FastPath(app, server), server.metrics, access_log=not options.quiet)
@@ -107,7 +111,8 @@ def create_app(runtime: ModelRuntime, options: ServeOptions) -> Any:
 def _describe(runtime: ModelRuntime) -> str:
     inputs = ", ".join(spec.describe() for spec in runtime.signature.inputs.specs)
     outputs = ", ".join(spec.describe() for spec in runtime.signature.outputs.specs)
-    return f"Serves model **{runtime.name}** on {runtime.platform}.\n\nInputs: {inputs}\n\nOutputs: {outputs}"
+    name, platform = markdown_literal(runtime.name), markdown_literal(runtime.platform)
+    return f"Serves model **{name}** on {platform}.\n\nInputs: {inputs}\n\nOutputs: {outputs}"
 
 
 def _add_health_routes(app: FastAPI, server: ModelServer) -> None:
@@ -151,7 +156,7 @@ def _add_health_routes(app: FastAPI, server: ModelServer) -> None:
         server.check_model_name(model_name)
         return ready_response()
 
-    @app.get("/metrics", tags=["health"], summary="Prometheus metrics")
+    @app.get("/metrics", tags=["health"], summary="Prometheus metrics", response_class=PlainTextResponse)
     async def metrics() -> Response:
         return Response(server.metrics.render(), media_type=server.metrics.content_type)
 

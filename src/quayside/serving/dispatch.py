@@ -54,7 +54,9 @@ def _fastest_us(call: Callable[[], object], deadline: float) -> float:
     return fastest
 
 
-def measure_call_cost(run: ModelCall, small: Arrays, small_rows: int, large: Arrays, large_rows: int) -> CallCost:
+def measure_call_cost(
+    run: ModelCall, small: Arrays, small_rows: int, large: Arrays, large_rows: int
+) -> CallCost:
     """Time ``run`` on two inputs of different row counts and fit a line through them."""
     deadline = time.perf_counter() + _BUDGET_S
     small_us = _fastest_us(lambda: run(small), deadline)

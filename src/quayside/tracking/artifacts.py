@@ -1,27 +1,35 @@
 """Run artifacts on the local filesystem, under ``<artifact root>/runs/<run id>/``.
 
-Every write lands in a temporary file beside its destination and is renamed into
-place, so a reader never sees half a file and a crash leaves only a temporary
-name behind. Every path is checked before it touches the disk: nothing absolute,
-no ``..``, nothing that a symlink carries outside the run's directory.
+Every write lands in a locked temporary file in the artifact root's scratch folder
+(:mod:`quayside.scratch`) and is renamed into place, so a reader never sees half a
+file, and what a crash leaves behind is swept when a server next starts. Every path
+is checked before it touches the disk: nothing absolute, no ``..``, no control
+characters, no component over :data:`MAX_COMPONENT_BYTES` bytes, nothing that a
+symlink carries outside the run's directory.
 """
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
-import tempfile
+import unicodedata
 from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
+from quayside import scratch
 from quayside.errors import NotFoundError, PayloadTooLargeError, UsageError
+from quayside.names import shown
 from quayside.tracking.entities import ArtifactInfo
 
 TEMP_PREFIX = ".quayside-upload-"
-RUN_ID_PATTERN = re.compile(r"^[0-9a-f]{32}$")
+"""The temporary names of older releases, beside the destination (swept once, reserved still)."""
+RUN_ID_PATTERN = re.compile(r"[0-9a-f]{32}")
 CHUNK = 1 << 20
+MAX_PATH_LENGTH = 1024
+"""The longest artifact path, in characters (the logged-model table's path column holds 1024)."""
+MAX_COMPONENT_BYTES = 255
+"""The longest component of an artifact path, in UTF-8 bytes (what the common file systems allow)."""
 
 
 def check_artifact_path(path: str, *, allow_root: bool = False) -> PurePosixPath:
@@ -29,7 +37,8 @@ def check_artifact_path(path: str, *, allow_root: bool = False) -> PurePosixPath
     if path in ("", ".") and allow_root:
         return PurePosixPath()
     if not path or "\\" in path or "\x00" in path:
-        raise UsageError(f"artifact path {path!r} is not a plain relative path")
+        raise UsageError(f"artifact path {shown(path)} is not a plain relative path")
+    _check_characters(path)
     pure = PurePosixPath(path)
     if pure.is_absolute() or path.startswith("~"):
         raise UsageError(f"artifact path '{path}' is absolute; artifact paths are relative to the run")
@@ -40,6 +49,25 @@ def check_artifact_path(path: str, *, allow_root: bool = False) -> PurePosixPath
     return pure
 
 
+def _check_characters(path: str) -> None:
+    """Refuse what the file system cannot hold: over-long paths or components, controls, lone surrogates."""
+    if len(path) > MAX_PATH_LENGTH:
+        raise UsageError(
+            f"artifact path {shown(path)} is {len(path)} characters long; the limit is {MAX_PATH_LENGTH}"
+        )
+    for character in path:
+        if unicodedata.category(character) in ("Cc", "Cs"):
+            raise UsageError(
+                f"artifact path {shown(path)} holds the control character U+{ord(character):04X}"
+            )
+    for part in path.split("/"):
+        if len(part.encode()) > MAX_COMPONENT_BYTES:
+            raise UsageError(
+                f"artifact path {shown(path)} has a component of {len(part.encode())} bytes; "
+                f"the limit is {MAX_COMPONENT_BYTES}"
+            )
+
+
 class ArtifactStore:
     """Files of runs under one root directory."""
 
@@ -48,8 +76,8 @@ class ArtifactStore:
         self.max_bytes = max_bytes
 
     def run_dir(self, run_id: str) -> Path:
-        if not RUN_ID_PATTERN.match(run_id):
-            raise UsageError(f"'{run_id}' is not a run id")
+        if not RUN_ID_PATTERN.fullmatch(run_id):
+            raise UsageError(f"{shown(run_id)} is not a run id")
         return self.root / "runs" / run_id
 
     def resolve(self, run_id: str, path: str, *, allow_root: bool = False) -> Path:
@@ -67,7 +95,7 @@ class ArtifactStore:
         target = self.resolve(run_id, path)
         if target.is_dir():
             raise UsageError(f"artifact path '{path}' is a directory")
-        return ArtifactWriter(target, path, self.max_bytes)
+        return ArtifactWriter(target, path, self.max_bytes, self.root)
 
     def write_stream(self, run_id: str, path: str, chunks: Iterable[bytes]) -> ArtifactInfo:
         """Write chunks to ``path`` (temporary name, then rename), refusing more than ``max_bytes``."""
@@ -133,17 +161,16 @@ class ArtifactStore:
 
 
 class ArtifactWriter:
-    """One artifact upload in progress: a temporary file beside the destination."""
+    """One artifact upload in progress: a locked temporary file in the artifact root's scratch folder."""
 
-    def __init__(self, target: Path, path: str, max_bytes: int | None) -> None:
+    def __init__(self, target: Path, path: str, max_bytes: int | None, root: Path) -> None:
         self.target = target
         self.path = path
         self.max_bytes = max_bytes
         self.size = 0
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, temporary = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=target.parent)
-        self.temporary = Path(temporary)
-        self._handle = os.fdopen(fd, "wb")
+        self._temporary = scratch.TempFile(root)
+        self.temporary = self._temporary.path
 
     def write(self, chunk: bytes) -> None:
         self.size += len(chunk)
@@ -152,17 +179,12 @@ class ArtifactWriter:
                 f"artifact '{self.path}' is over the {self.max_bytes}-byte upload limit "
                 "(QUAYSIDE_MAX_ARTIFACT_BYTES)"
             )
-        self._handle.write(chunk)
+        self._temporary.handle.write(chunk)
 
     def commit(self) -> ArtifactInfo:
         """Flush to disk and rename into place: after this returns, the file survives a crash."""
-        self._handle.flush()
-        os.fsync(self._handle.fileno())
-        self._handle.close()
-        os.replace(self.temporary, self.target)
+        self._temporary.commit(self.target)
         return ArtifactInfo(self.path, False, self.size)
 
     def abort(self) -> None:
-        if not self._handle.closed:
-            self._handle.close()
-        self.temporary.unlink(missing_ok=True)
+        self._temporary.abort()

@@ -17,6 +17,7 @@ from quayside.config import Settings, load_settings
 from quayside.errors import NotFoundError, UsageError
 from quayside.tracking.backend import TrackingBackend
 from quayside.tracking.entities import ArtifactInfo, Experiment, LoggedModel, Metric, Run, RunStatus
+from quayside.tracking.limits import check_experiment_id, check_page
 
 
 def backend_for(settings: Settings, tracking_uri: str | None = None) -> TrackingBackend:
@@ -56,7 +57,7 @@ class Client:
     def get_experiment(self, name_or_id: str | int) -> Experiment:
         """An experiment by id (an int) or by name (a string)."""
         if isinstance(name_or_id, int):
-            return self.backend.get_experiment(name_or_id)
+            return self.backend.get_experiment(check_experiment_id(name_or_id))
         return self.backend.get_experiment_by_name(name_or_id)
 
     def get_or_create_experiment(self, name: str) -> Experiment:
@@ -114,6 +115,7 @@ class Client:
     ) -> list[Run]:
         """Runs matching a filter (see :mod:`quayside.tracking.search`), in the given experiments or all;
         ``offset`` skips that many of the ordered result (pages of ``max_results``)."""
+        max_results, offset = check_page(max_results, offset)
         ids = None
         if experiments is not None:
             names = [experiments] if isinstance(experiments, str | int) else list(experiments)
@@ -132,7 +134,7 @@ class Client:
         """Log many metric points, params and tags in one round trip and one transaction."""
         self.backend.log_batch(
             run_id,
-            list(metrics),
+            [Metric(m.key, _number(m.key, m.value), m.step, m.timestamp) for m in metrics],
             {k: str(v) for k, v in (params or {}).items()},
             {k: str(v) for k, v in (tags or {}).items()},
         )

@@ -14,12 +14,13 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from quayside import names
 from quayside.errors import UsageError
 
-KEY_PATTERN = re.compile(r"^[A-Za-z0-9_\-./ ]{1,250}$")
+KEY_PATTERN = re.compile(r"[A-Za-z0-9_\-./ ]{1,250}")
 MAX_PARAM_LENGTH = 6000
 MAX_TAG_LENGTH = 8000
-MAX_NAME_LENGTH = 256
+MAX_NAME_LENGTH = names.MAX_NAME_LENGTH
 
 
 class RunStatus(StrEnum):
@@ -40,15 +41,14 @@ class RunStatus(StrEnum):
 
 def check_key(kind: str, key: str) -> str:
     """Refuse a param/metric/tag key the search language could not name."""
-    if not isinstance(key, str) or not KEY_PATTERN.match(key):
+    if not isinstance(key, str) or not KEY_PATTERN.fullmatch(key):
         raise UsageError(f"{kind} key {key!r} is invalid: use 1 to 250 letters, digits, spaces and _ - . /")
     return key
 
 
 def check_name(kind: str, name: str) -> str:
-    if not isinstance(name, str) or not name.strip() or len(name) > MAX_NAME_LENGTH:
-        raise UsageError(f"{kind} name {name!r} is invalid: use 1 to {MAX_NAME_LENGTH} characters")
-    return name
+    """The one rule for free names (:func:`quayside.names.check_name`)."""
+    return names.check_name(kind, name, max_length=MAX_NAME_LENGTH)
 
 
 def encode_float(value: float | None) -> float | str:

@@ -5,10 +5,13 @@ The REST server runs this same backend behind its routes.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
+from sqlalchemy.orm import Session
+
 from quayside.config import Settings
+from quayside.db.engine import DatabaseTimeouts
 from quayside.errors import InvalidStateError, PackageError
 from quayside.packager.manifest import PackageReader
 from quayside.tracking.artifacts import ArtifactStore, check_artifact_path
@@ -34,7 +37,7 @@ class LocalBackend:
     @classmethod
     def from_settings(cls, settings: Settings) -> LocalBackend:
         return cls(
-            TrackingStore(settings.database_url),
+            TrackingStore(settings.database_url, timeouts=DatabaseTimeouts.from_settings(settings)),
             ArtifactStore(settings.artifact_dir, max_bytes=settings.max_artifact_bytes),
         )
 
@@ -93,8 +96,12 @@ class LocalBackend:
         metrics: Sequence[Metric] = (),
         params: Mapping[str, str] | None = None,
         tags: Mapping[str, str] | None = None,
+        *,
+        name: str | None = None,
+        also: Callable[[Session], None] | None = None,
     ) -> None:
-        self.store.log_batch(run_id, metrics, params, tags)
+        """See :meth:`TrackingStore.log_batch`: one transaction, with a rename and another store's share."""
+        self.store.log_batch(run_id, metrics, params, tags, name=name, also=also)
 
     def get_metric_history(self, run_id: str, key: str) -> list[Metric]:
         return self.store.get_metric_history(run_id, key)

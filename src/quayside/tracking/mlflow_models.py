@@ -4,7 +4,9 @@
 uploads the MLflow model directory to the model's artifact location, then marks the
 model ready (or failed). Quayside keeps the record here and the files as artifacts of
 the source run, under ``artifact_path``, so that ``runs:/<run id>/<artifact_path>`` names
-the MLflow model directory (``quayside import mlflow`` takes it from there).
+the MLflow model directory (``quayside import mlflow`` takes it from there). The name
+is never that path itself: the server derives the path with
+:func:`quayside.names.path_component`, and records made before keep the path they stored.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from quayside.tracking.entities import Metric, check_key, check_name
 from quayside.tracking.store import now_ms, param_values, tag_values
 from quayside.tracking.tables import MlflowModelRow
 
+LOGGED_MODEL = "logged model"
+"""What the name rule calls a logged model's name in its messages."""
 PENDING, READY, FAILED = "LOGGED_MODEL_PENDING", "LOGGED_MODEL_READY", "LOGGED_MODEL_UPLOAD_FAILED"
 STATUSES = (PENDING, READY, FAILED)
 
@@ -97,7 +101,7 @@ class MlflowModelStore:
         tags: Mapping[str, str] | None = None,
     ) -> MlflowLoggedModel:
         """A pending logged model of ``run_id`` whose files go to the run's ``artifact_path``."""
-        check_name("model", name)
+        check_name(LOGGED_MODEL, name)
         created = now_ms()
         row = MlflowModelRow(
             id=new_model_id(),
@@ -163,25 +167,24 @@ class MlflowModelStore:
 
     def log_metrics(self, model_id: str, metrics: Iterable[Metric]) -> MlflowLoggedModel:
         """Keep each key's latest point (by step, then time), as a run's latest metrics are chosen."""
+        return self._update(model_id, lambda row: _keep_latest(row, metrics))
 
-        def keep_latest(row: MlflowModelRow) -> None:
-            latest = json.loads(row.metrics)
-            for m in metrics:
-                check_key("metric", m.key)
-                point = [m.value, m.step, m.timestamp]
-                if m.key not in latest or point[1:] >= latest[m.key][1:]:
-                    latest[m.key] = point
-            row.metrics = json.dumps(latest)
-
-        return self._update(model_id, keep_latest)
+    def log_metrics_in(self, session: Session, model_id: str, metrics: Iterable[Metric]) -> None:
+        """:meth:`log_metrics` in the caller's transaction (a run's batch that also logs to its models)."""
+        self._change(session, model_id, lambda row: _keep_latest(row, metrics))
 
     def _update(self, model_id: str, change: Callable[[MlflowModelRow], None]) -> MlflowLoggedModel:
         with self.sessions.write() as session:
-            row = self._row(session, model_id)
-            change(row)
-            row.updated_at = now_ms()
-            session.flush()
-            return _model(row)
+            return _model(self._change(session, model_id, change))
+
+    def _change(
+        self, session: Session, model_id: str, change: Callable[[MlflowModelRow], None]
+    ) -> MlflowModelRow:
+        row = self._row(session, model_id)
+        change(row)
+        row.updated_at = now_ms()
+        session.flush()
+        return row
 
     @staticmethod
     def _row(session: Session, model_id: str) -> MlflowModelRow:
@@ -189,6 +192,16 @@ class MlflowModelStore:
         if row is None:
             raise NotFoundError(f"no logged model with id '{model_id}'")
         return row
+
+
+def _keep_latest(row: MlflowModelRow, metrics: Iterable[Metric]) -> None:
+    latest = json.loads(row.metrics)
+    for m in metrics:
+        check_key("metric", m.key)
+        point = [m.value, m.step, m.timestamp]
+        if m.key not in latest or point[1:] >= latest[m.key][1:]:
+            latest[m.key] = point
+    row.metrics = json.dumps(latest)
 
 
 def _merge(row: MlflowModelRow, column: str, values: Mapping[str, str]) -> None:

@@ -16,6 +16,7 @@ import httpx
 
 from quayside.restclient import JsonApi
 from quayside.tracking.artifacts import CHUNK, check_artifact_path
+from quayside.tracking.batches import batch_bodies, check_batch
 from quayside.tracking.entities import ArtifactInfo, Experiment, LoggedModel, Metric, Run
 
 API_PREFIX = "/api/tracking"
@@ -111,12 +112,26 @@ class RestBackend:
         params: Mapping[str, str] | None = None,
         tags: Mapping[str, str] | None = None,
     ) -> None:
-        body = {
-            "metrics": [m.to_dict() for m in metrics],
-            "params": {k: str(v) for k, v in (params or {}).items()},
-            "tags": {k: str(v) for k, v in (tags or {}).items()},
-        }
-        self._request("POST", f"/runs/{_segment(run_id)}/batch", json=body)
+        """Log metric points, params and tags; a batch over one request's limits goes as several.
+
+        A batch within the limits of one request (:mod:`quayside.tracking.batches`) lands whole
+        or not at all, as on the local store. A larger one is checked whole here, then sent as
+        several requests, params first, then tags, then the metric points in the order given,
+        and the first error stops it: it is not atomic across requests. That is acceptable
+        because what can still fail part-way is the run's state, not the batch: a param already
+        logged with another value is a 409 from a request of params, before any metric point of
+        the batch has landed (params of earlier requests, all new, stay: params are written
+        once); and metric points are append-only, so the points that did land are true points of
+        their series (calling again after, say, a lost connection logs those twice).
+        """
+        params = {k: str(v) for k, v in (params or {}).items()}
+        tags = {k: str(v) for k, v in (tags or {}).items()}
+        bodies = batch_bodies(metrics, params, tags)
+        if len(bodies) > 1:
+            check_batch(metrics, params, tags)
+        url = f"/runs/{_segment(run_id)}/batch"
+        for body in bodies:
+            self._request("POST", url, content=body, headers={"content-type": "application/json"})
 
     def get_metric_history(self, run_id: str, key: str) -> list[Metric]:
         body = self._json("GET", f"/runs/{_segment(run_id)}/metrics/history", params={"key": key})

@@ -17,6 +17,16 @@ Grammar (keywords are case-insensitive)::
 A metric compares its latest value (highest step, then newest); params and tags
 compare as strings. Values only ever become bound parameters, never SQL text, and
 every error names the column (1-based) where parsing failed.
+
+A filter is bounded before it reaches the database, so that no filter can exhaust
+Python's stack or the database's: at most :data:`MAX_FILTER_LENGTH` characters,
+:data:`MAX_FILTER_DEPTH` levels of parentheses and ``not``, and :data:`MAX_FILTER_TERMS`
+comparisons, each past it a :class:`~quayside.errors.FilterError` naming the limit. The
+binding limit is SQLite's parser stack (100 entries in common builds): the most
+stack-hungry nesting, ``a or b and (...)``, holds five entries per level and overflows
+past 16 levels, so 10 leaves room for the comparison inside. Expression depth (SQLite
+refuses 1,000) stays under about 120, and bound values (SQLite 32,766, PostgreSQL
+65,535) under about 5,200, since an ``in`` list holds one value per two characters.
 """
 
 from __future__ import annotations
@@ -32,6 +42,16 @@ from quayside.errors import FilterError
 from quayside.tracking.tables import MetricRow, ParamRow, RunRow, TagRow
 
 Kind = Literal["metrics", "params", "tags", "attributes"]
+
+MAX_FILTER_LENGTH = 10_000
+"""Characters in a filter (or in all order-by clauses together): 100 long comparisons fit with room."""
+MAX_FILTER_DEPTH = 10
+"""Nesting of parentheses and ``not``: a person rarely writes more than 3 or 4; SQLite's parser takes 16."""
+MAX_FILTER_TERMS = 100
+"""Comparisons in a filter (an ``in`` list is one): more is a query to split, not to type."""
+MAX_ORDER_KEYS = 20
+"""Order-by keys: a sort on more than a few columns is indistinguishable from one on 20."""
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 OPERATORS = ("<=", ">=", "!=", "<>", "==", "=", "<", ">")
 KEYWORDS = {"and", "or", "not", "in", "is", "null", "like", "ilike", "asc", "desc"}
@@ -83,6 +103,41 @@ def _unquote(text: str) -> str:
     return re.sub(r"\\(.)", r"\1", body) if text[0] != "`" else body
 
 
+# PostgreSQL text holds no NUL, and a lone surrogate cannot be encoded for either database.
+_UNSAFE_CHARACTER = re.compile("[\x00\ud800-\udfff]")
+
+
+def _excerpt(text: str, limit: int = 20) -> str:
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def check_source(source: str, what: str = "filter") -> None:
+    """Refuse a filter (or order-by) over the length limit or holding text no database can compare."""
+    if len(source) > MAX_FILTER_LENGTH:
+        raise FilterError(
+            f"invalid {what}: it is {len(source)} characters long; the limit is {MAX_FILTER_LENGTH}"
+        )
+    unsafe = _UNSAFE_CHARACTER.search(source)
+    if unsafe is not None:
+        raise FilterError(
+            f"invalid {what} at column {unsafe.start() + 1}: {unsafe.group()!r} is not allowed "
+            "(NUL characters and lone surrogates cannot be stored or compared)"
+        )
+
+
+def _number(text: str, column: int) -> int | float:
+    if any(c in text for c in ".eE"):
+        return float(text)
+    digits = text.lstrip("+-").lstrip("0")
+    # Measured before int(): Python refuses to convert more than 4,300 digits.
+    if len(digits) > 19 or not INT64_MIN <= int(text) <= INT64_MAX:
+        raise FilterError(
+            f"invalid filter at column {column}: the integer {_excerpt(text)} is out of range "
+            "(64-bit; write larger numbers as floats, e.g. 1e20)"
+        )
+    return int(text)
+
+
 def tokenize(source: str) -> list[Token]:
     tokens: list[Token] = []
     position = 0
@@ -98,8 +153,7 @@ def tokenize(source: str) -> list[Token]:
         kind = match.lastgroup
         text = match.group()
         if kind == "number":
-            value: Any = float(text) if any(c in text for c in ".eE") else int(text)
-            tokens.append(Token("number", text, value, position + 1))
+            tokens.append(Token("number", text, _number(text, position + 1), position + 1))
         elif kind == "string":
             tokens.append(Token("string", text, _unquote(text), position + 1))
         elif kind in ("word", "op", "punct"):
@@ -148,9 +202,12 @@ class OrderKey:
 
 
 class _Parser:
-    def __init__(self, source: str) -> None:
+    def __init__(self, source: str, what: str = "filter") -> None:
+        check_source(source, what)
         self.tokens = tokenize(source)
         self.index = 0
+        self.depth = 0
+        self.terms = 0
 
     @property
     def current(self) -> Token:
@@ -197,14 +254,27 @@ class _Parser:
 
     def not_expr(self) -> Node:
         if self.is_keyword("not"):
-            self.advance()
-            return Not(self.not_expr())
+            self.nest()
+            node: Node = Not(self.not_expr())
+            self.depth -= 1
+            return node
         if self.current.kind == "punct" and self.current.text == "(":
-            self.advance()
+            self.nest()
             node = self.or_expr()
             self.expect_punct(")")
+            self.depth -= 1
             return node
         return self.comparison()
+
+    def nest(self) -> None:
+        """Step into a ``not`` or ``(``; refused past the depth limit, before the recursion gets deep."""
+        token = self.advance()
+        self.depth += 1
+        if self.depth > MAX_FILTER_DEPTH:
+            raise FilterError(
+                f"invalid filter at column {token.column}: parentheses and 'not' nest more than "
+                f"{MAX_FILTER_DEPTH} deep; the limit is {MAX_FILTER_DEPTH}"
+            )
 
     def column(self) -> Column:
         token = self.current
@@ -265,6 +335,12 @@ class _Parser:
         raise self.fail("a quoted string or a number")
 
     def comparison(self) -> Comparison:
+        self.terms += 1
+        if self.terms > MAX_FILTER_TERMS:
+            raise FilterError(
+                f"invalid filter at column {self.current.column}: more than {MAX_FILTER_TERMS} comparisons; "
+                f"the limit is {MAX_FILTER_TERMS} (an 'in' list counts as one)"
+            )
         target = self.column()
         token = self.current
         if self.is_keyword("is"):
@@ -315,12 +391,19 @@ def parse_order_by(clauses: list[str] | tuple[str, ...] | str | None) -> list[Or
     """Parse ``"metrics.accuracy desc"``-style clauses (one string may hold several, comma-separated)."""
     if clauses is None:
         return []
+    clauses = [clauses] if isinstance(clauses, str) else list(clauses)
+    if sum(len(clause) for clause in clauses) > MAX_FILTER_LENGTH:
+        raise FilterError(f"invalid order-by: its clauses are longer than {MAX_FILTER_LENGTH} characters")
     keys: list[OrderKey] = []
-    for clause in [clauses] if isinstance(clauses, str) else clauses:
+    for clause in clauses:
         if not clause.strip():
             continue
-        parser = _Parser(clause)
+        parser = _Parser(clause, "order-by")
         while True:
+            if len(keys) == MAX_ORDER_KEYS:
+                raise FilterError(
+                    f"invalid order-by: more than {MAX_ORDER_KEYS} keys; the limit is {MAX_ORDER_KEYS}"
+                )
             target = parser.column()
             descending = False
             if parser.is_keyword("asc", "desc"):

@@ -13,7 +13,7 @@ import json
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -21,7 +21,7 @@ from sqlalchemy import ColumnElement, Engine, and_, delete, func, insert, select
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import Session
 
-from quayside.db.engine import Sessions
+from quayside.db.engine import DatabaseTimeouts, Sessions
 from quayside.errors import AlreadyExistsError, InvalidStateError, NotFoundError, UsageError
 from quayside.tracking import search
 from quayside.tracking.entities import (
@@ -37,9 +37,9 @@ from quayside.tracking.entities import (
     check_key,
     check_name,
 )
+from quayside.tracking.limits import check_experiment_id, check_experiment_ids, check_page
 from quayside.tracking.tables import ExperimentRow, LoggedModelRow, MetricRow, ParamRow, RunRow, TagRow
 
-MAX_SEARCH_RESULTS = 10_000
 ACTIVE, DELETED = "active", "deleted"
 # Under heavy write contention a batch whose param insert clashed is retried, then judged.
 WRITE_ATTEMPTS = 3
@@ -52,12 +52,13 @@ def now_ms() -> int:
 class TrackingStore:
     """Tracking metadata in a SQL database (SQLite or PostgreSQL), migrated on first use."""
 
-    def __init__(self, database_url: str) -> None:
+    def __init__(self, database_url: str, *, timeouts: DatabaseTimeouts | None = None) -> None:
         self.url = database_url
         self.sessions = Sessions(
             database_url,
             "tracking",
             data_hint="ids and times are 64-bit integers, experiment ids 32-bit",
+            timeouts=timeouts,
         )
         self.engine: Engine = self.sessions.engine
 
@@ -84,12 +85,13 @@ class TrackingStore:
 
     def get_experiment(self, experiment_id: int) -> Experiment:
         with self._read() as session:
-            row = session.get(ExperimentRow, experiment_id)
+            row = session.get(ExperimentRow, check_experiment_id(experiment_id))
             if row is None:
                 raise NotFoundError(f"no experiment with id {experiment_id}")
             return _experiment(row)
 
     def get_experiment_by_name(self, name: str) -> Experiment:
+        check_name("experiment", name)  # also keeps text the database cannot compare (NUL) from it
         with self._read() as session:
             row = session.scalar(select(ExperimentRow).where(ExperimentRow.name == name))
             if row is None:
@@ -136,7 +138,7 @@ class TrackingStore:
 
     @staticmethod
     def _experiment_row(session: Session, experiment_id: int) -> ExperimentRow:
-        row = session.get(ExperimentRow, experiment_id)
+        row = session.get(ExperimentRow, check_experiment_id(experiment_id))
         if row is None:
             raise NotFoundError(f"no experiment with id {experiment_id}")
         return row
@@ -239,23 +241,34 @@ class TrackingStore:
         metrics: Sequence[Metric] = (),
         params: Mapping[str, str] | None = None,
         tags: Mapping[str, str] | None = None,
+        *,
+        name: str | None = None,
+        also: Callable[[Session], None] | None = None,
     ) -> None:
         """Log metric points, params and tags in one transaction: all of them land, or none.
 
         A param is written once; logging it again with the same value is a no-op, with another
-        value an error. Tags overwrite.
+        value an error. Tags overwrite. ``name`` renames the run, and ``also`` does the share of
+        another store of this database (the MLflow adapter's logged-model metrics), both in the
+        same transaction.
         """
         metric_rows = [_metric_values(run_id, m) for m in metrics]
         param_rows = param_values(params or {})
         tag_rows = tag_values(tags or {})
+        if name is not None:
+            check_name("run", name)
         for attempt in range(WRITE_ATTEMPTS):
             try:
                 with self._write() as session:
-                    self._writable_run(session, run_id)
+                    row = self._writable_run(session, run_id)
                     self._insert_params(session, run_id, param_rows)
                     if metric_rows:
                         session.execute(insert(MetricRow), metric_rows)
                     self._upsert_tags(session, run_id, tag_rows)
+                    if name is not None:
+                        row.name = name
+                    if also is not None:
+                        also(session)
                 return
             except sa_exc.IntegrityError:
                 if attempt == WRITE_ATTEMPTS - 1:
@@ -316,6 +329,7 @@ class TrackingStore:
 
     def record_model(self, run_id: str, path: str, manifest: Any) -> LoggedModel:
         """Remember that the package at artifact ``path`` of a run holds this (verified) manifest."""
+        check_name("package", manifest.name)
         values = {
             "run_id": run_id,
             "path": path,
@@ -346,10 +360,7 @@ class TrackingStore:
     ) -> list[Run]:
         """Active runs matching the filter, ordered (newest first by default), at most ``max_results``
         after skipping ``offset`` (a page of the ordered result)."""
-        if not 1 <= max_results <= MAX_SEARCH_RESULTS:
-            raise UsageError(f"max results must be between 1 and {MAX_SEARCH_RESULTS}, not {max_results}")
-        if offset < 0:
-            raise UsageError(f"offset must be 0 or more, not {offset}")
+        max_results, offset = check_page(max_results, offset)
         ordering = search.compile_order_by(search.parse_order_by(order_by))
         query = select(RunRow).where(_search_condition(experiment_ids, filter_string))
         with self._read() as session:
@@ -399,7 +410,7 @@ def _search_condition(experiment_ids: Iterable[int] | None, filter_string: str) 
     condition = and_(RunRow.lifecycle == ACTIVE, search.compile_filter(search.parse_filter(filter_string)))
     if experiment_ids is None:
         return condition
-    return and_(condition, RunRow.experiment_id.in_(list(experiment_ids)))
+    return and_(condition, RunRow.experiment_id.in_(check_experiment_ids(experiment_ids)))
 
 
 # --- rows to entities ------------------------------------------------------------------
@@ -504,6 +515,8 @@ def _int64(what: str, value: int | None) -> int | None:
 
 def _metric_values(run_id: str, metric: Metric) -> dict[str, Any]:
     check_key("metric", metric.key)
+    if isinstance(metric.value, bool):  # float(True) is 1.0: a boolean is a mistake, not a number
+        raise UsageError(f"metric '{metric.key}' must be a number, not {metric.value!r}")
     value = float(metric.value)
     return {
         "run_id": run_id,

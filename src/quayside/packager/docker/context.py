@@ -22,6 +22,7 @@ from pathlib import Path
 from packaging.requirements import Requirement
 
 from quayside.errors import UsageError
+from quayside.names import check_name
 from quayside.packager.flavors import get_flavor
 from quayside.packager.manifest import MANIFEST_NAME, Manifest, PackageReader
 
@@ -77,7 +78,7 @@ class ModelImage:
         """``name`` is the registered name when the model comes from the registry (served under it)."""
         check_servable_in_image(manifest)
         return cls(
-            name=name or manifest.name,
+            name=check_name("model", name or manifest.name),  # it becomes the image's labels
             version=version,
             digest=manifest.digest(),
             flavor=manifest.flavor,

@@ -18,8 +18,13 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from string import Template
+from typing import Any
 
-from quayside.errors import AlreadyExistsError, UntrustedPackageError
+import yaml
+from packaging.requirements import InvalidRequirement, Requirement
+
+from quayside.errors import AlreadyExistsError, PackageError, UntrustedPackageError
+from quayside.packager.exporters.pysource import assignments, check_constants, identifiers, literal, unclaimed
 from quayside.packager.flavors import get_flavor
 from quayside.packager.manifest import MANIFEST_NAME, Manifest, PackageReader
 
@@ -57,57 +62,87 @@ def service_name_for(package_name: str) -> str:
 def _example_request(manifest: Manifest) -> str:
     example = manifest.input_example or {}
     first_row = {name: values[:1] for name, values in example.items()}
-    return json.dumps(first_row)
+    return json.dumps({"inputs": first_row})
 
 
 def _template(name: str) -> Template:
     return Template((resources.files(__package__) / "templates" / name).read_text(encoding="utf-8"))
 
 
-def _onnx_service(manifest: Manifest, class_name: str, onnx_sha256: str) -> str:
+def _render_service(
+    template: str, class_name: str, constants: dict[str, Any], **fixed: str
+) -> tuple[str, str]:
+    """The service module and its class name.
+
+    Every value from the package reaches the module as a constant (a literal, see
+    :mod:`.pysource`); the template's other slots take only the class name, an
+    identifier made of ASCII letters and digits, and text of our own (``fixed``).
+    The class name gets a suffix if it would shadow a name the module uses.
+    """
+    text = _template(template)
+    taken = identifiers(text.substitute(class_name="_", constants=assignments(constants), **fixed))
+    class_name = unclaimed(class_name, taken, suffix="Service")
+    source = text.substitute(class_name=class_name, constants=assignments(constants), **fixed)
+    check_constants(source, constants)
+    return source, class_name
+
+
+def _common_constants(manifest: Manifest) -> dict[str, Any]:
+    return {
+        "PACKAGE_NAME": manifest.name,
+        "SERVICE_NAME": service_name_for(manifest.name),
+        "MODEL_DIR": MODEL_DIR,
+        "EXAMPLE_REQUEST": _example_request(manifest),
+    }
+
+
+def _onnx_service(manifest: Manifest, class_name: str, onnx_sha256: str) -> tuple[str, str]:
     assert manifest.onnx is not None or manifest.flavor == "onnx"
     onnx_file = manifest.onnx.file if manifest.onnx is not None else "model.onnx"
-    inputs = [(s.name, s.dtype, list(s.shape), s.allow_nan) for s in manifest.signature.inputs.specs]
-    outputs = [(s.name, s.dtype, len(s.shape)) for s in manifest.signature.outputs.specs]
-    return _template("bentoml_onnx_service.py.tmpl").substitute(
-        package_name=manifest.name,
-        class_name=class_name,
-        service_name=service_name_for(manifest.name),
-        model_dir=MODEL_DIR,
-        onnx_file=onnx_file,
-        onnx_sha256=onnx_sha256,
-        input_kind=manifest.signature.inputs.kind,
-        inputs=repr(inputs),
-        outputs=repr(outputs),
-        example_request=_example_request(manifest),
-    )
+    constants = _common_constants(manifest) | {
+        "ONNX_FILE": onnx_file,
+        "MODEL_SHA256": onnx_sha256,
+        "INPUT_KIND": manifest.signature.inputs.kind,
+        "INPUTS": [(s.name, s.dtype, list(s.shape), s.allow_nan) for s in manifest.signature.inputs.specs],
+        "OUTPUTS": [(s.name, s.dtype, len(s.shape)) for s in manifest.signature.outputs.specs],
+    }
+    return _render_service("bentoml_onnx_service.py.tmpl", class_name, constants)
 
 
-def _native_service(manifest: Manifest, class_name: str, trust: bool) -> str:
+def _native_service(manifest: Manifest, class_name: str, trust: bool) -> tuple[str, str]:
     note = (
         " The model is a pickle: the service loads it with trust=True, as exported with --trust."
         if trust
         else ""
     )
-    return _template("bentoml_native_service.py.tmpl").substitute(
-        package_name=manifest.name,
-        class_name=class_name,
-        service_name=service_name_for(manifest.name),
-        model_dir=MODEL_DIR,
-        flavor=manifest.flavor,
-        trust=repr(trust),
-        trust_note=note,
-        example_request=_example_request(manifest),
+    constants = _common_constants(manifest) | {"FLAVOR": manifest.flavor}
+    return _render_service(
+        "bentoml_native_service.py.tmpl", class_name, constants, trust=literal(trust), trust_note=note
     )
 
 
 def _bentofile(manifest: Manifest, service: str) -> str:
-    return (
-        f'service: "{service}"\n'
-        f"labels:\n  quayside.model: {json.dumps(manifest.name)}\n  quayside.flavor: {manifest.flavor}\n"
-        f'include:\n  - "{SERVICE_FILE}"\n  - "{MODEL_DIR}/**"\n'
-        "python:\n  requirements_txt: requirements.txt\n"
-    )
+    document = {
+        "service": service,
+        "labels": {"quayside.model": manifest.name, "quayside.flavor": manifest.flavor},
+        "include": [SERVICE_FILE, f"{MODEL_DIR}/**"],
+        "python": {"requirements_txt": "requirements.txt"},
+    }
+    return yaml.safe_dump(document, sort_keys=False)
+
+
+def _requirements_txt(lines: list[str]) -> str:
+    """requirements.txt: one PEP 508 requirement a line; nothing pip would read as an option or a comment."""
+    for line in lines:
+        # pip expands ${VAR} in a requirements file, so a URL could carry the installer's secrets away.
+        valid = isinstance(line, str) and line.isprintable() and "${" not in line
+        try:
+            Requirement(line)
+        except (InvalidRequirement, TypeError):
+            valid = False
+        if not valid:
+            raise PackageError(f"the package's environment lists {line!r}, which is not one pip requirement")
+    return "\n".join(lines) + "\n"
 
 
 def runs_on_onnx(manifest: Manifest) -> bool:
@@ -139,7 +174,7 @@ def render_bento(
     if runs_on_onnx(manifest):
         onnx_file = manifest.onnx.file if manifest.onnx is not None else "model.onnx"
         digest = onnx_sha256 or manifest.file(onnx_file).sha256
-        service = _onnx_service(manifest, class_name, digest)
+        service, class_name = _onnx_service(manifest, class_name, digest)
     else:
         if get_flavor(manifest.flavor).trust_required and not trust:
             raise UntrustedPackageError(
@@ -147,11 +182,11 @@ def render_bento(
                 f"its {manifest.flavor} model, which runs code from the package. Export with --trust if "
                 "you trust it, or convert it first (quayside convert)"
             )
-        service = _native_service(manifest, class_name, trust)
+        service, class_name = _native_service(manifest, class_name, trust)
     bento = Bento({}, class_name)
     bento.files[SERVICE_FILE] = service
     bento.files["bentofile.yaml"] = _bentofile(manifest, bento.service)
-    bento.files["requirements.txt"] = "\n".join(requirements(manifest, quayside_requirement)) + "\n"
+    bento.files["requirements.txt"] = _requirements_txt(requirements(manifest, quayside_requirement))
     return bento
 
 

@@ -9,6 +9,7 @@ an autoscaling/v2 HorizontalPodAutoscaler on CPU (the Deployment then leaves
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, replace
 from importlib import resources
@@ -16,15 +17,17 @@ from typing import Any
 
 import yaml
 
-from quayside.errors import UsageError
+from quayside.errors import InvalidNameError, UsageError
+from quayside.names import check_dns_label
 from quayside.packager.docker.context import UID
 
 Manifest = dict[str, Any]
 
 NAME_LABEL = "app.kubernetes.io/name"
 TRACK_LABEL = "quayside.io/track"
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _LABEL_VALUE = re.compile(r"[^A-Za-z0-9._-]+")
+MAX_DEPLOYMENT_NAME = 56
+"""A DNS label has 63 characters; 7 are kept for ``-canary``."""
 
 
 @dataclass(frozen=True)
@@ -49,15 +52,20 @@ class DeploymentSpec:
     grace_period_s: int = 30
 
     def __post_init__(self) -> None:
-        if not _DNS_LABEL.match(self.name) or len(self.name) > 56:  # room for "-canary"
-            raise UsageError(
-                f"deployment name '{self.name}' must be lower-case letters, digits and '-', at most 56 "
-                "characters (a Kubernetes DNS label, with room for '-canary'); pass --name"
-            )
+        check_deployment_name(self.name)
+        check_dns_label("namespace", self.namespace)
         if self.max_replicas is not None and (self.min_replicas or 1) > self.max_replicas:
             raise UsageError(
                 f"--min-replicas {self.min_replicas} is above --max-replicas {self.max_replicas}"
             )
+
+
+def check_deployment_name(name: str) -> str:
+    """A deployment name: a DNS label short enough to take ``-canary`` (pass --name to choose another)."""
+    try:
+        return check_dns_label("deployment", name, max_length=MAX_DEPLOYMENT_NAME)
+    except InvalidNameError as e:
+        raise InvalidNameError(f"{e.message}; 7 characters are kept for '-canary'; pass --name") from None
 
 
 def canary_split(total: int, percent: int) -> tuple[int, int]:
@@ -91,11 +99,32 @@ def _annotations(spec: DeploymentSpec) -> dict[str, str]:
     return {"quayside.io/model-digest": spec.model_digest, "quayside.io/image": spec.image}
 
 
+_SURROGATE_PAIR = re.compile(r"\\\\|\\u(d[89ab][0-9a-f]{2})\\u(d[c-f][0-9a-f]{2})")
+
+
+def yaml_quote(value: Any) -> str:
+    """``value`` as a YAML flow value (JSON, ASCII only) that reads back exactly, whatever its characters.
+
+    JSON writes a character beyond U+FFFF as two ``\\u`` surrogates, which YAML reads as two
+    broken characters; YAML's own ``\\U`` escape takes it whole.
+    """
+
+    def whole(match: re.Match[str]) -> str:
+        if match.group(1) is None:
+            return match.group()  # an escaped backslash, kept as it is
+        high, low = int(match.group(1), 16), int(match.group(2), 16)
+        return f"\\U{0x10000 + ((high - 0xD800) << 10) + (low - 0xDC00):08x}"
+
+    return _SURROGATE_PAIR.sub(whole, json.dumps(value))
+
+
 def _template(name: str) -> Any:
     import jinja2  # a core dependency, imported here to keep `import quayside` fast
 
     text = resources.files(__package__).joinpath(f"templates/{name}.yaml.j2").read_text("utf-8")
-    return jinja2.Environment(autoescape=False, undefined=jinja2.StrictUndefined).from_string(text)
+    env = jinja2.Environment(autoescape=False, undefined=jinja2.StrictUndefined)
+    env.filters["tojson"] = yaml_quote  # Jinja's own is for HTML (it escapes <, >, & and ')
+    return env.from_string(text)
 
 
 def _render(template: str, **values: Any) -> Manifest:

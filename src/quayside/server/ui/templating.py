@@ -13,6 +13,7 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
+import jinja2
 from fastapi import Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
@@ -20,11 +21,14 @@ from fastapi.templating import Jinja2Templates
 
 from quayside import __version__
 from quayside.errors import QuaysideError
-from quayside.server.errors import describe_validation_error
+from quayside.server.errors import describe_validation_error, public_error
 
 HERE = Path(__file__).parent
 STATIC_DIR = HERE / "static"
-templates = Jinja2Templates(directory=HERE / "templates")
+# Every template is HTML and every value in it escaped; a page marks nothing |safe.
+templates = Jinja2Templates(
+    env=jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True)
+)
 
 
 def when(ms: int | float | None) -> str:
@@ -96,7 +100,10 @@ class PageRoute(APIRoute):
             try:
                 return await handler(request)
             except QuaysideError as e:
-                return error_page(request, e.http_status, e.code, e.message)
+                public = public_error(request, e)
+                response = error_page(request, e.http_status, e.code, public.message)
+                response.headers.update(public.headers)
+                return response
             except RequestValidationError as e:
                 return error_page(request, 400, "invalid_request", describe_validation_error(e))
 

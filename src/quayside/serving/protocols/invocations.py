@@ -158,6 +158,8 @@ def parse_csv(body: bytes, schema: Schema, *, max_rows: int | None = None) -> tu
     if not rows:
         raise MalformedInputError("the CSV body is empty; send a header row and data rows")
     header, records = rows[0], rows[1:]
+    if not records:
+        raise MalformedInputError("the CSV body has a header row and no data rows; send at least one row")
     for index, record in enumerate(records, start=1):
         if len(record) != len(header):
             raise MalformedInputError(

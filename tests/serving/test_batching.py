@@ -236,3 +236,21 @@ def test_a_bad_request_in_an_inline_batch_fails_alone():
     results = run_batcher(model, requests, cost=CHEAP)
     assert isinstance(results[13], SignatureError)
     assert all(results[i]["y"].tolist() == [2.0 * i] for i in range(50) if i != 13)
+
+
+def test_with_two_slots_small_requests_of_a_per_call_cost_model_merge_instead_of_spreading():
+    model = ThreadRecordingModel(delay=0.02)
+    requests = [{"x": np.full(1, float(i))} for i in range(40)]
+    results = run_batcher(model, requests, cost=DEAR, slots=2)
+    assert [r["y"].tolist() for r in results] == [[2.0 * i] for i in range(40)]
+    assert model.most_at_once == 1, "a batch that could still grow took the second slot"
+    assert len(model.calls) < 10
+
+
+def test_with_two_slots_requests_over_the_max_batch_run_side_by_side():
+    model = ThreadRecordingModel(delay=0.05)
+    requests = [{"x": np.full(10, float(i))} for i in range(4)]
+    results = run_batcher(model, requests, max_batch_size=8, cost=DEAR, slots=2)
+    assert [r["y"].tolist() for r in results] == [[2.0 * i] * 10 for i in range(4)]
+    assert model.calls == [10] * 4
+    assert model.most_at_once == 2

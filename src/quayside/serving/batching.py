@@ -80,13 +80,18 @@ class DirectRunner:
     def __init__(self, calls: ModelCalls, on_batch: BatchObserver | None = None) -> None:
         self._calls = calls
         self._on_batch = on_batch
+        self._running = 0
         self.receiving = 0
         """Requests whose body is still arriving (counted by the transport; unused without batching)."""
 
     async def submit(self, inputs: Arrays, rows: int) -> Arrays:
         if self._on_batch:
             self._on_batch(rows, 1)
-        return await self._calls(inputs, rows)
+        self._running += 1
+        try:
+            return await self._calls(inputs, rows, alone=self._running == 1)
+        finally:
+            self._running -= 1
 
     async def start(self) -> None:
         return None
@@ -98,7 +103,10 @@ class DirectRunner:
 class Batcher:
     """Merges concurrent requests into model calls of at most ``max_batch_size`` rows.
 
-    ``slots`` is how many model calls may run at once (threads in the pool).
+    ``slots`` is how many model calls may run at once (threads in the pool). The first
+    slot takes any batch; the others only a batch that cannot usefully grow (it is full,
+    or already costs many times the per-call overhead), so that small requests of a model
+    whose cost is mostly per call merge into the next batch rather than spread over slots.
     A request of more than ``max_batch_size`` rows is served as a call of its own.
     """
 
@@ -117,6 +125,10 @@ class Batcher:
         self._on_batch = on_batch
         self._slots = slots
         self._free = slots
+        cost = calls.cost
+        self._worth_splitting_us = (
+            _WORTH_SPLITTING * (cost.fixed_us + calls.inline_below_us) if cost is not None else None
+        )
         self._queue: deque[_Pending] = deque()
         self._wake = asyncio.Event()
         self._merging = False
@@ -127,7 +139,7 @@ class Batcher:
         """Requests whose body is still arriving; the transport counts them so a batch can wait for them."""
 
     async def start(self) -> None:
-        """Start the worker that forms and runs batches; call from the server's event loop."""
+        """Start the worker that forms batches while the model is idle; call from the server's loop."""
         if self._worker is None:
             self._worker = asyncio.get_running_loop().create_task(self._work(), name="quayside-batcher")
 
@@ -144,7 +156,7 @@ class Batcher:
         """Run checked inputs of ``rows`` rows, alone or in a batch, and return exactly their outputs."""
         if self._worker is None:
             raise QuaysideError("the batcher is not running")
-        if self._free and not self._queue and not self._merging and not self.receiving:
+        if not self._queue and not self._merging and not self.receiving and self._can_start(rows):
             self._alone_since_probe += 1
             if self._alone_since_probe < PROBE_EVERY:
                 return await self._run_alone(inputs, rows)
@@ -154,40 +166,73 @@ class Batcher:
         self._wake.set()
         return await future
 
+    def _can_start(self, rows: int) -> bool:
+        """Whether a call of ``rows`` rows may take a slot now (see the class docstring)."""
+        if self._free == self._slots:
+            return True
+        if not self._free:
+            return False
+        if rows >= self._max_rows:
+            return True
+        limit = self._worth_splitting_us
+        cost = self._calls.cost
+        return limit is not None and cost is not None and cost.predict_us(rows) >= limit
+
     async def _run_alone(self, inputs: Arrays, rows: int) -> Arrays:
+        alone = self._free == self._slots
         self._free -= 1
         try:
             if self._on_batch:
                 self._on_batch(rows, 1)
-            return await self._calls(inputs, rows)
+            return await self._calls(inputs, rows, alone=alone)
         finally:
             self._slot_freed()
 
     def _slot_freed(self) -> None:
         self._free += 1
-        if self._queue:
-            self._wake.set()
+        # What queued while the slots were busy starts now: it had all that time to gather.
+        while self._queue and self._start_next():
+            pass
 
     async def _work(self) -> None:
+        """Batches formed while no call is running: after one loop pass, and bodies still arriving."""
         loop = asyncio.get_running_loop()
         while True:
-            while not (self._queue and self._free):
+            while not (self._queue and self._free == self._slots):
                 self._wake.clear()
                 await self._wake.wait()
             await asyncio.sleep(0)  # one pass of the loop: requests it has already accepted join the queue
             await self._wait_for_bodies(loop.time() + self._max_wait)
-            batch = self._take_batch()
-            if not batch:
-                continue
-            self._merging = len(batch) > 1
-            rows = sum(p.rows for p in batch)
-            if self._calls.inline(rows):
-                await self._run_batch(batch)  # runs without yielding: nothing else needs the slot meanwhile
-                continue
-            self._free -= 1
-            task = loop.create_task(self._run_batch_in_slot(batch))
-            self._running.add(task)
-            task.add_done_callback(self._running.discard)
+            while self._queue and self._start_next():
+                pass
+
+    def _start_next(self) -> bool:
+        """Take the next batch and start it, if a slot may take it; False when none may."""
+        batch = self._take_batch()
+        if not batch:
+            return False
+        rows = sum(p.rows for p in batch)
+        if not self._can_start(rows):
+            self._queue.extendleft(reversed(batch))
+            return False
+        self._merging = len(batch) > 1
+        if self._calls.inline(rows):
+            self._run_inline(batch)
+            return True
+        self._free -= 1
+        task = asyncio.get_running_loop().create_task(self._run_batch_in_slot(batch))
+        self._running.add(task)
+        task.add_done_callback(self._running.discard)
+        return True
+
+    def _run_inline(self, batch: list[_Pending]) -> None:
+        self._observe(batch)
+        try:
+            outputs, error = self._calls.run(merge_rows([p.inputs for p in batch])), None
+        except Exception as e:
+            outputs, error = None, e
+        for pending in self._deliver(batch, outputs, error):
+            self._run_inline([pending])
 
     async def _wait_for_bodies(self, deadline: float) -> None:
         """Wait (until ``deadline``) while requests are still being received: they are sure to join."""
@@ -209,10 +254,8 @@ class Batcher:
         """The queue's head, then more requests in order while they fit and are worth merging."""
         batch: list[_Pending] = []
         rows = 0
-        cost = self._calls.cost
-        split_at = None
-        if self._slots > 1 and cost is not None:
-            split_at = _WORTH_SPLITTING * (cost.fixed_us + self._calls.inline_below_us)
+        cost, limit = self._calls.cost, self._worth_splitting_us
+        split = self._slots > 1 and cost is not None and limit is not None
         while self._queue:
             head = self._queue[0]
             if head.future.cancelled():  # the caller went away
@@ -220,7 +263,7 @@ class Batcher:
                 continue
             if batch and rows + head.rows > self._max_rows:
                 break
-            if batch and split_at is not None and cost is not None and cost.predict_us(rows) >= split_at:
+            if batch and split and cost.predict_us(rows) >= limit:  # type: ignore[union-attr,operator]
                 break
             batch.append(self._queue.popleft())
             rows += head.rows
@@ -228,32 +271,41 @@ class Batcher:
 
     async def _run_batch_in_slot(self, batch: list[_Pending]) -> None:
         try:
-            await self._run_batch(batch)
+            await self._run_in_pool(batch)
         finally:
             self._slot_freed()
 
-    async def _run_batch(self, batch: list[_Pending]) -> None:
-        counts = [p.rows for p in batch]
-        rows = sum(counts)
+    async def _run_in_pool(self, batch: list[_Pending]) -> None:
+        self._observe(batch)
         try:
-            if self._on_batch:
-                self._on_batch(rows, len(batch))
-            outputs = await self._calls(merge_rows([p.inputs for p in batch]), rows)
-            parts = split_rows(outputs, counts)
-        except QuaysideError as e:
-            if len(batch) == 1:
-                _resolve(batch[0], error=e)
+            outputs, error = await self._calls.in_pool(merge_rows([p.inputs for p in batch])), None
+        except Exception as e:
+            outputs, error = None, e
+        for pending in self._deliver(batch, outputs, error):
+            await self._run_in_pool([pending])
+
+    def _observe(self, batch: list[_Pending]) -> None:
+        if self._on_batch:
+            self._on_batch(sum(p.rows for p in batch), len(batch))
+
+    @staticmethod
+    def _deliver(batch: list[_Pending], outputs: Arrays | None, error: Exception | None) -> list[_Pending]:
+        """Give each caller its rows or the error; returns the requests to run again, each alone."""
+        if error is None:
+            assert outputs is not None
+            try:
+                parts = split_rows(outputs, [p.rows for p in batch])
+            except QuaysideError as e:
+                error = e
             else:
-                # One bad request must not fail its neighbours: run each alone to find it.
-                for pending in batch:
-                    await self._run_batch([pending])
-            return
-        except Exception as e:  # a bug in a model or runtime: every caller sees it, none hangs
-            for pending in batch:
-                _resolve(pending, error=e)
-            return
-        for pending, part in zip(batch, parts, strict=True):
-            _resolve(pending, result=part)
+                for pending, part in zip(batch, parts, strict=True):
+                    _resolve(pending, result=part)
+                return []
+        if isinstance(error, QuaysideError) and len(batch) > 1:
+            return batch  # one bad request must not fail its neighbours: run each alone to find it
+        for pending in batch:  # a bad request, or a bug in a model or runtime: every caller sees it
+            _resolve(pending, error=error)
+        return []
 
 
 def _resolve(pending: _Pending, *, result: Arrays | None = None, error: BaseException | None = None) -> None:

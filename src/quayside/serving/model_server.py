@@ -44,7 +44,7 @@ class ModelServer:
                 self.calls,
                 max_batch_size=options.max_batch_size,
                 max_batch_latency_ms=options.max_batch_latency_ms,
-                slots=_batch_slots(runtime, options),
+                slots=options.intra_op_threads,
                 on_batch=self.metrics.observe_batch,
             )
         else:
@@ -106,14 +106,3 @@ class ModelServer:
         """An ``/invocations`` body (JSON or CSV) in, ``{"predictions": ...}`` out."""
         inputs, rows = invocations.parse_body(body, content_type, self.runtime.signature.inputs)
         return invocations.render_predictions(await self.infer(inputs, rows))
-
-
-def _batch_slots(runtime: ModelRuntime, options: ServeOptions) -> int:
-    """How many batches may run at once.
-
-    One for ONNX Runtime: its intra-op threads already spread one call over the worker's cores, and
-    one merged call of two 100-row requests of the benchmark's forest is no slower than the two side by
-    side (348 against 384 µs, the fastest of 200; loadtests/RESULTS.md). A native model's predict
-    mostly runs on one core, so it gets one slot per core.
-    """
-    return 1 if runtime.model.runtime == "onnx" else options.intra_op_threads

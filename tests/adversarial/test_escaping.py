@@ -356,6 +356,22 @@ def test_an_exported_bento_runs_no_code_from_the_package_name(home, iris, tmp_pa
     assert package_name == name and len(labels) == 3
 
 
+@pytest.mark.parametrize("name", ["../../escaped", "/tmp/absolute", "--help", "a/b"])
+def test_export_bentoml_default_directory_stays_in_the_current_directory(
+    cli, home, tmp_path, monkeypatch, name
+):
+    package = _hostile_package(home["package"], tmp_path / "package", name)
+    cwd = tmp_path / "a" / "b"
+    cwd.mkdir(parents=True)
+    monkeypatch.chdir(cwd)
+    code, _, err = cli("export", "bentoml", str(package))
+    assert code == 0, err
+    (written,) = [p for p in cwd.iterdir()]
+    assert written.name.endswith("-bento") and (written / "service.py").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "package"]
+    assert not Path(f"{name}-bento").is_absolute() or not Path(f"{name}-bento").exists()
+
+
 # --- HTML and Markdown: the model server's /docs and OpenAPI document --------------------------------
 
 

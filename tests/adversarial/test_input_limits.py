@@ -197,6 +197,24 @@ def test_an_artifact_over_the_upload_limit_is_a_413_and_leaves_nothing(
     assert not run_dir.exists() or not any(run_dir.rglob("*"))
 
 
+@pytest.mark.parametrize("route", ["quayside", "mlflow"])
+@pytest.mark.parametrize("path", ["f.txt/under", "f.txt/deeper/under"])
+def test_an_artifact_under_an_existing_file_is_a_400_not_a_500(
+    http: httpx.Client, run_id: str, route: str, path: str
+):
+    file_url = f"{TRACKING}/runs/{run_id}/artifacts/file"
+    assert http.put(file_url, params={"path": "f.txt"}, content=b"x").status_code == 201
+    if route == "quayside":
+        response = http.put(file_url, params={"path": path}, content=b"y")
+    else:
+        response = http.put(f"{MLFLOW_ARTIFACTS}/{run_id}/{path}", content=b"y")
+    assert response.status_code == 400, response.text
+    assert "'f.txt', which is a file" in response.text
+    assert http.get(file_url, params={"path": "f.txt"}).content == b"x"
+    listed = http.get(f"{TRACKING}/runs/{run_id}/artifacts", params={"recursive": True}).json()
+    assert [a["path"] for a in listed["artifacts"]] == ["f.txt"]
+
+
 # --- MLflow's LogBatch ------------------------------------------------------------------------
 
 

@@ -37,12 +37,14 @@ def bentoml(
     checks as quayside serve; any other package through quayside.load_model. Serve it
     with `bentoml serve service:CLASS --working-dir DIR` (pip install 'quayside[bentoml]').
     """
+    from quayside.names import path_component
     from quayside.packager.exporters.bentoml import export_bentoml
     from quayside.packager.manifest import read_manifest
     from quayside.uris import resolve_model
 
     path = resolve_model(model).path
-    destination = output or Path(f"{read_manifest(path).name}-bento")
+    # The name comes from the package (anyone's): encoded, so it cannot point outside the current directory.
+    destination = output or Path(f"{path_component(read_manifest(path).name)}-bento")
     bento = export_bentoml(path, destination, trust=trust)
     out.print(styled(("exported", "green"), f" {model} to {destination}"))
     out.print(f"  bentoml serve {bento.service} --working-dir {destination}")

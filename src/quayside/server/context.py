@@ -8,33 +8,10 @@ detail behind "the database is unavailable" from what a user pastes. Plain ASGI
 
 from __future__ import annotations
 
-import itertools
-import os
-
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-REQUEST_ID_HEADER = "x-request-id"
-_MAX_REQUEST_ID = 128
-
-# A random per-process prefix and a counter: unique across workers and replicas.
-_ID_PREFIX = os.urandom(6).hex()
-_next_id = itertools.count(1).__next__
-
-
-def _new_request_id() -> str:
-    return f"{_ID_PREFIX}-{_next_id():x}"
-
-
-def _incoming_request_id(headers: list[tuple[bytes, bytes]]) -> str | None:
-    for name, value in headers:
-        if name == REQUEST_ID_HEADER.encode():
-            text = value.decode("latin-1")
-            # It is echoed in headers and logs: printable, no spaces, bounded.
-            if 0 < len(text) <= _MAX_REQUEST_ID and text.isprintable() and text.isascii() and " " not in text:
-                return text
-            return None
-    return None
+from quayside.request_ids import REQUEST_ID_HEADER, incoming_request_id, new_request_id
 
 
 def request_id_of(request: Request) -> str:
@@ -52,9 +29,9 @@ class RequestIdMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = _incoming_request_id(scope["headers"]) or _new_request_id()
+        request_id = incoming_request_id(scope["headers"]) or new_request_id()
         scope.setdefault("state", {})["request_id"] = request_id
-        header = (REQUEST_ID_HEADER.encode(), request_id.encode("latin-1"))
+        header = (REQUEST_ID_HEADER, request_id.encode("latin-1"))
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":

@@ -28,7 +28,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from quayside.config import Settings
 from quayside.db.engine import redact
 from quayside.errors import QuaysideError, UnavailableError
-from quayside.server.context import REQUEST_ID_HEADER, request_id_of
+from quayside.request_ids import REQUEST_ID_HEADER
+from quayside.server.context import request_id_of
 
 log = logging.getLogger("quayside.server")
 
@@ -146,7 +147,7 @@ async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         500,
         "internal",
         f"internal server error; the server log has the details under request id {request_id}",
-        {REQUEST_ID_HEADER: request_id},
+        {REQUEST_ID_HEADER.decode(): request_id},
     )
 
 

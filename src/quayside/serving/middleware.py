@@ -6,41 +6,17 @@ the inference hot path: it costs a few microseconds, not a task per request.
 
 from __future__ import annotations
 
-import itertools
 import logging
-import os
 import time
 from typing import Any
 
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from quayside.request_ids import REQUEST_ID_HEADER, incoming_request_id, new_request_id
 from quayside.serving.metrics import ServerMetrics
 
 access_logger = logging.getLogger("quayside.access")
-
-REQUEST_ID_HEADER = b"x-request-id"
-_MAX_REQUEST_ID = 128
-
-
-# Request ids: a random per-process prefix and a counter; unique across workers, and
-# an order of magnitude cheaper than a uuid4 on the hot path.
-_ID_PREFIX = os.urandom(6).hex()
-_next_id = itertools.count(1).__next__
-
-
-def _new_request_id() -> str:
-    return f"{_ID_PREFIX}-{_next_id():x}"
-
-
-def _incoming_request_id(headers: list[tuple[bytes, bytes]]) -> str | None:
-    for name, value in headers:
-        if name == REQUEST_ID_HEADER:
-            text = value.decode("latin-1")
-            if 0 < len(text) <= _MAX_REQUEST_ID and text.isprintable() and " " not in text:
-                return text
-            return None
-    return None
 
 
 def request_id_of(scope: Scope) -> str:
@@ -69,7 +45,7 @@ class RequestContext:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        request_id = _incoming_request_id(scope["headers"]) or _new_request_id()
+        request_id = incoming_request_id(scope["headers"]) or new_request_id()
         scope.setdefault("state", {})["request_id"] = request_id
         header = (REQUEST_ID_HEADER, request_id.encode("latin-1"))
         status = 500

@@ -95,6 +95,15 @@ class ArtifactStore:
         target = self.resolve(run_id, path)
         if target.is_dir():
             raise UsageError(f"artifact path '{path}' is a directory")
+        real_base = self.run_dir(run_id).resolve()
+        for parent in target.parents:
+            if parent == real_base or not parent.is_relative_to(real_base):
+                break
+            if parent.exists() and not parent.is_dir():
+                raise UsageError(
+                    f"artifact path '{path}' is under '{parent.relative_to(real_base).as_posix()}', "
+                    "which is a file"
+                )
         return ArtifactWriter(target, path, self.max_bytes, self.root)
 
     def write_stream(self, run_id: str, path: str, chunks: Iterable[bytes]) -> ArtifactInfo:
@@ -168,7 +177,6 @@ class ArtifactWriter:
         self.path = path
         self.max_bytes = max_bytes
         self.size = 0
-        target.parent.mkdir(parents=True, exist_ok=True)
         self._temporary = scratch.TempFile(root)
         self.temporary = self._temporary.path
 
@@ -183,6 +191,11 @@ class ArtifactWriter:
 
     def commit(self) -> ArtifactInfo:
         """Flush to disk and rename into place: after this returns, the file survives a crash."""
+        # Folders are made only now, so an upload cut short leaves no empty folder among the artifacts.
+        try:
+            self.target.parent.mkdir(parents=True, exist_ok=True)
+        except (FileExistsError, NotADirectoryError):
+            raise UsageError(f"artifact path '{self.path}' is under a file") from None
         self._temporary.commit(self.target)
         return ArtifactInfo(self.path, False, self.size)
 

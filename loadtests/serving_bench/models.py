@@ -127,11 +127,14 @@ def build_mlp(work_dir: Path, hidden: int) -> ServedModel:
     return ServedModel("mlp", package_dir, onnx_path, input_name, rows, output_name, scores, False)
 
 
-def _onnx_session(onnx_path: Path, intra_op_threads: int) -> Any:
+def _onnx_session(onnx_path: Path, intra_op_threads: int, *, spinning: bool = True) -> Any:
+    """An ONNX Runtime session; ``spinning=False`` is how Quayside sets its sessions up."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = intra_op_threads
+    if not spinning:
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
 
 
@@ -177,12 +180,7 @@ def time_merge_against_side_by_side(
     """The fastest of ``calls`` of each way, interleaved, with Quayside's session settings (no spinning)."""
     from concurrent.futures import ThreadPoolExecutor
 
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = intra_op_threads
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    session = ort.InferenceSession(str(model.onnx_path), options, providers=["CPUExecutionProvider"])
+    session = _onnx_session(model.onnx_path, intra_op_threads, spinning=False)
     one = {model.input_name: np.ascontiguousarray(model.rows[:rows])}
     both = {model.input_name: np.ascontiguousarray(np.concatenate([model.rows[:rows]] * 2))}
     with ThreadPoolExecutor(2) as pool:

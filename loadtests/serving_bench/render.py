@@ -12,19 +12,37 @@ from serving_bench.targets import Target
 if TYPE_CHECKING:
     from serving_bench.serving import Settings
 
-_HOW_SERVED = """\
-How each server runs (all on 127.0.0.1, same worker count, access logs off, ONNX Runtime at its own default threads):
-- **Quayside**: `quayside serve <package> --workers N --quiet` with its defaults (batching on), and the same with `--no-batching`; V2 `POST /v2/models/rf/infer` (FP32 tensor, flat data) and MLflow-style `POST /invocations` (`{"inputs": [[...]]}`) measured separately; ready = `GET /v2/health/ready`.
-- **(a) hand-written**: `loadtests/baselines/handwritten_app.py` (pydantic body, `async def`, `sess.run` on the loop, every output returned) on `uvicorn[standard]` (uvloop + httptools), `{"rows": [[...]]}`; ready = first successful predict. FastAPI, uvicorn, ONNX Runtime and NumPy pinned to the Quayside venv's versions.
-- **(a′) hand-written, tuned**: the same app with its ONNX Runtime session set up as Quayside sets it (threads = cores / workers, no spinning), to tell what ORT settings buy from what the request path buys. Not one of the issue's targets.
-- **(b) BentoML**: `loadtests/baselines/bentoml_service.py` (`@bentoml.service`, `np.ndarray` input, ONNX Runtime session per worker) under `bentoml serve`, `{"rows": [[...]]}`; ready = `GET /readyz`.
-- **(c) MLflow**: `mlflow models serve --env-manager local` on the scikit-learn model saved with `mlflow.sklearn.save_model` (with a signature), `{"inputs": [[...]]}`; ready = `GET /ping`.
-
+_HOW_SERVED_INTRO = "How each server runs (all on 127.0.0.1, same worker count, access logs off, ONNX Runtime at its own default threads):"
+_HOW_EACH_IS_SERVED = {
+    "quayside": (
+        '- **Quayside**: `quayside serve <package> --workers N --quiet` with its defaults (batching on), and the same with `--no-batching`; V2 `POST /v2/models/rf/infer` (FP32 tensor, flat data) and MLflow-style `POST /invocations` (`{"inputs": [[...]]}`) measured separately; ready = `GET /v2/health/ready`.'
+    ),
+    "handwritten": (
+        '- **(a) hand-written**: `loadtests/baselines/handwritten_app.py` (pydantic body, `async def`, `sess.run` on the loop, every output returned) on `uvicorn[standard]` (uvloop + httptools), `{"rows": [[...]]}`; ready = first successful predict. FastAPI, uvicorn, ONNX Runtime and NumPy pinned to the Quayside venv\'s versions.'
+    ),
+    "handwritten-tuned": (
+        "- **(a′) hand-written, tuned**: the same app with its ONNX Runtime session set up as Quayside sets it (threads = cores / workers, no spinning), to tell what ORT settings buy from what the request path buys. Not one of the issue's targets."
+    ),
+    "bentoml": (
+        '- **(b) BentoML**: `loadtests/baselines/bentoml_service.py` (`@bentoml.service`, `np.ndarray` input, ONNX Runtime session per worker) under `bentoml serve`, `{"rows": [[...]]}`; ready = `GET /readyz`.'
+    ),
+    "mlflow": (
+        '- **(c) MLflow**: `mlflow models serve --env-manager local` on the scikit-learn model saved with `mlflow.sklearn.save_model` (with a signature), `{"inputs": [[...]]}`; ready = `GET /ping`.'
+    ),
+}
+_HOW_MEASURED = """\
 Every endpoint first passes a correctness gate (HTTP 200 and scikit-learn's labels for 1 and 100 held-out rows) or is not timed.
 wrk cycles through 32 distinct prepared bodies per payload size; latency percentiles come from wrk's own histogram (`done()` hook).
 All servers stay up and take turns at each setting (payload × connections), each round starting one server further along, so that the machine's background load (2 shared cores; other people's test runs) falls on all of them alike; the "load avg" column is the 1-minute load average when the run started.
 "Server CPU" is the CPU time of the server's processes during the run divided by the requests served: the per-request cost, steadier than req/s on a shared machine.
 """
+
+
+def _how_served(results: list[ServerResult]) -> str:
+    """How each server in this run was started, then how all were measured."""
+    ran = {"quayside" if r.key.startswith("quayside") else r.key for r in results if r.command}
+    lines = [_HOW_SERVED_INTRO, *(line for key, line in _HOW_EACH_IS_SERVED.items() if key in ran)]
+    return "\n".join(lines) + "\n\n" + _HOW_MEASURED
 
 
 _LOAD_HEADERS = (
@@ -121,7 +139,7 @@ def render_serving(
     results: list[ServerResult],
     targets: list[Target],
     ort: list[OrtTiming],
-    merge: list[MergeTiming],
+    merge: MergeTiming,
     json_path: str,
 ) -> str:
     plan = settings.plan
@@ -138,7 +156,7 @@ def render_serving(
         "",
         _ort_line(ort),
         "",
-        *(_merge_line(t) for t in merge),
+        _merge_line(merge),
         "",
         "### Throughput and latency",
         "",
@@ -162,7 +180,7 @@ def render_serving(
     if not_measured:
         lines += ["", "### Not measured", "", *not_measured]
     lines += ["", "### Versions", "", table(["server", "packages"], _version_rows(results), align="ll")]
-    lines += ["", "### How it was measured", "", _HOW_SERVED]
+    lines += ["", "### How it was measured", "", _how_served(results)]
     return "\n".join(lines)
 
 

@@ -74,6 +74,13 @@ def _environment(bin_dir: Path, extra: Mapping[str, str]) -> dict[str, str]:
     return env
 
 
+def quayside_ort_threads(workers: int) -> int:
+    """The intra-op threads Quayside gives each worker's ONNX Runtime session (cores / workers)."""
+    from quayside.serving.options import ServeOptions
+
+    return ServeOptions(workers=workers).intra_op_threads
+
+
 def quayside_command() -> list[str]:
     """How to run the ``quayside`` CLI of the venv this benchmark runs in."""
     script = Path(sys.executable).parent / "quayside"
@@ -144,7 +151,7 @@ def handwritten_spec(
     """
     env = {"BENCH_ONNX_PATH": str(model.onnx_path)}
     if tuned:
-        env["BENCH_ORT_THREADS"] = str(max(1, (os.cpu_count() or 1) // options.workers))
+        env["BENCH_ORT_THREADS"] = str(quayside_ort_threads(options.workers))
 
     def argv(port: int) -> list[str]:
         access = "--access-log" if options.access_log else "--no-access-log"

@@ -10,7 +10,6 @@ Results go to RESULTS.md (its serving section) and to serving.json beside it.
 from __future__ import annotations
 
 import argparse
-import os
 import shlex
 import sys
 import time
@@ -246,14 +245,14 @@ def run(settings: Settings) -> list[ServerResult]:
         print(
             f"  ONNX Runtime alone, {t.rows} row(s), intra-op threads {threads}: {t.median_us} µs", flush=True
         )
-    threads = max(1, (os.cpu_count() or 1) // settings.options.workers)
-    merge = [models.time_merge_against_side_by_side(model, max(settings.plan.rows_per_request), threads)]
-    for t in merge:
-        print(
-            f"  two {t.rows}-row requests, {t.intra_op_threads} intra-op thread(s): merged {t.merged_us} µs, "
-            f"side by side {t.side_by_side_us} µs, one after the other {t.one_after_the_other_us} µs",
-            flush=True,
-        )
+    threads = servers.quayside_ort_threads(settings.options.workers)
+    merge = models.time_merge_against_side_by_side(model, max(settings.plan.rows_per_request), threads)
+    print(
+        f"  two {merge.rows}-row requests, {merge.intra_op_threads} intra-op thread(s): merged "
+        f"{merge.merged_us} µs, side by side {merge.side_by_side_us} µs, one after the other "
+        f"{merge.one_after_the_other_us} µs",
+        flush=True,
+    )
     results = benchmark([_spec(name, model, settings, venvs) for name in wanted], model, settings)
     _write(settings, skipped + results, ort, merge)
     return skipped + results
@@ -263,7 +262,7 @@ def _write(
     settings: Settings,
     results: list[ServerResult],
     ort: list[models.OrtTiming],
-    merge: list[models.MergeTiming],
+    merge: models.MergeTiming,
 ) -> None:
     from serving_bench.render import render_serving
 

@@ -37,20 +37,20 @@ MAX_NAME_LENGTH = 256
 
 REFUSED_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
 
-MODEL_NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}")
-MODEL_NAME_RULE = "use 1 to 128 letters, digits, '_', '-' and '.', starting with a letter or digit"
-ALIAS_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_\-]{0,63}")
-ALIAS_RULE = "use 1 to 64 letters, digits, '_' and '-', starting with a letter or '_'"
-DNS_LABEL_PATTERN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
-DNS_LABEL_RULE = "lower-case letters, digits and '-', starting and ending with a letter or digit"
-DNS_LABEL_LENGTH = 63
-
 # The POSIX portable file-name characters, not starting with '.', '-' or '_' (so never '.', '..',
 # a hidden file or an option) and short enough for every file system: kept as they are.
 _PORTABLE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._\-]{0,127}")
 PORTABLE_RULE = "use 1 to 128 letters, digits, '_', '-' and '.', starting with a letter or digit"
 _UNPORTABLE_RUN = re.compile(r"[^A-Za-z0-9._\-]+")
 _SHOWN_LENGTH = 64
+
+# A registered model name is a portable file name, so its folders in the registry are the name itself.
+MODEL_NAME_PATTERN = _PORTABLE
+ALIAS_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_\-]{0,63}")
+ALIAS_RULE = "use 1 to 64 letters, digits, '_' and '-', starting with a letter or '_'"
+DNS_LABEL_PATTERN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+DNS_LABEL_RULE = "lower-case letters, digits and '-', starting and ending with a letter or digit"
+DNS_LABEL_LENGTH = 63
 
 
 def shown(name: str) -> str:
@@ -60,13 +60,18 @@ def shown(name: str) -> str:
     return f"{name[:_SHOWN_LENGTH]!r}…"
 
 
+def _what(kind: str) -> str:
+    """How a message names what is named: ``"experiment name"``, but ``"alias"``."""
+    return kind if kind == "alias" else f"{kind} name"
+
+
 def check_name(kind: str, name: object, *, max_length: int = MAX_NAME_LENGTH) -> str:
     """``name`` if it is a valid free name, else :class:`InvalidNameError` saying which rule it breaks.
 
     ``kind`` says what is named (``"experiment"``, ``"run"``, ...) and starts the message
     (``"experiment name ..."``; an ``"alias"`` is not followed by ``name``).
     """
-    what = kind if kind == "alias" else f"{kind} name"
+    what = _what(kind)
     if not isinstance(name, str):
         raise InvalidNameError(f"{what} must be text, not {type(name).__name__}")
     if not name:
@@ -90,14 +95,13 @@ def check_pattern(kind: str, name: object, pattern: re.Pattern[str], rule: str, 
     """``name`` if it is a valid free name of at most ``max_length`` characters that ``pattern`` fully matches."""
     checked = check_name(kind, name, max_length=max_length)
     if pattern.fullmatch(checked) is None:
-        what = kind if kind == "alias" else f"{kind} name"
-        raise InvalidNameError(f"{what} {shown(checked)} is invalid: {rule}")
+        raise InvalidNameError(f"{_what(kind)} {shown(checked)} is invalid: {rule}")
     return checked
 
 
 def check_model_name(name: object) -> str:
     """A registered model name (it appears in ``models:/<name>/...`` URIs and in the registry's folders)."""
-    return check_pattern("model", name, MODEL_NAME_PATTERN, MODEL_NAME_RULE, max_length=128)
+    return check_portable_name("model", name)
 
 
 def check_alias(alias: object) -> str:
@@ -115,13 +119,8 @@ def check_dns_label(kind: str, name: object, *, max_length: int = DNS_LABEL_LENG
 
 
 def check_portable_name(kind: str, name: object) -> str:
-    """A name drawn from the portable file-name characters (a Docker deployment, which names containers)."""
+    """A name drawn from the portable file-name characters (a model name; a Docker deployment's, which names containers)."""
     return check_pattern(kind, name, _PORTABLE, PORTABLE_RULE, max_length=128)
-
-
-def is_portable(name: str) -> bool:
-    """Whether :func:`path_component` keeps ``name`` as it is."""
-    return _PORTABLE.fullmatch(name) is not None
 
 
 def path_component(name: str) -> str:
@@ -134,7 +133,7 @@ def path_component(name: str) -> str:
     SHA-256: at most 66 ASCII characters, stable, readable, and never equal to a portable
     name (which cannot start with ``_``) or to ``.``/``..``.
     """
-    if is_portable(name):
+    if _PORTABLE.fullmatch(name) is not None:
         return name
     digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:16]
     readable = _UNPORTABLE_RUN.sub("-", name[:48]).strip("-._")

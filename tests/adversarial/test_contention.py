@@ -12,7 +12,7 @@ import asyncio
 import sqlite3
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,18 +32,8 @@ CLIENT_TIMEOUT_S = 60
 
 
 @dataclass
-class TunedServer(fixtures.Server):
-    """A server whose database timeouts are short, so that the test's waits are short."""
-
-    settings: dict[str, str] = field(default_factory=dict)
-
-    def env(self) -> dict[str, str]:
-        return super().env() | self.settings
-
-
-@dataclass
 class Target:
-    server: TunedServer
+    server: fixtures.Server
     database: Path
     run_id: str
 
@@ -52,7 +42,8 @@ class Target:
 def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
     home = tmp_path_factory.mktemp("contention")
     database = home / "quayside.db"
-    server = TunedServer(
+    # Short database timeouts, so that the test's waits are short.
+    server = fixtures.Server(
         home,
         f"sqlite:///{database}",
         settings={"QUAYSIDE_DB_LOCK_TIMEOUT_S": "2", "QUAYSIDE_DB_CONNECTION_TIMEOUT_S": "1"},

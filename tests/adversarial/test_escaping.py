@@ -35,7 +35,7 @@ from quayside.cli.app import app as cli_app
 from quayside.cli.app import main as cli_main
 from quayside.cli.console import visible
 from quayside.config import Settings
-from quayside.errors import PackageError, UsageError
+from quayside.errors import InvalidNameError, PackageError, UsageError
 from quayside.loadtesting.report import render_html
 from quayside.packager.docker.context import ModelImage, image_labels, render_dockerfile
 from quayside.packager.exporters.bentoml import export_bentoml, render_bento
@@ -219,7 +219,13 @@ def test_docker_deployments_list_prints_labels_literally(cli, monkeypatch):
 # --- YAML: machine output is printed as serialized, and reads back exactly ---------------------------
 
 
-@pytest.mark.parametrize("image", [*EVERYTHING, "reg/model:[bold]v1[/bold]"], ids=ids([*EVERYTHING, "x"]))
+# Beyond U+FFFF (JSON writes it as two surrogates, which YAML would read as two broken characters), and
+# text that only looks like such an escape.
+ASTRAL = ["reg/\U0001f680:v1", "\U0001d4b3\U0001f600", "\\ud83d\\ude00", "\\\U0001f600"]
+IMAGES = [*EVERYTHING, "reg/model:[bold]v1[/bold]", *ASTRAL]
+
+
+@pytest.mark.parametrize("image", IMAGES, ids=ids(IMAGES))
 def test_deploy_dry_run_yaml_reads_back_to_exactly_the_image(cli, home, image):
     code, out, err = cli(
         "deploy", str(home["package"]), "--target", "kubernetes", "--dry-run", "-o", "yaml", "--image", image
@@ -228,6 +234,22 @@ def test_deploy_dry_run_yaml_reads_back_to_exactly_the_image(cli, home, image):
     deployment = next(m for m in yaml.safe_load_all(out) if m["kind"] == "Deployment")
     assert deployment["spec"]["template"]["spec"]["containers"][0]["image"] == image
     assert deployment["metadata"]["annotations"]["quayside.io/image"] == image
+
+
+K8S_LABEL_VALUE = re.compile(r"(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?")
+
+
+@pytest.mark.parametrize("text", EVERYTHING, ids=ids(EVERYTHING))
+def test_deploy_dry_run_turns_a_hostile_package_name_into_valid_kubernetes_names(cli, home, tmp_path, text):
+    package = _hostile_package(home["package"], tmp_path / "package", text)
+    code, out, err = cli("deploy", str(package), "--target", "kubernetes", "--dry-run", "-o", "yaml")
+    assert code == 0, err
+    manifests = list(yaml.safe_load_all(out))
+    assert {m["kind"] for m in manifests} == {"Deployment", "Service", "PodDisruptionBudget"}
+    for manifest in manifests:
+        assert re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", manifest["metadata"]["name"])
+        for value in manifest["metadata"]["labels"].values():
+            assert len(value) <= 63 and K8S_LABEL_VALUE.fullmatch(value), value
 
 
 # --- Python: bentoml export emits values as literals, never as code ---------------------------------
@@ -333,6 +355,7 @@ def test_an_exported_bento_runs_no_code_from_the_package_name(home, iris, tmp_pa
         bento = export_bentoml(package, tmp_path / "bento")
     except UsageError:  # a name the package reader refuses (it spans lines) is safe too
         assert "\n" in name
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["package"]
         return
     for path, text in BENTOML_STUB.items():
         (tmp_path / "stub" / path).parent.mkdir(parents=True, exist_ok=True)
@@ -384,7 +407,7 @@ def _text_of(rendered_html: str) -> str:
     return html.unescape(re.sub(r"<[^>]+>", "", rendered_html))
 
 
-@pytest.mark.parametrize("text", HOSTILE, ids=ids(HOSTILE))
+@pytest.mark.parametrize("text", EVERYTHING, ids=ids(EVERYTHING))
 def test_serving_docs_and_openapi_show_a_hostile_model_name_as_text(loaded, text):
     client = TestClient(create_serving_app(dataclasses.replace(loaded, name=text), ServeOptions()))
     page = client.get("/docs")
@@ -396,7 +419,9 @@ def test_serving_docs_and_openapi_show_a_hostile_model_name_as_text(loaded, text
     assert document["info"]["title"] == f"Quayside: {text}"
     rendered = MarkdownIt("commonmark").render(document["info"]["description"])
     assert not re.search(r"<(script|img|a|b)\b", rendered), rendered
-    assert f"Serves model {text} on" in _text_of(rendered)
+    flat = "".join(c if c.isprintable() else " " for c in text)  # a line break would start a block
+    shown = _text_of(rendered).splitlines()[0].removeprefix("Serves model ").rsplit(" on ", 1)[0]
+    assert shown in (flat, f"**{flat}**")  # next to a space, ** is no emphasis: it shows as typed
     assert client.get("/redoc").status_code == 404
 
 
@@ -407,9 +432,14 @@ def test_markdown_literal_renders_every_hostile_string_as_typed():
         assert _text_of(rendered).strip() == flat.strip(), text
 
 
-def test_the_servers_own_docs_page_is_the_escaped_one(home):
+def test_the_servers_own_docs_page_is_the_escaped_one(home, monkeypatch):
     page = home["server"].get("/docs")
     assert page.status_code == 200 and "<title>Quayside - Swagger UI</title>" in page.text
+    monkeypatch.setattr(home["server"].app, "title", HOSTILE[4])  # </title><script>...
+    page = home["server"].get("/docs")
+    assert f"<title>{html.escape(HOSTILE[4])} - Swagger UI</title>" in page.text
+    assert "<script>alert" not in page.text
+    assert home["server"].get("/redoc").status_code == 404
 
 
 # --- HTML: the web UI -----------------------------------------------------------------------------------
@@ -454,20 +484,93 @@ def test_loadtest_report_shows_hostile_values_as_text_and_runs_nothing(text):
 # --- Dockerfile: a value is one quoted word, or refused ----------------------------------------------
 
 
+_DOCKER_WORD = r'"(?:[^"\\]|\\.)*"'
+
+
+def _docker_unquote(word: str) -> str:
+    """A double-quoted Dockerfile word as Docker reads it: ``\\`` before ``"``, ``$`` or ``\\`` takes it whole."""
+    assert re.fullmatch(_DOCKER_WORD, word), word
+    assert "$" not in re.sub(r"\\.", "", word), word  # an unescaped $ is a variable Docker would expand
+    return re.sub(r"\\(.)", lambda m: m[1] if m[1] in '"$\\' else m[0], word[1:-1])
+
+
+def _dockerfile_values(dockerfile: str) -> tuple[str, dict[str, str]]:
+    """MODEL_NAME's value and the LABEL instruction's key/value pairs, read back from the text."""
+    (env,) = [line for line in dockerfile.splitlines() if line.startswith("ENV MODEL_NAME=")]
+    block = dockerfile[dockerfile.index("\nLABEL ") + len("\nLABEL ") :].rstrip("\n")
+    block = block.replace(" \\\n      ", " ")  # the instruction's line continuations
+    pairs = re.findall(rf"(\S+?)=({_DOCKER_WORD})(?: |$)", block)
+    assert " ".join(f"{k}={v}" for k, v in pairs) == block  # nothing outside the quoted words
+    return _docker_unquote(env.removeprefix("ENV MODEL_NAME=")), {k: _docker_unquote(v) for k, v in pairs}
+
+
 @pytest.mark.parametrize("text", EVERYTHING, ids=ids(EVERYTHING))
 def test_dockerfile_values_stay_in_their_line(home, text):
     manifest = read_manifest(home["package"])
     plain = ModelImage.of(manifest, version="1", source_uri="x")
     model = dataclasses.replace(plain, name=text, source_uri=text)
 
+    def labels_of(image: ModelImage) -> dict[str, str]:
+        return image_labels(image, base_image="python:3.11-slim", quayside_version="0", created="now")
+
     def render(image: ModelImage) -> str:
-        labels = image_labels(image, base_image="python:3.11-slim", quayside_version="0", created="now")
         return render_dockerfile(
-            base_image="python:3.11-slim", model=image, labels=labels, quayside_version="0"
+            base_image="python:3.11-slim", model=image, labels=labels_of(image), quayside_version="0"
         )
 
     if "\n" in text or "\r" in text:
         with pytest.raises(UsageError, match="cannot span lines"):
             render(model)
         return
-    assert len(render(model).splitlines()) == len(render(plain).splitlines())
+    dockerfile = render(model)
+    assert len(dockerfile.splitlines()) == len(render(plain).splitlines())
+    assert _dockerfile_values(dockerfile) == (text, labels_of(model))
+
+
+@pytest.mark.parametrize("text", CONTROL, ids=ids(CONTROL))
+def test_an_image_refuses_a_model_name_the_name_rule_refuses(home, text):
+    manifest = dataclasses.replace(read_manifest(home["package"]), name=text)
+    with pytest.raises(InvalidNameError, match="model name"):
+        ModelImage.of(manifest, version="1", source_uri="x")
+
+
+@pytest.mark.parametrize(
+    "base_image",
+    [*EVERYTHING, "python:3.11-slim \\", "python:3.11-slim AS x", "python:${TAG}", "", "a" * 256],
+    ids=ids([*EVERYTHING, "trailing backslash", "as", "var", "empty", "long"]),
+)
+def test_a_base_image_that_is_not_an_image_reference_is_refused(home, base_image):
+    model = ModelImage.of(read_manifest(home["package"]), version="1", source_uri="x")
+    labels = image_labels(model, base_image="python:3.11-slim", quayside_version="0", created="now")
+    with pytest.raises(InvalidNameError, match="base image"):
+        render_dockerfile(base_image=base_image, model=model, labels=labels, quayside_version="0")
+
+
+@pytest.mark.parametrize("base_image", ["python:3.11-slim \\", "python:3.11-slim\nRUN id", "[bold]py[/bold]"])
+def test_build_refuses_a_hostile_base_image_in_one_line_before_it_writes_anything(
+    home, tmp_path, monkeypatch, capsys, base_image
+):
+    for key in [k for k in os.environ if k.startswith("QUAYSIDE_")]:
+        monkeypatch.delenv(key)
+    monkeypatch.setenv("QUAYSIDE_HOME", str(tmp_path / "home"))
+    context = tmp_path / "context"
+    with pytest.raises(SystemExit) as exited:
+        cli_main(["build", str(home["package"]), "--context-only", str(context), "--base-image", base_image])
+    assert exited.value.code == 1
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("error: base image name ") and repr(base_image) in line
+    assert not context.exists() and not (tmp_path / "home" / "wheelhouse").exists()
+
+
+@pytest.mark.parametrize(
+    "base_image",
+    ["python:3.11-slim", "registry.example.com:5000/team/py_thon:3.11-bookworm@sha256:" + "0" * 64],
+)
+def test_an_image_reference_is_the_base_image_as_given(home, base_image):
+    model = ModelImage.of(read_manifest(home["package"]), version="1", source_uri="x")
+    labels = image_labels(model, base_image=base_image, quayside_version="0", created="now")
+    dockerfile = render_dockerfile(base_image=base_image, model=model, labels=labels, quayside_version="0")
+    assert [line for line in dockerfile.splitlines() if line.startswith("FROM ")] == [
+        f"FROM {base_image} AS builder",
+        f"FROM {base_image}",
+    ]

@@ -27,7 +27,7 @@ from quayside.errors import PayloadTooLargeError, UsageError
 from quayside.registry.archive import extract_tar
 from quayside.tracking.client import Client
 from quayside.tracking.entities import Metric
-from tests.db.fixtures import Server, clean_env
+from tests.db.fixtures import Server
 
 MIB = 1 << 20
 JSON_LIMIT = MIB  # the default QUAYSIDE_MAX_REQUEST_BYTES
@@ -36,29 +36,10 @@ TRACKING, REGISTRY, MLFLOW = "/api/tracking", "/api/registry", "/api/2.0/mlflow"
 MLFLOW_ARTIFACTS = "/api/2.0/mlflow-artifacts/artifacts"
 
 
-class LimitsServer(Server):
-    """A server with the default JSON limit and room for uploads larger than it."""
-
-    def env(self) -> dict[str, str]:
-        return clean_env(
-            QUAYSIDE_HOME=str(self.home),
-            QUAYSIDE_DB_URL=self.db_url,
-            QUAYSIDE_MAX_ARTIFACT_BYTES=str(UPLOAD_LIMIT),
-        )
-
-
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LimitsServer]:
-    home = tmp_path_factory.mktemp("limits-server")
-    started = LimitsServer(home, f"sqlite:///{home / 'quayside.db'}").start()
-    yield started
-    started.stop()
-
-
-@pytest.fixture(scope="module")
-def http(server: LimitsServer) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=server.url, timeout=60) as client:
-        yield client
+def server_settings() -> dict[str, str]:
+    """The module's server (tests/adversarial/conftest.py): the default JSON limit, room for larger uploads."""
+    return {"QUAYSIDE_MAX_ARTIFACT_BYTES": str(UPLOAD_LIMIT)}
 
 
 @pytest.fixture
@@ -92,7 +73,7 @@ def zeros(total: int, chunk: int = MIB) -> Iterator[bytes]:
 
 
 def test_a_chunked_100_mib_body_to_a_json_route_is_a_413_and_never_held_in_memory(
-    http: httpx.Client, server: LimitsServer
+    http: httpx.Client, server: Server
 ):
     assert server.process is not None
     http.get("/health")
@@ -141,7 +122,7 @@ def test_a_route_that_does_not_exist_reads_no_body(http: httpx.Client):
     assert streamed.status_code == 404  # answered without reading: nothing was held either way
 
 
-def test_a_declared_length_over_the_limit_is_refused_before_the_body_is_sent(server: LimitsServer):
+def test_a_declared_length_over_the_limit_is_refused_before_the_body_is_sent(server: Server):
     """Headers announcing 10 GiB, then nothing: the answer comes without the server waiting for the body."""
     with socket.create_connection(("127.0.0.1", server.port), timeout=30) as conn:
         conn.sendall(
@@ -183,7 +164,7 @@ def test_an_artifact_larger_than_the_json_limit_uploads_and_round_trips(
 
 
 def test_an_artifact_over_the_upload_limit_is_a_413_and_leaves_nothing(
-    http: httpx.Client, server: LimitsServer, run_id: str
+    http: httpx.Client, server: Server, run_id: str
 ):
     response = http.put(
         f"{TRACKING}/runs/{run_id}/artifacts/file",
@@ -195,6 +176,39 @@ def test_an_artifact_over_the_upload_limit_is_a_413_and_leaves_nothing(
     assert http.get(f"{TRACKING}/runs/{run_id}/artifacts").json() == {"artifacts": []}
     run_dir = server.home / "artifacts" / "runs" / run_id
     assert not run_dir.exists() or not any(run_dir.rglob("*"))
+
+
+def test_a_package_over_the_upload_limit_is_a_413_and_registers_nothing(http: httpx.Client, server: Server):
+    name = f"huge-{uuid.uuid4().hex[:8]}"
+    response = http.post(f"{REGISTRY}/models/{name}/versions", content=zeros(UPLOAD_LIMIT + MIB))
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "payload_too_large"
+    assert "QUAYSIDE_MAX_ARTIFACT_BYTES" in response.json()["error"]["message"]
+    assert http.get(f"{REGISTRY}/models/{name}").status_code == 404
+    assert not list((server.home / "artifacts").rglob("package.tar"))  # the spooled upload is gone
+
+
+@pytest.mark.parametrize(
+    "request_line",
+    [
+        f"PUT {TRACKING}/runs/{'0' * 32}/artifacts/file?path=a.bin",
+        f"POST {REGISTRY}/models/declared/versions",
+        f"PUT {MLFLOW_ARTIFACTS}/{'0' * 32}/a.bin",
+    ],
+    ids=["artifact", "package", "mlflow-artifact"],
+)
+def test_an_upload_declaring_more_than_the_upload_limit_is_refused_before_the_body_is_sent(
+    server: Server, request_line: str
+):
+    with socket.create_connection(("127.0.0.1", server.port), timeout=30) as conn:
+        conn.sendall(
+            f"{request_line} HTTP/1.1\r\nHost: x\r\nContent-Length: {UPLOAD_LIMIT + 1}\r\n\r\n".encode()
+        )
+        answer = b""
+        while b"QUAYSIDE_MAX_ARTIFACT_BYTES" not in answer and (chunk := conn.recv(65536)):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 413")
+    assert b"QUAYSIDE_MAX_ARTIFACT_BYTES" in answer
 
 
 @pytest.mark.parametrize("route", ["quayside", "mlflow"])
@@ -535,7 +549,7 @@ def test_quayside_non_finite_metrics_round_trip(http: httpx.Client, run_id: str)
     ids=["log_metric", "log_metrics", "log_batch", "string"],
 )
 def test_the_python_client_refuses_a_metric_that_is_not_a_number(
-    server: LimitsServer, tmp_path: Path, where: str, log: Callable[[Client, str], None]
+    server: Server, tmp_path: Path, where: str, log: Callable[[Client, str], None]
 ):
     uri = server.url if where == "server" else None
     client = Client(settings=Settings(home=tmp_path, tracking_uri=uri))
@@ -649,7 +663,7 @@ def files_in(root: Path) -> set[Path]:
     ids=[case[0] for case in ARCHIVE_BOMBS],
 )
 def test_a_hostile_package_archive_is_refused_and_nothing_is_unpacked_or_registered(
-    http: httpx.Client, server: LimitsServer, make: Callable[[], Any], status: int, message: str
+    http: httpx.Client, server: Server, make: Callable[[], Any], status: int, message: str
 ):
     name = f"bomb-{uuid.uuid4().hex[:8]}"
     artifacts = server.home / "artifacts"
@@ -666,7 +680,7 @@ def test_a_hostile_package_archive_is_refused_and_nothing_is_unpacked_or_registe
 
 
 def test_a_package_larger_than_the_json_limit_registers(
-    http: httpx.Client, server: LimitsServer, tmp_path: Path, iris_classifier, iris
+    http: httpx.Client, server: Server, tmp_path: Path, iris_classifier, iris
 ):
     package = tmp_path / "pkg"
     save_model(iris_classifier, package, input_example=iris[0].head(5))

@@ -39,19 +39,31 @@ class UploadServer(Server):
         )
 
 
+class Servers:
+    """Servers a test starts over one home, each with an HTTP client to it."""
+
+    def __init__(self, home: Path) -> None:
+        self.home = home
+        self.started: list[tuple[UploadServer, httpx.Client]] = []
+
+    def start(self) -> tuple[UploadServer, httpx.Client]:
+        server = UploadServer(self.home, f"sqlite:///{self.home / 'quayside.db'}").start()
+        http = httpx.Client(base_url=server.url, timeout=60)
+        self.started.append((server, http))
+        return server, http
+
+    def stop(self) -> None:
+        for server, http in self.started:
+            http.close()
+            server.kill()
+
+
 @pytest.fixture
-def servers(tmp_path: Path) -> Iterator[list[UploadServer]]:
+def servers(tmp_path: Path) -> Iterator[Servers]:
     """Servers made by the test over one home, stopped at its end."""
-    made: list[UploadServer] = []
+    made = Servers(tmp_path / "home")
     yield made
-    for server in made:
-        server.kill()
-
-
-def start(servers: list[UploadServer], home: Path) -> UploadServer:
-    server = UploadServer(home, f"sqlite:///{home / 'quayside.db'}").start()
-    servers.append(server)
-    return server
+    made.stop()
 
 
 class HalfUpload:
@@ -105,12 +117,9 @@ def new_run(http: httpx.Client) -> str:
     return run.json()["id"]
 
 
-def test_a_restart_after_kill_9_leaves_no_temporary_files_and_keeps_completed_artifacts(
-    servers: list[UploadServer], tmp_path: Path
-):
-    home = tmp_path / "home"
-    server = start(servers, home)
-    http = httpx.Client(base_url=server.url, timeout=60)
+def test_a_restart_after_kill_9_leaves_no_temporary_files_and_keeps_completed_artifacts(servers: Servers):
+    home = servers.home
+    server, http = servers.start()
     run_id = new_run(http)
     done = os.urandom(300_000)
     put = http.put(
@@ -145,8 +154,7 @@ def test_a_restart_after_kill_9_leaves_no_temporary_files_and_keeps_completed_ar
         upload.close()
     assert all(entry.exists() for entry in in_flight)  # what the crash left
 
-    server = start(servers, home)
-    http = httpx.Client(base_url=server.url, timeout=60)
+    server, http = servers.start()
     assert scratch_entries(home) == []
     assert not old_leftover.exists()
     assert recent_leftover.exists()  # too recent to tell from a live upload of an older server
@@ -164,23 +172,19 @@ def test_a_restart_after_kill_9_leaves_no_temporary_files_and_keeps_completed_ar
     assert http.get("/api/registry/models").json()["models"] == []
 
 
-def test_a_second_server_starting_leaves_the_uploads_of_a_live_one_alone(
-    servers: list[UploadServer], tmp_path: Path
-):
-    home = tmp_path / "home"
-    first = start(servers, home)
-    http = httpx.Client(base_url=first.url, timeout=60)
+def test_a_second_server_starting_leaves_the_uploads_of_a_live_one_alone(servers: Servers):
+    first, http = servers.start()
     run_id = new_run(http)
     upload = HalfUpload(
         first, "PUT", f"{TRACKING}/runs/{run_id}/artifacts/file?path=slow.bin", total=4 * MIB, sent=MIB
     )
-    (in_flight,) = wait_for_temporaries(home, 1)
+    (in_flight,) = wait_for_temporaries(servers.home, 1)
 
-    start(servers, home)  # sweeps at start, beside the first server
-    assert scratch_entries(home) == [in_flight]
+    servers.start()  # sweeps at start, beside the first server
+    assert scratch_entries(servers.home) == [in_flight]
 
     assert upload.finish().startswith(b"HTTP/1.1 201")
     upload.close()
     file = http.get(f"{TRACKING}/runs/{run_id}/artifacts/file", params={"path": "slow.bin"})
     assert file.content == b"\x01" * (4 * MIB)
-    assert scratch_entries(home) == []
+    assert scratch_entries(servers.home) == []

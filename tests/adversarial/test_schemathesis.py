@@ -48,6 +48,7 @@ def fuzz(schema: Any, known: dict[str, Any] | None = None) -> list[str]:
     """
     failures = []
     operations = [result.ok() for result in schema.get_all_operations()]
+    assert operations, "the schema has no operations: nothing would be fuzzed"
     # Deletions last, so the known things are still there for every other operation.
     for operation in sorted(operations, key=lambda op: op.method.upper() == "DELETE"):
         names = {p.name for p in operation.iter_parameters() if p.location == "path"}

@@ -67,14 +67,21 @@ class Server:
     db_url: str
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
+    settings: dict[str, str] = field(default_factory=dict)
+    """Further ``QUAYSIDE_*`` variables for the server, over those :meth:`env` sets."""
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
     def env(self) -> dict[str, str]:
-        return clean_env(
-            QUAYSIDE_HOME=str(self.home), QUAYSIDE_DB_URL=self.db_url, QUAYSIDE_MAX_ARTIFACT_BYTES="1000000"
+        return (
+            clean_env(
+                QUAYSIDE_HOME=str(self.home),
+                QUAYSIDE_DB_URL=self.db_url,
+                QUAYSIDE_MAX_ARTIFACT_BYTES="1000000",
+            )
+            | self.settings
         )
 
     def start(self) -> Server:

@@ -65,28 +65,25 @@ def _installed_version(name: str) -> str | None:
         return None
 
 
-def _log(line: str) -> None:
-    err.print(line)
-
-
 def write_build_context(source: ModelSource, directory: Path, *, base_image: str) -> Path:
     """Resolve the wheelhouse (cached on the host) and lay out the build context in ``directory``."""
     import quayside
     from quayside.packager.docker.wheelhouse import quayside_wheel, resolve_wheelhouse
 
     model = source.image()
-    settings = load_settings()
-    wheels = resolve_wheelhouse(
-        image_requirements(source.manifest, _installed_version), settings.home / "wheelhouse", log=_log
-    )
     labels = image_labels(
         model,
         base_image=base_image,
         quayside_version=__version__,
         created=datetime.now(UTC).isoformat(timespec="seconds"),
     )
+    # Rendered first: a value the Dockerfile refuses fails before the wheelhouse is resolved.
     dockerfile = render_dockerfile(
         base_image=base_image, model=model, labels=labels, quayside_version=__version__
+    )
+    settings = load_settings()
+    wheels = resolve_wheelhouse(
+        image_requirements(source.manifest, _installed_version), settings.home / "wheelhouse", log=err.print
     )
     with tempfile.TemporaryDirectory(prefix="quayside-wheel-") as scratch:
         own_wheel = quayside_wheel(Path(quayside.__file__).parent, __version__, Path(scratch))
@@ -107,7 +104,9 @@ def build_model_image(source: ModelSource, *, tag: str, base_image: str, no_cach
     with tempfile.TemporaryDirectory(prefix="quayside-context-") as scratch:
         context = write_build_context(source, Path(scratch) / "context", base_image=base_image)
         err.print(styled("building ", (tag, "bold"), f" from {source.uri}"))
-        result = build_image(client, context, tag=tag, base_image=base_image, no_cache=no_cache, log=_log)
+        result = build_image(
+            client, context, tag=tag, base_image=base_image, no_cache=no_cache, log=err.print
+        )
     cached = sum(1 for _, hit in result.steps if hit)
     out.print(f"built {result.tag} ({result.image_id.removeprefix('sha256:')[:12]})")
     out.print(

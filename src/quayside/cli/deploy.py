@@ -20,10 +20,6 @@ class Target(StrEnum):
     kubernetes = "kubernetes"
 
 
-def _log(line: str) -> None:
-    err.print(line)
-
-
 def _ensure_image(client: Any, source: ModelSource, *, tag: str, base_image: str) -> str:
     """The image of ``source``: reused when ``tag`` already holds this package (same digest), else built."""
     from docker.errors import ImageNotFound
@@ -63,7 +59,7 @@ def _deploy_docker(
             raise UsageError("--down needs --name: the deployment to remove")
         check_portable_name("deployment", name)
         client = docker_client()
-        removed = remove_deployment(client, name, grace_period_s=grace_period, log=_log)
+        removed = remove_deployment(client, name, grace_period_s=grace_period, log=err.print)
         out.print(f"removed deployment {name} ({removed} container{'s' if removed != 1 else ''})")
         return
     if model_uri is None:
@@ -84,7 +80,7 @@ def _deploy_docker(
         port=port,
         workers=workers,
         grace_period_s=grace_period,
-        log=_log,
+        log=err.print,
     )
     out.print(
         f"deployment {deployment.name}: {deployment.model} {deployment.version} from {deployment.image} "
@@ -279,14 +275,14 @@ def _deploy_kubernetes(
                 f"no stable Deployment/{spec.name} in namespace {namespace} to put a canary beside; "
                 "deploy without --canary first"
             )
-        k8s.apply_manifests(api, manifests, log=_log)
+        k8s.apply_manifests(api, manifests, log=err.print)
         if max_replicas is None:
             k8s.scale_deployment(api, namespace, spec.name, stable_replicas)
-        k8s.wait_for_rollout(api, namespace, f"{spec.name}-canary", timeout_s=timeout, log=_log)
+        k8s.wait_for_rollout(api, namespace, f"{spec.name}-canary", timeout_s=timeout, log=err.print)
         out.print(f"canary {spec.name}-canary serves about {canary}% of requests beside {spec.name}")
         return
-    k8s.apply_manifests(api, manifests, log=_log)
-    k8s.wait_for_rollout(api, namespace, spec.name, timeout_s=timeout, log=_log)
+    k8s.apply_manifests(api, manifests, log=err.print)
+    k8s.wait_for_rollout(api, namespace, spec.name, timeout_s=timeout, log=err.print)
     out.print(f"deployment {spec.name} rolled out in namespace {namespace} (Service {spec.name})")
 
 
@@ -334,8 +330,8 @@ def _promote_canary(
     if print_only:
         out_raw(to_yaml(manifests))
         return
-    k8s.apply_manifests(api, manifests, log=_log)
-    k8s.wait_for_rollout(api, namespace, name, timeout_s=timeout, log=_log)
+    k8s.apply_manifests(api, manifests, log=err.print)
+    k8s.wait_for_rollout(api, namespace, name, timeout_s=timeout, log=err.print)
     k8s.delete_deployment(api, namespace, f"{name}-canary")
     out.print(f"promoted: {name} now runs the canary's image; {name}-canary removed")
 

@@ -171,16 +171,11 @@ def dispose_all() -> None:
         _engines.clear()
 
 
-def describe_operational_error(error: DBAPIError) -> str:
-    """The driver's first line, which names the cause (refused connection, locked file), without SQL."""
-    text = str(error.orig) if error.orig is not None else str(error)
-    return text.strip().splitlines()[0] if text.strip() else type(error.orig).__name__
-
-
 def _driver_text(error: Exception) -> str:
-    if isinstance(error, DBAPIError):
-        return describe_operational_error(error)
-    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    """The driver's first line, which names the cause (refused connection, locked file), without SQL."""
+    cause = error.orig if isinstance(error, DBAPIError) and error.orig is not None else error
+    text = str(cause).strip()
+    return text.splitlines()[0] if text else type(cause).__name__
 
 
 def _sqlstate(error: DBAPIError) -> str | None:
@@ -224,7 +219,7 @@ class Sessions:
         return f"{redact(self.url)}: {_driver_text(error)}"
 
     def _operational(self, error: OperationalError) -> Exception:
-        text = describe_operational_error(error).lower()
+        text = _driver_text(error).lower()
         if "locked" in text:
             return UnavailableError(
                 f"the {self.what} database is busy (another writer holds its lock); retry later",

@@ -8,21 +8,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from quayside.errors import UsageError
-from quayside.names import (  # noqa: F401  (re-exported: the registry's modules import them from here)
-    ALIAS_PATTERN,
-    MODEL_NAME_PATTERN,
-    check_alias,
-    check_model_name,
-)
 
-# Names and aliases appear inside model URIs (models:/<name>/<version>, models:/<name>@<alias>),
-# so neither may hold '/', '@' or whitespace; quayside.names holds their one rule.
 TAG_KEY_PATTERN = re.compile(r"[A-Za-z0-9_\-./ ]{1,250}")
 MAX_TAG_LENGTH = 5000
 MAX_DESCRIPTION_LENGTH = 5000
 MAX_REASON_LENGTH = 2000
-
-
 MAX_VERSION = 2**31 - 1
 """Version numbers are 32-bit INTEGER columns: a larger number names no version (and no driver binds it)."""
 

@@ -18,14 +18,13 @@ from urllib.parse import quote
 
 import httpx
 
+from quayside.names import check_alias, check_model_name
 from quayside.registry.archive import extract_tar
 from quayside.registry.artifacts import iter_tar
 from quayside.registry.entities import (
     AuditEntry,
     ModelVersion,
     RegisteredModel,
-    check_alias,
-    check_model_name,
     check_version,
 )
 from quayside.restclient import JsonApi

@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 from quayside.config import Settings
 from quayside.db.engine import DatabaseTimeouts, Sessions
 from quayside.errors import AlreadyExistsError, InvalidStateError, NotFoundError
+from quayside.names import check_alias, check_model_name
 from quayside.registry import loadtests
 from quayside.registry.artifacts import PackageStore
 from quayside.registry.entities import (
@@ -34,8 +35,6 @@ from quayside.registry.entities import (
     AuditEntry,
     ModelVersion,
     RegisteredModel,
-    check_alias,
-    check_model_name,
     check_tags,
     check_text,
     check_version,

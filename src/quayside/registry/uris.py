@@ -21,9 +21,10 @@ from pathlib import Path
 from typing import Literal
 
 from quayside.errors import IntegrityError, NotFoundError, QuaysideError, UsageError
+from quayside.names import ALIAS_PATTERN, MODEL_NAME_PATTERN
 from quayside.packager.manifest import read_manifest
 from quayside.registry.backend import RegistryBackend
-from quayside.registry.entities import ALIAS_PATTERN, MODEL_NAME_PATTERN, ModelVersion
+from quayside.registry.entities import ModelVersion
 from quayside.registry.stages import Stage
 
 SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]+):/")

@@ -14,6 +14,7 @@ in them before they leave (all three renderers use it: JSON, MLflow's shape, UI 
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import tempfile
@@ -50,11 +51,14 @@ class PublicError:
     headers: dict[str, str] = field(default_factory=dict)
 
 
-def _private_patterns(settings: Settings) -> list[tuple[str, str]]:
-    """(regular expression, replacement) for what a body must not name: the database URL, the server's paths."""
-    url = settings.database_url
+@functools.lru_cache(maxsize=8)
+def _private_patterns(url: str, artifact_dir: Path, home: Path) -> tuple[tuple[re.Pattern[str], str], ...]:
+    """(pattern, replacement) for what a body must not name: the database URL, the server's paths.
+
+    Built once per server (its settings do not change), not on every error it answers.
+    """
     patterns = [(re.escape(text), DATABASE) for text in sorted({url, redact(url)}, key=len, reverse=True)]
-    paths = [settings.artifact_dir, settings.home]
+    paths = [artifact_dir, home]
     if url.startswith("sqlite:///"):
         paths.append(Path(url.removeprefix("sqlite:///")))
     variants = {str(v) for path in paths for v in (path, path.expanduser(), path.expanduser().resolve())}
@@ -63,13 +67,15 @@ def _private_patterns(settings: Settings) -> list[tuple[str, str]]:
             patterns.append((re.escape(variant) + _WHOLE_COMPONENT + _REST_OF_PATH, SERVER_PATH))
     scratch = str(Path(tempfile.gettempdir()) / _SCRATCH_PREFIX)
     patterns.append((re.escape(scratch) + _REST_OF_PATH, SERVER_PATH))
-    return patterns
+    return tuple((re.compile(pattern), replacement) for pattern, replacement in patterns)
 
 
 def scrub(message: str, settings: Settings) -> str:
     """``message`` with the server's database URL and its paths (and what follows them) replaced."""
-    for pattern, replacement in _private_patterns(settings):
-        message = re.sub(pattern, replacement, message)
+    for pattern, replacement in _private_patterns(
+        settings.database_url, settings.artifact_dir, settings.home
+    ):
+        message = pattern.sub(replacement, message)
     return message
 
 

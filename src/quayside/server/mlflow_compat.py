@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import posixpath
 import re
-from collections import Counter
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -44,7 +43,7 @@ from quayside.errors import (
     UsageError,
 )
 from quayside.server.errors import describe_validation_error, public_error
-from quayside.server.tracking import Backend, MetricValue, upload_artifact
+from quayside.server.tracking import Backend, MetricValue, repeated, upload_artifact
 from quayside.tracking.entities import Experiment, Metric, Run, decode_float, encode_float
 from quayside.tracking.limits import MAX_EXPERIMENT_ID, MAX_OFFSET, MAX_SEARCH_EXPERIMENTS, MAX_SEARCH_RESULTS
 from quayside.tracking.local import LocalBackend
@@ -222,8 +221,8 @@ def _excerpt(text: str, limit: int = 100) -> str:
     return text if len(text) <= limit else text[:limit] + "..."
 
 
-def page_size(max_results: int, page_limit: int = MAX_SEARCH_RESULTS) -> int:
-    """How many to answer for ``max_results``: refused outside MLflow's 1 to 50,000, at most ``page_limit``.
+def page_size(max_results: int) -> int:
+    """How many to answer for ``max_results``: refused outside MLflow's 1 to 50,000, at most Quayside's page.
 
     A page shorter than asked is still a page: the client follows ``next_page_token``.
     """
@@ -232,7 +231,7 @@ def page_size(max_results: int, page_limit: int = MAX_SEARCH_RESULTS) -> int:
             f"Invalid value for request parameter max_results: it must be a positive integer of at most "
             f"{MLFLOW_MAX_RESULTS}, but got {max_results}"
         )
-    return min(max_results, page_limit)
+    return min(max_results, MAX_SEARCH_RESULTS)
 
 
 # --- request bodies --------------------------------------------------------------------------
@@ -574,8 +573,7 @@ def check_batch(body: LogBatchIn) -> None:
                 f"A batch logging request can contain at most {limit} {what}. Got {count} {what}. "
                 f"Please split up {what} across multiple requests and try again."
             )
-    keys = Counter(param.key for param in body.params)
-    twice = sorted(key for key, count in keys.items() if count > 1)
+    twice = repeated(param.key for param in body.params)
     if twice:
         raise UsageError(
             f"Duplicate parameter keys have been submitted: {twice}. Please ensure the request "

@@ -16,7 +16,7 @@ from fastapi.responses import FileResponse, StreamingResponse
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from quayside.errors import PayloadTooLargeError, UsageError
+from quayside.errors import UsageError
 from quayside.registry.archive import extract_tar
 from quayside.registry.artifacts import iter_tar
 from quayside.registry.entities import MAX_VERSION
@@ -140,33 +140,30 @@ async def register_version(
     allow_multiple_production: bool | None = None,
     tag: Annotated[list[str] | None, Query()] = None,
 ) -> dict[str, Any]:
-    """Register the package in the request body (a tar of quayside.yaml and its files) as the next version."""
+    """Register the package in the request body (a tar of quayside.yaml and its files) as the next version.
+
+    The archive is within QUAYSIDE_MAX_ARTIFACT_BYTES (:class:`~quayside.server.limits.BodyLimits`
+    answers 413 for a larger one before this sees it); what it unpacks to is bounded here.
+    """
     tags = _parse_tags(tag or [])
-    limit = request.app.state.settings.max_artifact_bytes
-    max_entries = request.app.state.settings.max_archive_entries
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLargeError(
-            f"the package is {declared} bytes, over the {limit}-byte upload limit (QUAYSIDE_MAX_ARTIFACT_BYTES)"
-        )
+    settings = request.app.state.settings
     resolved_actor = _actor(request, actor)
     # In the artifact root's scratch folder, so that a crash mid-upload leaves nothing a restart keeps.
-    with temporary_directory(request.app.state.settings.artifact_dir) as scratch:
+    with temporary_directory(settings.artifact_dir) as scratch:
         spool_path = scratch / "package.tar"
-        size = 0
         with spool_path.open("wb") as spool:
             async for chunk in request.stream():
-                size += len(chunk)
-                if size > limit:
-                    raise PayloadTooLargeError(
-                        f"the package is over the {limit}-byte upload limit (QUAYSIDE_MAX_ARTIFACT_BYTES)"
-                    )
                 spool.write(chunk)
         package = scratch / "package"
 
         def unpack_and_register() -> dict[str, Any]:
             with spool_path.open("rb") as stream:
-                extract_tar(stream, package, max_bytes=limit, max_entries=max_entries)
+                extract_tar(
+                    stream,
+                    package,
+                    max_bytes=settings.max_artifact_bytes,
+                    max_entries=settings.max_archive_entries,
+                )
             version = registry.register_version(
                 name,
                 package,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Iterable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -17,7 +18,7 @@ from fastapi.responses import FileResponse
 from pydantic import BaseModel, BeforeValidator, Field
 from starlette.concurrency import run_in_threadpool
 
-from quayside.errors import PayloadTooLargeError, UsageError
+from quayside.errors import UsageError
 from quayside.tracking.artifacts import check_artifact_path
 from quayside.tracking.batches import MAX_BATCH_PARAMS, MAX_BATCH_POINTS, MAX_BATCH_TAGS
 from quayside.tracking.entities import Metric, decode_float
@@ -91,6 +92,11 @@ class BatchIn(BaseModel):
     tags: dict[str, str] = Field(default_factory=dict, max_length=MAX_BATCH_TAGS)
 
 
+def repeated(keys: Iterable[str]) -> list[str]:
+    """The keys that occur more than once, sorted."""
+    return sorted(key for key, count in Counter(keys).items() if count > 1)
+
+
 class _Pairs(list[tuple[str, Any]]):
     """A JSON object as the list of its (key, value) pairs, repeated keys included."""
 
@@ -109,8 +115,7 @@ async def unique_batch_keys(request: Request) -> None:
         return
     for field, items in pairs:
         if field in ("params", "tags") and isinstance(items, _Pairs):
-            counts = Counter(key for key, _value in items)
-            twice = sorted(key for key, count in counts.items() if count > 1)
+            twice = repeated(key for key, _value in items)
             if twice:
                 kind = field[:-1]
                 raise UsageError(
@@ -239,18 +244,15 @@ def download_artifact(run_id: str, backend: Backend, path: Annotated[str, Query(
 async def upload_artifact(
     run_id: str, request: Request, backend: Backend, path: Annotated[str, Query()]
 ) -> dict[str, Any]:
-    """Stream the request body into the artifact (temporary file, fsync, rename), within the size limit."""
+    """Stream the request body into the artifact (temporary file, fsync, rename).
+
+    The body is within QUAYSIDE_MAX_ARTIFACT_BYTES: :class:`~quayside.server.limits.BodyLimits`
+    answers 413 for a larger one, declared or streamed, before this sees it.
+    """
     check_artifact_path(path)
-    limit = backend.artifacts.max_bytes
     declared = request.headers.get("content-length")
-    if declared is not None:
-        if not declared.isdigit():
-            raise UsageError("the Content-Length header is not a number")
-        if limit is not None and int(declared) > limit:
-            raise PayloadTooLargeError(
-                f"artifact '{path}' is {declared} bytes, over the {limit}-byte upload limit "
-                "(QUAYSIDE_MAX_ARTIFACT_BYTES)"
-            )
+    if declared is not None and not declared.isdigit():
+        raise UsageError("the Content-Length header is not a number")
     await run_in_threadpool(backend.writable_run, run_id)
     writer = backend.artifacts.writer(run_id, path)
     try:

@@ -170,13 +170,14 @@ class Batcher:
         """Whether a call of ``rows`` rows may take a slot now (see the class docstring)."""
         if self._free == self._slots:
             return True
-        if not self._free:
-            return False
+        return self._free > 0 and self._cannot_usefully_grow(rows)
+
+    def _cannot_usefully_grow(self, rows: int) -> bool:
+        """A batch of ``rows`` is full, or already costs many times what merging more would save."""
         if rows >= self._max_rows:
             return True
-        limit = self._worth_splitting_us
-        cost = self._calls.cost
-        return limit is not None and cost is not None and cost.predict_us(rows) >= limit
+        cost, limit = self._calls.cost, self._worth_splitting_us
+        return cost is not None and limit is not None and cost.predict_us(rows) >= limit
 
     async def _run_alone(self, inputs: Arrays, rows: int) -> Arrays:
         alone = self._free == self._slots
@@ -254,8 +255,6 @@ class Batcher:
         """The queue's head, then more requests in order while they fit and are worth merging."""
         batch: list[_Pending] = []
         rows = 0
-        cost, limit = self._calls.cost, self._worth_splitting_us
-        split = self._slots > 1 and cost is not None and limit is not None
         while self._queue:
             head = self._queue[0]
             if head.future.cancelled():  # the caller went away
@@ -263,7 +262,7 @@ class Batcher:
                 continue
             if batch and rows + head.rows > self._max_rows:
                 break
-            if batch and split and cost.predict_us(rows) >= limit:  # type: ignore[union-attr,operator]
+            if batch and self._slots > 1 and self._cannot_usefully_grow(rows):
                 break
             batch.append(self._queue.popleft())
             rows += head.rows

@@ -9,7 +9,7 @@ as HTML, so a name goes into it through :func:`markdown_literal`.
 from __future__ import annotations
 
 import html
-from typing import Any
+import string
 
 from fastapi import FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html
@@ -18,18 +18,13 @@ from fastapi.responses import HTMLResponse
 _ENTITIES = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
 
 
-def install_docs(app: FastAPI, path: str = "/docs") -> None:
-    """Serve Swagger UI for ``app``'s OpenAPI document at ``path`` (create the app with ``docs_url=None``)."""
+def install_docs(app: FastAPI) -> None:
+    """Serve Swagger UI for ``app``'s OpenAPI document at ``/docs`` (create the app with ``docs_url=None``)."""
     openapi_url = app.openapi_url or "/openapi.json"
 
-    @app.get(path, include_in_schema=False)
+    @app.get("/docs", include_in_schema=False)
     async def docs() -> HTMLResponse:
-        return docs_page(title=f"{app.title} - Swagger UI", openapi_url=openapi_url)
-
-
-def docs_page(*, title: str, openapi_url: str, **options: Any) -> HTMLResponse:
-    """Swagger UI's page with ``title`` shown as text, never read as HTML (``openapi_url`` is the app's own)."""
-    return get_swagger_ui_html(openapi_url=openapi_url, title=html.escape(title), **options)
+        return get_swagger_ui_html(openapi_url=openapi_url, title=html.escape(f"{app.title} - Swagger UI"))
 
 
 def markdown_literal(text: str) -> str:
@@ -38,7 +33,7 @@ def markdown_literal(text: str) -> str:
     for char in text:
         if char in _ENTITIES:
             out.append(_ENTITIES[char])
-        elif char.isascii() and not char.isalnum() and char.isprintable() and char != " ":
+        elif char in string.punctuation:
             out.append("\\" + char)  # CommonMark: any ASCII punctuation may be backslash-escaped
         elif not char.isprintable():
             out.append(" ")  # a line break would start a block

@@ -16,8 +16,7 @@ import json
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from quayside.errors import UsageError
-from quayside.tracking.entities import MAX_PARAM_LENGTH, MAX_TAG_LENGTH, Metric, check_key
+from quayside.tracking.entities import Metric, check_metric, param_values, tag_values
 
 MAX_BATCH_POINTS = 10_000
 """Metric points in one request to the batch route."""
@@ -30,7 +29,6 @@ BATCH_REQUEST_BYTES = 512 * 1024
 (``QUAYSIDE_MAX_REQUEST_BYTES``, 1 MiB), so a server whose limit was lowered somewhat still
 takes every request. A metric point is 50 to 90 bytes, so one request carries 6,000 or more."""
 
-_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 # '{"metrics":[],"params":{},"tags":{}}' is 36 bytes; the rest is slack.
 _BODY_OVERHEAD = 64
 _FIELDS = (("params", MAX_BATCH_PARAMS), ("tags", MAX_BATCH_TAGS), ("metrics", MAX_BATCH_POINTS))
@@ -98,19 +96,11 @@ def _entries(
 def check_batch(metrics: Sequence[Metric], params: Mapping[str, str], tags: Mapping[str, str]) -> None:
     """Refuse, before anything is sent, a batch the server would refuse part-way through.
 
-    The same checks, with the same messages, as the store makes of each entry (keys, value
-    lengths, 64-bit steps and timestamps): a batch sent as several requests must not fail on a
-    bad entry after the requests before it have landed.
+    The store's own checks of each entry (keys, value lengths, numbers, 64-bit steps and
+    timestamps): a batch sent as several requests must not fail on a bad entry after the
+    requests before it have landed.
     """
-    for kind, entries, max_length in (("param", params, MAX_PARAM_LENGTH), ("tag", tags, MAX_TAG_LENGTH)):
-        for key, value in entries.items():
-            check_key(kind, key)
-            if len(value) > max_length:
-                raise UsageError(f"{kind} '{key}' is {len(value)} characters long; the limit is {max_length}")
+    param_values(params)
+    tag_values(tags)
     for metric in metrics:
-        check_key("metric", metric.key)
-        for what, number in (("step", metric.step), ("timestamp", metric.timestamp)):
-            if not _INT64_MIN <= int(number) <= _INT64_MAX:
-                raise UsageError(
-                    f"{what} of metric '{metric.key}' {number} is out of range (a 64-bit integer)"
-                )
+        check_metric(metric)

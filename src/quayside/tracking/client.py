@@ -16,7 +16,15 @@ from typing import Any
 from quayside.config import Settings, load_settings
 from quayside.errors import NotFoundError, UsageError
 from quayside.tracking.backend import TrackingBackend
-from quayside.tracking.entities import ArtifactInfo, Experiment, LoggedModel, Metric, Run, RunStatus
+from quayside.tracking.entities import (
+    ArtifactInfo,
+    Experiment,
+    LoggedModel,
+    Metric,
+    Run,
+    RunStatus,
+    metric_number,
+)
 from quayside.tracking.limits import check_experiment_id, check_page
 
 
@@ -134,7 +142,7 @@ class Client:
         """Log many metric points, params and tags in one round trip and one transaction."""
         self.backend.log_batch(
             run_id,
-            [Metric(m.key, _number(m.key, m.value), m.step, m.timestamp) for m in metrics],
+            [Metric(m.key, metric_number(m.key, m.value), m.step, m.timestamp) for m in metrics],
             {k: str(v) for k, v in (params or {}).items()},
             {k: str(v) for k, v in (tags or {}).items()},
         )
@@ -148,12 +156,12 @@ class Client:
     def log_metric(
         self, run_id: str, key: str, value: float, step: int = 0, timestamp: int | None = None
     ) -> None:
-        self.log_batch(run_id, metrics=[Metric(key, _number(key, value), step, timestamp or 0)])
+        self.log_batch(run_id, metrics=[Metric(key, metric_number(key, value), step, timestamp or 0)])
 
     def log_metrics(
         self, run_id: str, metrics: Mapping[str, float], step: int = 0, timestamp: int | None = None
     ) -> None:
-        points = [Metric(k, _number(k, v), step, timestamp or 0) for k, v in metrics.items()]
+        points = [Metric(k, metric_number(k, v), step, timestamp or 0) for k, v in metrics.items()]
         self.log_batch(run_id, metrics=points)
 
     def set_tag(self, run_id: str, key: str, value: Any) -> None:
@@ -223,12 +231,3 @@ class Client:
 def _join(directory: str | None, name: str) -> str:
     # Only a trailing slash is dropped: "/etc" must still reach the path check as absolute.
     return f"{directory.rstrip('/')}/{name}" if directory else name
-
-
-def _number(key: str, value: Any) -> float:
-    if isinstance(value, bool):
-        raise UsageError(f"metric '{key}' must be a number, not {value!r}")
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        raise UsageError(f"metric '{key}' must be a number, not {value!r}") from None

@@ -2,7 +2,8 @@
 
 Each has ``to_dict``/``from_dict`` for the REST API. JSON has no NaN or infinity,
 so metric values that are not finite travel as the strings ``"NaN"``,
-``"Infinity"`` and ``"-Infinity"``.
+``"Infinity"`` and ``"-Infinity"``. The checks of what may be logged live here too,
+so that the store and the REST backend (which must not import sqlalchemy) share them.
 """
 
 from __future__ import annotations
@@ -14,13 +15,13 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from quayside import names
 from quayside.errors import UsageError
 
 KEY_PATTERN = re.compile(r"[A-Za-z0-9_\-./ ]{1,250}")
 MAX_PARAM_LENGTH = 6000
 MAX_TAG_LENGTH = 8000
-MAX_NAME_LENGTH = names.MAX_NAME_LENGTH
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+"""The range of the 64-bit integer columns (steps, timestamps, run times, exit codes) and of offsets."""
 
 
 class RunStatus(StrEnum):
@@ -44,11 +45,6 @@ def check_key(kind: str, key: str) -> str:
     if not isinstance(key, str) or not KEY_PATTERN.fullmatch(key):
         raise UsageError(f"{kind} key {key!r} is invalid: use 1 to 250 letters, digits, spaces and _ - . /")
     return key
-
-
-def check_name(kind: str, name: str) -> str:
-    """The one rule for free names (:func:`quayside.names.check_name`)."""
-    return names.check_name(kind, name, max_length=MAX_NAME_LENGTH)
 
 
 def encode_float(value: float | None) -> float | str:
@@ -241,3 +237,55 @@ class ArtifactInfo:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ArtifactInfo:
         return cls(str(data["path"]), bool(data["is_dir"]), data.get("size"))
+
+
+# --- what may be logged: checked by the store, and by the REST backend before a batch is cut ---
+
+
+def check_int64(what: str, value: int | None) -> int | None:
+    """``value`` as an int if it fits a 64-bit column (``None`` stays ``None``), else a :class:`UsageError`."""
+    if value is not None and not INT64_MIN <= int(value) <= INT64_MAX:
+        raise UsageError(f"{what} {value} is out of range (a 64-bit integer)")
+    return None if value is None else int(value)
+
+
+def metric_number(key: str, value: Any) -> float:
+    """A metric's value as a float; a boolean is a mistake, not a number (``float(True)`` is 1.0)."""
+    if isinstance(value, bool):
+        raise UsageError(f"metric '{key}' must be a number, not {value!r}")
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise UsageError(f"metric '{key}' must be a number, not {value!r}") from None
+
+
+def check_metric(metric: Metric) -> Metric:
+    """The point, its value a float and its step and timestamp ints, if the store can hold it."""
+    key = check_key("metric", metric.key)
+    return Metric(
+        key,
+        metric_number(key, metric.value),
+        check_int64(f"step of metric '{key}'", metric.step),
+        check_int64(f"timestamp of metric '{key}'", metric.timestamp),
+    )
+
+
+def param_values(params: Mapping[str, Any]) -> dict[str, str]:
+    """Params as text, each key checked and each value within :data:`MAX_PARAM_LENGTH`."""
+    return _text_values("param", params, MAX_PARAM_LENGTH)
+
+
+def tag_values(tags: Mapping[str, Any]) -> dict[str, str]:
+    """Tags as text, each key checked and each value within :data:`MAX_TAG_LENGTH`."""
+    return _text_values("tag", tags, MAX_TAG_LENGTH)
+
+
+def _text_values(kind: str, entries: Mapping[str, Any], max_length: int) -> dict[str, str]:
+    values: dict[str, str] = {}
+    for key, value in entries.items():
+        check_key(kind, key)
+        text = str(value)
+        if len(text) > max_length:
+            raise UsageError(f"{kind} '{key}' is {len(text)} characters long; the limit is {max_length}")
+        values[key] = text
+    return values

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from quayside.errors import UsageError
+from quayside.tracking.entities import INT64_MAX
 
 MAX_SEARCH_RESULTS = 10_000
 """Runs in one page of a search."""
@@ -20,7 +21,7 @@ MAX_SEARCH_EXPERIMENTS = 1_000
 """Experiments one search may name: each is a bound value, and the filter's own stay within the rest."""
 MAX_EXPERIMENT_ID = 2**31 - 1
 """Experiment ids are 32-bit INTEGER columns (on PostgreSQL): a larger id names no experiment."""
-MAX_OFFSET = 2**63 - 1
+MAX_OFFSET = INT64_MAX
 """Offsets are 64-bit in both databases' LIMIT ... OFFSET."""
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 
 from quayside.db.engine import Sessions
-from quayside.tracking.entities import check_name
+from quayside.names import check_name
 from quayside.tracking.store import now_ms
 from quayside.tracking.tables import MlflowDatasetInputRow
 

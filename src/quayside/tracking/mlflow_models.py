@@ -21,8 +21,9 @@ from sqlalchemy.orm import Session
 
 from quayside.db.engine import Sessions
 from quayside.errors import NotFoundError, UsageError
-from quayside.tracking.entities import Metric, check_key, check_name
-from quayside.tracking.store import now_ms, param_values, tag_values
+from quayside.names import check_name
+from quayside.tracking.entities import Metric, check_key, param_values, tag_values
+from quayside.tracking.store import now_ms
 from quayside.tracking.tables import MlflowModelRow
 
 LOGGED_MODEL = "logged model"

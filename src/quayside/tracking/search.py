@@ -39,6 +39,7 @@ from sqlalchemy import ColumnElement, and_, desc, not_, or_, select, true
 from sqlalchemy.sql.elements import UnaryExpression
 
 from quayside.errors import FilterError
+from quayside.tracking.entities import INT64_MAX, INT64_MIN
 from quayside.tracking.tables import MetricRow, ParamRow, RunRow, TagRow
 
 Kind = Literal["metrics", "params", "tags", "attributes"]
@@ -51,7 +52,6 @@ MAX_FILTER_TERMS = 100
 """Comparisons in a filter (an ``in`` list is one): more is a query to split, not to type."""
 MAX_ORDER_KEYS = 20
 """Order-by keys: a sort on more than a few columns is indistinguishable from one on 20."""
-INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 OPERATORS = ("<=", ">=", "!=", "<>", "==", "=", "<", ">")
 KEYWORDS = {"and", "or", "not", "in", "is", "null", "like", "ilike", "asc", "desc"}

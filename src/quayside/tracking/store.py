@@ -22,11 +22,10 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import Session
 
 from quayside.db.engine import DatabaseTimeouts, Sessions
-from quayside.errors import AlreadyExistsError, InvalidStateError, NotFoundError, UsageError
+from quayside.errors import AlreadyExistsError, InvalidStateError, NotFoundError
+from quayside.names import check_name
 from quayside.tracking import search
 from quayside.tracking.entities import (
-    MAX_PARAM_LENGTH,
-    MAX_TAG_LENGTH,
     Experiment,
     ExperimentActivity,
     LoggedModel,
@@ -34,8 +33,10 @@ from quayside.tracking.entities import (
     Run,
     RunKeys,
     RunStatus,
-    check_key,
-    check_name,
+    check_int64,
+    check_metric,
+    param_values,
+    tag_values,
 )
 from quayside.tracking.limits import check_experiment_id, check_experiment_ids, check_page
 from quayside.tracking.tables import ExperimentRow, LoggedModelRow, MetricRow, ParamRow, RunRow, TagRow
@@ -154,7 +155,7 @@ class TrackingStore:
         start_time: int | None = None,
     ) -> Run:
         run_id = uuid.uuid4().hex
-        _int64("start time", start_time)
+        check_int64("start time", start_time)
         name = check_name("run", name) if name else f"run-{run_id[:8]}"
         tag_rows = tag_values(tags or {})
         with self._write() as session:
@@ -198,8 +199,8 @@ class TrackingStore:
         name: str | None = None,
     ) -> Run:
         """Change a run's status, end time, exit code or name; a terminal status sets ``end_time`` if not given."""
-        _int64("end time", end_time)
-        _int64("exit code", exit_code)
+        check_int64("end time", end_time)
+        check_int64("exit code", exit_code)
         with self._write() as session:
             row = self._run_row(session, run_id)
             if name is not None:
@@ -501,51 +502,15 @@ def _runs(session: Session, rows: Sequence[RunRow]) -> list[Run]:
     ]
 
 
-# --- validation of what is logged ------------------------------------------------------------
-
-
-INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
-
-
-def _int64(what: str, value: int | None) -> int | None:
-    if value is not None and not INT64_MIN <= int(value) <= INT64_MAX:
-        raise UsageError(f"{what} {value} is out of range (a 64-bit integer)")
-    return None if value is None else int(value)
+# --- what is logged, as rows ------------------------------------------------------------------
 
 
 def _metric_values(run_id: str, metric: Metric) -> dict[str, Any]:
-    check_key("metric", metric.key)
-    if isinstance(metric.value, bool):  # float(True) is 1.0: a boolean is a mistake, not a number
-        raise UsageError(f"metric '{metric.key}' must be a number, not {metric.value!r}")
-    value = float(metric.value)
+    point = check_metric(metric)
     return {
         "run_id": run_id,
-        "key": metric.key,
-        "value": None if value != value else value,  # NaN is stored as NULL
-        "step": _int64(f"step of metric '{metric.key}'", metric.step),
-        "timestamp": _int64(f"timestamp of metric '{metric.key}'", metric.timestamp) or now_ms(),
+        "key": point.key,
+        "value": None if point.value != point.value else point.value,  # NaN is stored as NULL
+        "step": point.step,
+        "timestamp": point.timestamp or now_ms(),
     }
-
-
-def param_values(params: Mapping[str, Any]) -> dict[str, str]:
-    """Params as text, each key checked and each value within the length limit."""
-    values: dict[str, str] = {}
-    for key, value in params.items():
-        check_key("param", key)
-        text = str(value)
-        if len(text) > MAX_PARAM_LENGTH:
-            raise UsageError(f"param '{key}' is {len(text)} characters long; the limit is {MAX_PARAM_LENGTH}")
-        values[key] = text
-    return values
-
-
-def tag_values(tags: Mapping[str, Any]) -> dict[str, str]:
-    """Tags as text, each key checked and each value within the length limit."""
-    values: dict[str, str] = {}
-    for key, value in tags.items():
-        check_key("tag", key)
-        text = str(value)
-        if len(text) > MAX_TAG_LENGTH:
-            raise UsageError(f"tag '{key}' is {len(text)} characters long; the limit is {MAX_TAG_LENGTH}")
-        values[key] = text
-    return values

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ from pathlib import Path
 from packaging.requirements import Requirement
 
 from quayside.errors import UsageError
-from quayside.names import check_name
+from quayside.names import check_name, check_pattern
 from quayside.packager.flavors import get_flavor
 from quayside.packager.manifest import MANIFEST_NAME, Manifest, PackageReader
 
@@ -156,6 +157,17 @@ def docker_quote(value: str) -> str:
     return f'"{escaped}"'
 
 
+# The characters of a Docker image reference (registry, path, tag, digest): nothing a Dockerfile reads
+# as a separator, a line continuation, a quote or a variable, since FROM takes the reference unquoted.
+_IMAGE_REFERENCE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._\-/:@]*")
+_IMAGE_REFERENCE_RULE = "a Docker image reference is letters, digits, '.', '_', '-', '/', ':' and '@'"
+
+
+def check_base_image(image: str) -> str:
+    """``image`` if it can stand unquoted after ``FROM``, else :class:`InvalidNameError`."""
+    return check_pattern("base image", image, _IMAGE_REFERENCE, _IMAGE_REFERENCE_RULE, max_length=255)
+
+
 def _exec_form(argv: list[str]) -> str:
     return json.dumps(argv)
 
@@ -183,7 +195,7 @@ def render_dockerfile(
     )  # a Dockerfile is not HTML
     env.filters["docker_quote"] = docker_quote
     return env.from_string(template_text).render(
-        base_image=base_image,
+        base_image=check_base_image(base_image),
         model_name=model.name,
         model_version=model.version,
         onnx=model.runtime == "onnx",

@@ -79,10 +79,10 @@ def _render_service(
     identifier made of ASCII letters and digits, and text of our own (``fixed``).
     The class name gets a suffix if it would shadow a name the module uses.
     """
-    text = _template(template)
-    taken = identifiers(text.substitute(class_name="_", constants=assignments(constants), **fixed))
+    text, lines = _template(template), assignments(constants)
+    taken = identifiers(text.substitute(class_name="_", constants=lines, **fixed))
     class_name = unclaimed(class_name, taken, suffix="Service")
-    source = text.substitute(class_name=class_name, constants=assignments(constants), **fixed)
+    source = text.substitute(class_name=class_name, constants=lines, **fixed)
     check_constants(source, constants)
     return source, class_name
 
@@ -134,15 +134,20 @@ def _bentofile(manifest: Manifest, service: str) -> str:
 def _requirements_txt(lines: list[str]) -> str:
     """requirements.txt: one PEP 508 requirement a line; nothing pip would read as an option or a comment."""
     for line in lines:
-        # pip expands ${VAR} in a requirements file, so a URL could carry the installer's secrets away.
-        valid = isinstance(line, str) and line.isprintable() and "${" not in line
-        try:
-            Requirement(line)
-        except (InvalidRequirement, TypeError):
-            valid = False
-        if not valid:
+        if not _is_one_requirement(line):
             raise PackageError(f"the package's environment lists {line!r}, which is not one pip requirement")
     return "\n".join(lines) + "\n"
+
+
+def _is_one_requirement(line: object) -> bool:
+    # pip expands ${VAR} in a requirements file, so a URL could carry the installer's secrets away.
+    if not isinstance(line, str) or not line.isprintable() or "${" in line:
+        return False
+    try:
+        Requirement(line)
+    except InvalidRequirement:
+        return False
+    return True
 
 
 def runs_on_onnx(manifest: Manifest) -> bool:

@@ -12,22 +12,19 @@ from collections.abc import Iterable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
-from fastapi import Path as PathParam
 from fastapi.responses import FileResponse
 
 from quayside.errors import FilterError, UsageError
 from quayside.packager.signature import Signature
-from quayside.registry.entities import MAX_VERSION
 from quayside.registry.stages import Stage
 from quayside.registry.store import RegistryStore
 from quayside.server.mlflow_compat import get_mlflow_datasets, get_mlflow_models
-from quayside.server.registry import get_registry
-from quayside.server.tracking import get_backend
+from quayside.server.registry import VersionNumber, get_registry
+from quayside.server.tracking import ExperimentIdPath, get_backend
 from quayside.server.ui import views
 from quayside.server.ui.preview import image_type, preview_kind, read_preview
 from quayside.server.ui.templating import PageRoute, render
 from quayside.tracking.entities import Run
-from quayside.tracking.limits import MAX_EXPERIMENT_ID
 from quayside.tracking.local import LocalBackend
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
@@ -73,7 +70,7 @@ def experiments_page(request: Request) -> Response:
 @router.get("/experiments/{experiment_id}")
 def runs_page(
     request: Request,
-    experiment_id: Annotated[int, PathParam(ge=0, le=MAX_EXPERIMENT_ID)],
+    experiment_id: ExperimentIdPath,
     filter_text: Annotated[str, Query(alias="filter")] = "",
     sort: str = "start_time",
     direction: Annotated[str, Query(alias="dir", pattern="^(asc|desc)$")] = "desc",
@@ -209,7 +206,7 @@ def model_page(request: Request, name: str) -> Response:
 
 
 @router.get("/models/{name}/versions/{version}")
-def version_page(request: Request, name: str, version: Annotated[int, PathParam(le=MAX_VERSION)]) -> Response:
+def version_page(request: Request, name: str, version: VersionNumber) -> Response:
     """One version: its package, lineage, history and load-test reports (the chart is drawn from the API)."""
     registry = _registry(request)
     found = registry.get_version(name, version)

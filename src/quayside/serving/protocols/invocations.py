@@ -105,7 +105,7 @@ _PARSERS = {
 }
 
 
-def parse_json(body: bytes, schema: Schema, *, max_rows: int | None = None) -> tuple[Arrays, int]:
+def parse_json(body: bytes, schema: Schema) -> tuple[Arrays, int]:
     """Parse and check an ``application/json`` invocation body; returns the inputs and their row count."""
     document = loads(body)
     if not isinstance(document, dict):
@@ -118,7 +118,7 @@ def parse_json(body: bytes, schema: Schema, *, max_rows: int | None = None) -> t
     if document.get("params"):
         raise UsageError("this model takes no inference params; remove 'params'")
     data = _PARSERS[keys[0]](document[keys[0]], schema)
-    inputs = coerce_inputs(data, schema, max_rows=max_rows)
+    inputs = coerce_inputs(data, schema)
     return inputs, row_count(inputs)
 
 
@@ -144,7 +144,7 @@ def _parse_cell(text: str, spec: TensorSpec, row: int) -> Any:
     raise SignatureError(f"'{spec.name}': row {row} holds '{text}', which is not {info.name}")
 
 
-def parse_csv(body: bytes, schema: Schema, *, max_rows: int | None = None) -> tuple[Arrays, int]:
+def parse_csv(body: bytes, schema: Schema) -> tuple[Arrays, int]:
     """Parse and check a ``text/csv`` body: a header row of column names, then one row per record."""
     try:
         text = body.decode("utf-8-sig")
@@ -179,19 +179,17 @@ def parse_csv(body: bytes, schema: Schema, *, max_rows: int | None = None) -> tu
             else []
             for i, name in enumerate(header)
         }
-    inputs = coerce_inputs(data, schema, max_rows=max_rows)
+    inputs = coerce_inputs(data, schema)
     return inputs, row_count(inputs)
 
 
-def parse_body(
-    body: bytes, content_type: str, schema: Schema, *, max_rows: int | None = None
-) -> tuple[Arrays, int]:
+def parse_body(body: bytes, content_type: str, schema: Schema) -> tuple[Arrays, int]:
     """Parse an invocation body by its content type (JSON when none is given)."""
     media_type = content_type.split(";", 1)[0].strip().lower()
     if media_type in ("", "application/json"):
-        return parse_json(body, schema, max_rows=max_rows)
+        return parse_json(body, schema)
     if media_type == "text/csv":
-        return parse_csv(body, schema, max_rows=max_rows)
+        return parse_csv(body, schema)
     raise UnsupportedMediaTypeError(
         f"content type '{media_type}' is not supported; send application/json or text/csv"
     )

@@ -86,7 +86,7 @@ def _decode_tensor(tensor: Any, index: int) -> tuple[str, np.ndarray]:
     return name, coerce_array(values, as_declared)
 
 
-def parse_infer_request(body: bytes, schema: Schema, *, max_rows: int | None = None) -> InferRequest:
+def parse_infer_request(body: bytes, schema: Schema) -> InferRequest:
     """Parse and check a V2 inference request body against the model's input schema."""
     document = loads(body)
     if not isinstance(document, dict) or not isinstance(document.get("inputs"), list):
@@ -97,7 +97,7 @@ def parse_infer_request(body: bytes, schema: Schema, *, max_rows: int | None = N
         if name in named:
             raise UsageError(f"input '{name}' is given twice")
         named[name] = values
-    inputs = coerce_inputs(_as_columns(named, schema), schema, max_rows=max_rows)
+    inputs = coerce_inputs(_as_columns(named, schema), schema)
     return InferRequest(inputs, row_count(inputs), _requested_outputs(document), _request_id(document))
 
 

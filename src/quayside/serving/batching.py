@@ -13,10 +13,10 @@ and every ``PROBE_EVERY`` requests it queues one to see whether company came.
 
 How a call runs (inline on the loop or in the thread pool) is
 :class:`~quayside.serving.dispatch.ModelCalls`' choice, from the model's
-measured cost. With several model slots, a batch that already costs several
-times the per-call overhead stops growing and the next request waits for a
-slot of its own: two 100-row requests then run side by side instead of one
-after the other.
+measured cost. A batch that cannot usefully grow (full, or costing several
+times the per-call overhead) goes to the thread pool even while another call
+runs: two 100-row requests then run side by side instead of one after the
+other.
 """
 
 from __future__ import annotations
@@ -80,18 +80,13 @@ class DirectRunner:
     def __init__(self, calls: ModelCalls, on_batch: BatchObserver | None = None) -> None:
         self._calls = calls
         self._on_batch = on_batch
-        self._running = 0
         self.receiving = 0
         """Requests whose body is still arriving (counted by the transport; unused without batching)."""
 
     async def submit(self, inputs: Arrays, rows: int) -> Arrays:
         if self._on_batch:
             self._on_batch(rows, 1)
-        self._running += 1
-        try:
-            return await self._calls(inputs, rows, alone=self._running == 1)
-        finally:
-            self._running -= 1
+        return await self._calls(inputs, rows)
 
     async def start(self) -> None:
         return None
@@ -103,10 +98,10 @@ class DirectRunner:
 class Batcher:
     """Merges concurrent requests into model calls of at most ``max_batch_size`` rows.
 
-    ``slots`` is how many model calls may run at once (threads in the pool). The first
-    slot takes any batch; the others only a batch that cannot usefully grow (it is full,
-    or already costs many times the per-call overhead), so that small requests of a model
-    whose cost is mostly per call merge into the next batch rather than spread over slots.
+    ``slots`` is how many threads the pool has. With no call running, any batch starts; while
+    one runs, only a batch that cannot usefully grow (it is full, or already costs many times
+    the per-call overhead) goes to the pool, so small requests of a model whose cost is mostly
+    per call merge into the next batch while large ones run side by side, as without batching.
     A request of more than ``max_batch_size`` rows is served as a call of its own.
     """
 
@@ -123,8 +118,9 @@ class Batcher:
         self._max_rows = max_batch_size
         self._max_wait = max_batch_latency_ms / 1000.0
         self._on_batch = on_batch
-        self._slots = slots
-        self._free = slots
+        self._parallel = slots > 1
+        self._busy = 0
+        """Model calls running (or waiting for a thread of the pool)."""
         cost = calls.cost
         self._worth_splitting_us = (
             _WORTH_SPLITTING * (cost.fixed_us + calls.inline_below_us) if cost is not None else None
@@ -167,10 +163,8 @@ class Batcher:
         return await future
 
     def _can_start(self, rows: int) -> bool:
-        """Whether a call of ``rows`` rows may take a slot now (see the class docstring)."""
-        if self._free == self._slots:
-            return True
-        return self._free > 0 and self._cannot_usefully_grow(rows)
+        """Whether a call of ``rows`` rows may start now (see the class docstring)."""
+        return self._busy == 0 or self._cannot_usefully_grow(rows)
 
     def _cannot_usefully_grow(self, rows: int) -> bool:
         """A batch of ``rows`` is full, or already costs many times what merging more would save."""
@@ -180,18 +174,17 @@ class Batcher:
         return cost is not None and limit is not None and cost.predict_us(rows) >= limit
 
     async def _run_alone(self, inputs: Arrays, rows: int) -> Arrays:
-        alone = self._free == self._slots
-        self._free -= 1
+        self._busy += 1
         try:
             if self._on_batch:
                 self._on_batch(rows, 1)
-            return await self._calls(inputs, rows, alone=alone)
+            return await self._calls(inputs, rows)
         finally:
-            self._slot_freed()
+            self._call_finished()
 
-    def _slot_freed(self) -> None:
-        self._free += 1
-        # What queued while the slots were busy starts now: it had all that time to gather.
+    def _call_finished(self) -> None:
+        self._busy -= 1
+        # What queued while calls were running starts now: it had all that time to gather.
         while self._queue and self._start_next():
             pass
 
@@ -199,7 +192,7 @@ class Batcher:
         """Batches formed while no call is running: after one loop pass, and bodies still arriving."""
         loop = asyncio.get_running_loop()
         while True:
-            while not (self._queue and self._free == self._slots):
+            while not (self._queue and self._busy == 0):
                 self._wake.clear()
                 await self._wake.wait()
             await asyncio.sleep(0)  # one pass of the loop: requests it has already accepted join the queue
@@ -220,8 +213,8 @@ class Batcher:
         if self._calls.inline(rows):
             self._run_inline(batch)
             return True
-        self._free -= 1
-        task = asyncio.get_running_loop().create_task(self._run_batch_in_slot(batch))
+        self._busy += 1
+        task = asyncio.get_running_loop().create_task(self._run_batch_in_pool(batch))
         self._running.add(task)
         task.add_done_callback(self._running.discard)
         return True
@@ -262,17 +255,17 @@ class Batcher:
                 continue
             if batch and rows + head.rows > self._max_rows:
                 break
-            if batch and self._slots > 1 and self._cannot_usefully_grow(rows):
+            if batch and self._parallel and self._cannot_usefully_grow(rows):
                 break
             batch.append(self._queue.popleft())
             rows += head.rows
         return batch
 
-    async def _run_batch_in_slot(self, batch: list[_Pending]) -> None:
+    async def _run_batch_in_pool(self, batch: list[_Pending]) -> None:
         try:
             await self._run_in_pool(batch)
         finally:
-            self._slot_freed()
+            self._call_finished()
 
     async def _run_in_pool(self, batch: list[_Pending]) -> None:
         self._observe(batch)

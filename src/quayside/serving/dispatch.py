@@ -26,8 +26,6 @@ from quayside.packager.signature import Arrays
 ModelCall = Callable[[Arrays], Arrays]
 
 DEFAULT_INLINE_BELOW_US = 100.0
-ALONE_FACTOR = 4
-"""How much dearer a call may be and still run inline when it is the only one (see ModelCalls.inline)."""
 _SAMPLES = 15
 _BUDGET_S = 0.25
 """Most time the start-up measurement may take; a slow model is known to be slow after one call."""
@@ -86,20 +84,12 @@ class ModelCalls:
         """None when the model could not be timed (no input example): every call goes to the pool."""
         self.inline_below_us = inline_below_us
 
-    def inline(self, rows: int, *, alone: bool = False) -> bool:
-        """Whether a call of ``rows`` rows is cheaper on the loop than through a thread.
+    def inline(self, rows: int) -> bool:
+        """Whether a call of ``rows`` rows is cheaper on the loop than through a thread."""
+        return self.cost is not None and self.cost.predict_us(rows) < self.inline_below_us
 
-        ``alone``: no other call is running or waiting, so the loop has nothing to do meanwhile
-        but read what arrives; a call up to ``ALONE_FACTOR`` times the threshold then runs inline
-        too, saving the round trip (a 100-row call of the benchmark's forest: ~130 µs).
-        """
-        if self.cost is None:
-            return False
-        limit = self.inline_below_us * (ALONE_FACTOR if alone else 1)
-        return self.cost.predict_us(rows) < limit
-
-    async def __call__(self, inputs: Arrays, rows: int, *, alone: bool = False) -> Arrays:
-        if self.inline(rows, alone=alone):
+    async def __call__(self, inputs: Arrays, rows: int) -> Arrays:
+        if self.inline(rows):
             return self.run(inputs)
         return await self.in_pool(inputs)
 

@@ -1,27 +1,24 @@
 """Quayside: get a trained model into production, fast, small, safe and measured.
 
 The public API is what ``__all__`` lists; everything else is internal. The tracking
-API is imported on first use, so ``import quayside`` loads no database or HTTP library.
+API, the clients and ``load_model`` are imported on first use (``_dynamic_imports``),
+so ``import quayside`` loads no database or HTTP library.
 """
 
 from __future__ import annotations
 
 from importlib import import_module
-from importlib.metadata import PackageNotFoundError, version
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from quayside.errors import QuaysideError
 from quayside.packager.convert import Tolerance
 from quayside.packager.package import LoadedModel, convert_package, save_model
 from quayside.packager.signature import Schema, Signature, TensorSpec, infer_signature
-from quayside.uris import load_model
-
-try:
-    __version__ = version("quayside")
-except PackageNotFoundError:  # running from a source tree without installing
-    __version__ = "0.0.0+unknown"
+from quayside.version import __version__
 
 if TYPE_CHECKING:
+    from quayside.compose.clients import Client, RegistryClient, register_model
+    from quayside.compose.models import load_model
     from quayside.tracking.entities import Metric
     from quayside.tracking.fluent import (
         ActiveRun,
@@ -39,36 +36,40 @@ if TYPE_CHECKING:
         set_tags,
         start_run,
     )
-    from quayside.uris import Client, RegistryClient, register_model
 
-_LAZY = {
-    "ActiveRun": "quayside.tracking.fluent",
-    "Client": "quayside.uris",
-    "active_run": "quayside.tracking.fluent",
-    "end_run": "quayside.tracking.fluent",
-    "log_artifact": "quayside.tracking.fluent",
-    "log_artifacts": "quayside.tracking.fluent",
-    "log_batch": "quayside.tracking.fluent",
-    "Metric": "quayside.tracking.entities",
-    "RegistryClient": "quayside.uris",
-    "register_model": "quayside.uris",
-    "log_metric": "quayside.tracking.fluent",
-    "log_metrics": "quayside.tracking.fluent",
-    "log_model": "quayside.tracking.fluent",
-    "log_param": "quayside.tracking.fluent",
-    "log_params": "quayside.tracking.fluent",
-    "set_tag": "quayside.tracking.fluent",
-    "set_tags": "quayside.tracking.fluent",
-    "start_run": "quayside.tracking.fluent",
+# name -> (package, module) of what is imported on first use (pydantic's ``_dynamic_imports``):
+# the serving image imports quayside, and must not need tracking, the registry or their libraries.
+_dynamic_imports: dict[str, tuple[str, str]] = {
+    "Client": (__spec__.parent, ".compose.clients"),
+    "RegistryClient": (__spec__.parent, ".compose.clients"),
+    "register_model": (__spec__.parent, ".compose.clients"),
+    "load_model": (__spec__.parent, ".compose.models"),
+    "Metric": (__spec__.parent, ".tracking.entities"),
+    "ActiveRun": (__spec__.parent, ".tracking.fluent"),
+    "active_run": (__spec__.parent, ".tracking.fluent"),
+    "end_run": (__spec__.parent, ".tracking.fluent"),
+    "log_artifact": (__spec__.parent, ".tracking.fluent"),
+    "log_artifacts": (__spec__.parent, ".tracking.fluent"),
+    "log_batch": (__spec__.parent, ".tracking.fluent"),
+    "log_metric": (__spec__.parent, ".tracking.fluent"),
+    "log_metrics": (__spec__.parent, ".tracking.fluent"),
+    "log_model": (__spec__.parent, ".tracking.fluent"),
+    "log_param": (__spec__.parent, ".tracking.fluent"),
+    "log_params": (__spec__.parent, ".tracking.fluent"),
+    "set_tag": (__spec__.parent, ".tracking.fluent"),
+    "set_tags": (__spec__.parent, ".tracking.fluent"),
+    "start_run": (__spec__.parent, ".tracking.fluent"),
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        value = getattr(import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'quayside' has no attribute '{name}'")
+def __getattr__(name: str) -> object:
+    dynamic = _dynamic_imports.get(name)
+    if dynamic is None:
+        raise AttributeError(f"module 'quayside' has no attribute '{name}'")
+    package, module_name = dynamic
+    value = getattr(import_module(module_name, package=package), name)
+    globals()[name] = value
+    return value
 
 
 __all__ = [

@@ -6,7 +6,9 @@ nothing deeper in the code reads the environment.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -116,3 +118,32 @@ def load_settings() -> Settings:
             for error in e.errors()
         )
         raise UsageError(f"invalid setting: {problems}") from None
+
+
+Backend = TypeVar("Backend")
+
+
+def backend_for(
+    uri: str | None,
+    settings: Settings,
+    *,
+    what: str,
+    rest: Callable[[str], Backend],
+    local: Callable[[Settings], Backend],
+) -> Backend:
+    """The backend a tracking or registry URI names, the one rule both components follow.
+
+    ``http(s)://host:port`` is a ``quayside server``, reached through ``rest(uri)``; another
+    URL is a database, used by the local store ``local`` builds from ``settings`` with that
+    ``db_url``; no URI is the local store of ``settings`` as they are. ``what`` names the URI
+    in the message for one that is neither ("tracking", "registry").
+    """
+    if uri and uri.startswith(("http://", "https://")):
+        return rest(uri)
+    if uri:
+        if "://" not in uri:
+            raise UsageError(
+                f"{what} URI '{uri}' is neither http(s)://host:port nor a database URL (sqlite:///path)"
+            )
+        settings = settings.model_copy(update={"db_url": uri})
+    return local(settings)

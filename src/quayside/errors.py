@@ -14,6 +14,7 @@ user's own machine) shows it after the message; no response body carries it.
     QuaysideError                    500 internal
     ├── UsageError                   400 bad_request
     │   ├── MalformedInputError      400 malformed_input
+    │   ├── InvalidRequestError      400 invalid_request
     │   ├── FilterError              400 invalid_filter
     │   └── InvalidNameError         400 invalid_name
     ├── NotFoundError                404 not_found
@@ -23,7 +24,7 @@ user's own machine) shows it after the message; no response body carries it.
     ├── UnsupportedMediaTypeError    415 unsupported_media_type
     ├── SignatureError               422 signature_mismatch
     ├── PackageError                 422 invalid_package
-    │   ├── IntegrityError           422 integrity_failure
+    │   ├── PackageIntegrityError    422 integrity_failure
     │   └── UntrustedPackageError    403 untrusted_package
     ├── ConversionError              422 conversion_failed
     │   └── ParityError              422 parity_failed
@@ -66,6 +67,25 @@ class MalformedInputError(UsageError):
     """The input could not be parsed (broken JSON, CSV, YAML)."""
 
     code = "malformed_input"
+
+
+class InvalidRequestError(UsageError):
+    """The request does not fit the endpoint's declared schema; the message names the field.
+
+    A missing or unknown field, a value of the wrong type or out of range: what FastAPI
+    reports as a ``RequestValidationError``, answered the same way by the Quayside server
+    and the model server. The status is 400, not FastAPI's default 422, because
+    - every protocol Quayside speaks answers 400 to a bad request: Open Inference Protocol
+      servers (KServe's ``InvalidInput``, Triton), MLflow's scoring server and its tracking
+      API (``INVALID_PARAMETER_VALUE``, which the MLflow adapter keeps answering);
+    - in this tree 400 is a request the caller got wrong (:class:`UsageError`: a version
+      ``0`` as much as a version ``zero``, a string metric as much as a boolean one), and
+      422 a well-formed request whose content the model or package cannot take
+      (:class:`SignatureError`, :class:`PackageError`, :class:`ConversionError`);
+    - the model server already answered 400 to a body that is not a request of its protocol.
+    """
+
+    code = "invalid_request"
 
 
 class FilterError(UsageError):
@@ -129,7 +149,7 @@ class PackageError(QuaysideError):
     http_status = 422
 
 
-class IntegrityError(PackageError):
+class PackageIntegrityError(PackageError):
     """A package file is missing, altered, or points outside the package."""
 
     code = "integrity_failure"

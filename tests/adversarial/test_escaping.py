@@ -42,6 +42,7 @@ from quayside.packager.exporters.bentoml import export_bentoml, render_bento
 from quayside.packager.manifest import MANIFEST_NAME, read_manifest
 from quayside.registry.store import RegistryStore
 from quayside.server.app import create_app as create_server_app
+from quayside.server.deps import app_state
 from quayside.serving.app import create_app as create_serving_app
 from quayside.serving.docs import markdown_literal
 from quayside.serving.options import ServeOptions
@@ -89,7 +90,7 @@ def home(tmp_path_factory, iris_classifier, iris) -> dict:
     home = tmp_path_factory.mktemp("hostile-home")
     settings = Settings(home=home)
     server = create_server_app(settings)
-    backend = server.state.tracking
+    backend = app_state(server).tracking
     package = home / "package"
     quayside.save_model(iris_classifier, package, input_example=iris[0].head(5), to_onnx=True, name="iris")
     registry = RegistryStore.from_settings(settings)

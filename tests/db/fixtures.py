@@ -137,9 +137,13 @@ def sqlite_database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     return f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'quayside.db'}"
 
 
-@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+_DATABASE_URL_FIXTURES = {"sqlite": "sqlite_database_url", "postgresql": "postgres_database_url"}
+
+
+@pytest.fixture(scope="session", params=list(_DATABASE_URL_FIXTURES))
 def database_url(request: pytest.FixtureRequest) -> str:
-    return request.getfixturevalue(f"{request.param}_database_url")
+    """Each test that takes it runs on SQLite and on PostgreSQL (the conftest must import both fixtures)."""
+    return request.getfixturevalue(_DATABASE_URL_FIXTURES[request.param])
 
 
 @pytest.fixture(scope="session")

@@ -69,11 +69,14 @@ def test_processes_starting_together_on_a_new_database_migrate_it_once(tmp_path:
     url = f"sqlite:///{tmp_path / 'shared.db'}"
     code = (
         "import sys; from quayside.tracking.store import TrackingStore; "
-        "s = TrackingStore(sys.argv[1]); print(s.get_or_create_experiment('together').id)"
+        "s = TrackingStore(sys.argv[1], sys.argv[2]); print(s.get_or_create_experiment('together').id)"
     )
     processes = [
         subprocess.Popen(
-            [sys.executable, "-c", code, url], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            [sys.executable, "-c", code, url, str(tmp_path / "artifacts")],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         for _ in range(4)
     ]
@@ -95,7 +98,9 @@ def test_a_database_written_by_a_newer_quayside_is_refused(tmp_path: Path):
     engine.dispose()
 
 
-def test_a_database_of_the_previous_release_upgrades_and_keeps_its_runs(empty_database_url: str):
+def test_a_database_of_the_previous_release_upgrades_and_keeps_its_runs(
+    empty_database_url: str, tmp_path: Path
+):
     engine = create_engine(empty_database_url)
     with engine.connect() as connection:
         command.upgrade(migrate.alembic_config(connection), "0002_registry")
@@ -112,7 +117,7 @@ def test_a_database_of_the_previous_release_upgrades_and_keeps_its_runs(empty_da
                 "VALUES ('0123456789abcdef0123456789abcdef', 1, 'kept', 'FINISHED', 'active', 1)"
             )
         )
-    store = TrackingStore(empty_database_url)
+    store = TrackingStore(empty_database_url, tmp_path / "artifacts")
     assert store.get_run("0123456789abcdef0123456789abcdef").name == "kept"
     with store.engine.connect() as connection:
         assert migrate.current_revisions(connection) == migrate.head_revisions() == {"0003_mlflow_compat"}

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from quayside import load_model, save_model
-from quayside.errors import AlreadyExistsError, IntegrityError, NotFoundError, PackageError
+from quayside.errors import AlreadyExistsError, NotFoundError, PackageError, PackageIntegrityError
 from quayside.packager.manifest import MANIFEST_NAME, PackageReader, check_relative_path
 
 
@@ -38,13 +38,13 @@ def test_one_changed_byte_is_refused(package):
     data = bytearray(target.read_bytes())
     data[len(data) // 2] ^= 0x01
     target.write_bytes(bytes(data))
-    with pytest.raises(IntegrityError, match=r"'model\.onnx' does not match its sha256"):
+    with pytest.raises(PackageIntegrityError, match=r"'model\.onnx' does not match its sha256"):
         load_model(package)
 
 
 def test_a_missing_file_is_refused(package):
     (package / "model.pkl").unlink()
-    with pytest.raises(IntegrityError, match=r"'model\.pkl' is missing: the package is incomplete"):
+    with pytest.raises(PackageIntegrityError, match=r"'model\.pkl' is missing: the package is incomplete"):
         load_model(package, trust=True)
 
 
@@ -63,7 +63,7 @@ def test_a_manifest_path_that_leaves_the_package_is_refused(package, bad_path, m
         data["files"][0]["path"] = bad_path
 
     _edit_manifest(package, point_outside)
-    with pytest.raises(IntegrityError, match=message):
+    with pytest.raises(PackageIntegrityError, match=message):
         load_model(package)
 
 
@@ -72,7 +72,7 @@ def test_a_symlink_that_escapes_the_package_is_refused(package, tmp_path):
     outside.write_bytes((package / "model.onnx").read_bytes())
     (package / "model.onnx").unlink()
     os.symlink(outside, package / "model.onnx")
-    with pytest.raises(IntegrityError, match="leads outside the package"):
+    with pytest.raises(PackageIntegrityError, match="leads outside the package"):
         load_model(package)
 
 

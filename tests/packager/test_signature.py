@@ -163,3 +163,13 @@ def test_mixed_json_like_values_are_range_checked_too():
         coerce_inputs({"x": np.array([True, 300], dtype=object)}, schema)
     with pytest.raises(SignatureError, match="'x': expected int8, got null"):
         coerce_inputs({"x": np.array([1, None], dtype=object)}, schema)
+
+
+def test_the_dtype_tables_onnx_columns_are_onnxs_own_names_and_numbers():
+    onnx = pytest.importorskip("onnx")
+    from quayside.packager.signature import DTYPES
+
+    for dtype in DTYPES.values():
+        name = onnx.TensorProto.DataType.Name(dtype.onnx_elem_type)
+        assert dtype.onnx == f"tensor({name.lower()})", dtype.name
+        assert onnx.helper.tensor_dtype_to_np_dtype(dtype.onnx_elem_type) == dtype.numpy, dtype.name

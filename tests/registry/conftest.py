@@ -26,12 +26,6 @@ sqlite_database_url = fixtures.sqlite_database_url
 sqlite_server = fixtures.sqlite_server
 
 
-@pytest.fixture(scope="session")
-def postgresql_database_url(postgres_database_url: str) -> str:
-    """The name the shared ``database_url`` fixture looks up for its ``postgresql`` param."""
-    return postgres_database_url
-
-
 def unique(prefix: str = "model") -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
 

@@ -22,11 +22,11 @@ def quayside(target, *args: str, actor: str = "cli-user") -> subprocess.Complete
     [
         ("GET", "/models/nope-model", None, 404, "not_found"),
         ("GET", "/models/{name}/versions/9", None, 404, "not_found"),
-        ("GET", "/models/{name}/versions/zero", None, 422, "invalid_request"),
+        ("GET", "/models/{name}/versions/zero", None, 400, "invalid_request"),
         ("GET", "/models/{name}/versions/0", None, 400, "bad_request"),
         ("POST", "/models/{name}/versions/1/transition", {"stage": "production"}, 409, "invalid_state"),
         ("POST", "/models/{name}/versions/1/transition", {"stage": "gold"}, 400, "bad_request"),
-        ("POST", "/models/{name}/versions/1/transition", {"to": "staging"}, 422, "invalid_request"),
+        ("POST", "/models/{name}/versions/1/transition", {"to": "staging"}, 400, "invalid_request"),
         ("PUT", "/models/{name}/aliases/champion", {"version": 5}, 404, "not_found"),
         ("PUT", "/models/{name}/aliases/bad%20alias", {"version": 1}, 400, "invalid_name"),
         ("POST", "/models", {"name": "has space"}, 400, "invalid_name"),

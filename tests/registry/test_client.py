@@ -10,9 +10,9 @@ import pytest
 from quayside import RegistryClient, load_model
 from quayside.errors import (
     AlreadyExistsError,
-    IntegrityError,
     InvalidStateError,
     NotFoundError,
+    PackageIntegrityError,
     UsageError,
 )
 from quayside.packager.manifest import read_manifest
@@ -333,10 +333,12 @@ def test_a_tampered_registered_package_is_refused_at_load(local_sqlite, packages
     path = registry.resolve(f"models:/{name}/1").path
     model_file = next(p for p in path.iterdir() if p.name != "quayside.yaml" and p.is_file())
     model_file.write_bytes(model_file.read_bytes() + b"tampered")
-    with pytest.raises(IntegrityError, match=r"does not match its sha256 .*: the package was altered"):
+    with pytest.raises(PackageIntegrityError, match=r"does not match its sha256 .*: the package was altered"):
         load_model(f"models:/{name}/1", trust=True)
 
     manifest = path / "quayside.yaml"
     manifest.write_text(manifest.read_text().replace("number: 0", "number: 99"))
-    with pytest.raises(IntegrityError, match=f"the registered package of version 1 of '{name}' was altered"):
+    with pytest.raises(
+        PackageIntegrityError, match=f"the registered package of version 1 of '{name}' was altered"
+    ):
         registry.resolve(f"models:/{name}/1")

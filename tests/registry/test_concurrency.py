@@ -5,8 +5,6 @@ from __future__ import annotations
 import multiprocessing
 from pathlib import Path
 
-import pytest
-
 from quayside.registry.store import RegistryStore
 from tests.registry.conftest import unique
 
@@ -42,17 +40,15 @@ def register_at_once(url: str, artifacts: Path, name: str, package: Path) -> lis
     return outcomes
 
 
-@pytest.mark.parametrize("database", ["postgresql", "sqlite"])
 def test_twenty_processes_registering_one_new_name_get_twenty_consecutive_numbers(
-    database, request, tmp_path, packages
+    database_url, tmp_path, packages
 ):
-    url = request.getfixturevalue(f"{database}_database_url")
     name = unique("race")
-    outcomes = register_at_once(url, tmp_path / "artifacts", name, packages[0])
+    outcomes = register_at_once(database_url, tmp_path / "artifacts", name, packages[0])
 
     assert [kind for kind, _ in outcomes] == ["ok"] * PROCESSES, outcomes
     assert sorted(number for _, number in outcomes) == list(range(1, PROCESSES + 1))  # type: ignore[type-var]
-    store = RegistryStore(url, tmp_path / "artifacts")
+    store = RegistryStore(database_url, tmp_path / "artifacts")
     versions = store.list_versions(name)
     assert [v.version for v in versions] == list(range(1, PROCESSES + 1))
     assert store.get_model(name).latest_version == PROCESSES

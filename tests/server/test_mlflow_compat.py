@@ -298,3 +298,29 @@ def test_logged_models_need_a_run_take_a_free_folder_and_refuse_what_they_cannot
         "/runs/outputs", json={"run_id": other_run, "models": [{"model_id": first["model_id"]}]}
     )
     assert foreign.status_code == 400 and "was logged by run" in foreign.json()["message"]
+
+
+def test_a_batch_whose_logged_model_is_missing_is_refused_whole(http: httpx.Client):
+    run = _run(http)
+    run_id = run["info"]["run_id"]
+    batch = {
+        "run_id": run_id,
+        "metrics": [
+            {"key": "loss", "value": 0.5, "timestamp": 1700000000001, "step": 0},
+            {"key": "acc", "value": 0.9, "timestamp": 1700000000001, "step": 0, "model_id": "m-missing"},
+        ],
+        "params": [{"key": "lr", "value": "0.1"}],
+        "tags": [{"key": "mlflow.runName", "value": "renamed"}, {"key": "t", "value": "x"}],
+    }
+    refused = http.post("/runs/log-batch", json=batch)
+    assert refused.status_code == 404, refused.text
+    assert refused.json() == {
+        "error_code": "RESOURCE_DOES_NOT_EXIST",
+        "message": "no logged model with id 'm-missing'",
+    }
+    after = http.get("/runs/get", params={"run_id": run_id}).json()["run"]
+    assert after["info"]["run_name"] == run["info"]["run_name"]
+    assert after["data"]["metrics"] == after["data"]["params"] == []
+    assert {t["key"] for t in after["data"]["tags"]} == {"a", "mlflow.runName"}
+    history = http.get("/metrics/get-history", params={"run_id": run_id, "metric_key": "loss"}).json()
+    assert history.get("metrics", []) == []

@@ -45,9 +45,9 @@ def test_an_unknown_endpoint_is_a_json_404(http: httpx.Client):
     assert response.json()["error"]["code"] == "not_found"
 
 
-def test_a_malformed_body_is_a_422_that_names_the_field(http: httpx.Client):
+def test_a_malformed_body_is_a_400_that_names_the_field(http: httpx.Client):
     response = http.post("/runs", json={"experiment_id": "seven"})
-    assert response.status_code == 422
+    assert response.status_code == 400
     error = response.json()["error"]
     assert error["code"] == "invalid_request"
     assert error["message"].startswith(
@@ -55,7 +55,7 @@ def test_a_malformed_body_is_a_422_that_names_the_field(http: httpx.Client):
     )
 
     broken = http.post("/runs", content=b"{not json", headers={"content-type": "application/json"})
-    assert broken.status_code == 422
+    assert broken.status_code == 400
     assert broken.json()["error"]["code"] == "invalid_request"
 
 

@@ -213,8 +213,8 @@ def test_a_native_model_is_served_by_its_flavor_when_trusted(slow_package, tmp_p
 def test_a_registered_model_is_served_under_its_registered_name_and_version(
     tensor_package, tmp_path, diabetes
 ):
+    from quayside.compose.clients import register_model
     from quayside.config import Settings
-    from quayside.uris import register_model
     from tests.serving.conftest import start_server
 
     home = tmp_path / "home"

@@ -42,7 +42,7 @@ def test_a_negative_offset_is_refused(client: Client):
 
 @pytest.mark.parametrize("local", ["local_sqlite", "local_postgresql"])
 def test_count_activity_and_keys_describe_an_experiments_runs(local: str, request: pytest.FixtureRequest):
-    store = TrackingStore(request.getfixturevalue(local).settings.database_url)
+    store = TrackingStore.from_settings(request.getfixturevalue(local).settings)
     experiment = store.create_experiment(f"keys-{uuid.uuid4().hex[:8]}")
     runs = [store.create_run(experiment.id, f"r{n}", start_time=1_000 + n) for n in range(4)]
     for number, run in enumerate(runs):

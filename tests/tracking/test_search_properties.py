@@ -184,7 +184,7 @@ def test_nesting_past_the_limit_is_refused_before_the_stack_is(depth: int, opene
 def store(tmp_path_factory: pytest.TempPathFactory) -> tuple[TrackingStore, int]:
     """A SQLite store with an experiment of three runs that hold every column the filters name."""
     path: Path = tmp_path_factory.mktemp("search-properties") / "quayside.db"
-    store = TrackingStore(f"sqlite:///{path}")
+    store = TrackingStore(f"sqlite:///{path}", path.parent / "artifacts")
     experiment = store.create_experiment(f"properties-{uuid.uuid4().hex[:8]}")
     for number in range(3):
         run = store.create_run(experiment.id, f"r{number}", {"t": str(number), "quayside.git.dirty": "no"})

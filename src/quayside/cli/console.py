@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import re
 import sys
+from datetime import datetime
 from typing import Any
 
 from rich.console import Console
@@ -74,3 +75,8 @@ def human_size(size: float) -> str:
             return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
         size /= 1024
     raise AssertionError("unreachable")
+
+
+def format_time(ms: int | None) -> str:
+    """Milliseconds since the epoch as local ``YYYY-MM-DD HH:MM:SS`` (``-`` for none)."""
+    return "-" if ms is None else datetime.fromtimestamp(ms / 1000).strftime("%Y-%m-%d %H:%M:%S")

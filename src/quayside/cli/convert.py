@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from quayside.cli.console import err, out, styled
-from quayside.cli.model import parity_table
+from quayside.cli.tables import parity_table
 from quayside.config import load_settings
 from quayside.packager.convert import Tolerance
 from quayside.packager.package import convert_package

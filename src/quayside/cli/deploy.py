@@ -2,38 +2,22 @@
 
 from __future__ import annotations
 
-import re
 from enum import StrEnum
 from typing import Annotated, Any
 
 import typer
 
-from quayside.cli.build import ModelSource, build_model_image
 from quayside.cli.console import err, out, out_raw
-from quayside.errors import NotFoundError, UsageError
-from quayside.names import check_dns_label, check_portable_name
+from quayside.cli.tables import print_build
+from quayside.compose import rollout
+from quayside.compose.models import ModelSource
+from quayside.errors import UsageError
 from quayside.packager.docker.context import DEFAULT_BASE_IMAGE
 
 
 class Target(StrEnum):
     docker = "docker"
     kubernetes = "kubernetes"
-
-
-def _ensure_image(client: Any, source: ModelSource, *, tag: str, base_image: str) -> str:
-    """The image of ``source``: reused when ``tag`` already holds this package (same digest), else built."""
-    from docker.errors import ImageNotFound
-
-    digest = source.manifest.digest()
-    try:
-        existing = client.images.get(tag)
-        if (existing.labels or {}).get("io.quayside.model.digest") == digest:
-            err.print(f"image {tag} already holds this model; not rebuilding")
-            return tag
-    except ImageNotFound:
-        pass
-    build_model_image(source, tag=tag, base_image=base_image, no_cache=False)
-    return tag
 
 
 def _deploy_docker(
@@ -47,41 +31,27 @@ def _deploy_docker(
     down: bool,
     grace_period: float,
 ) -> None:
-    from quayside.packager.docker.build import docker_client
-    from quayside.packager.docker.containers import (
-        connection_migration_enabled,
-        deploy_container,
-        remove_deployment,
-    )
-
     if down:
         if not name:
             raise UsageError("--down needs --name: the deployment to remove")
-        check_portable_name("deployment", name)
-        client = docker_client()
-        removed = remove_deployment(client, name, grace_period_s=grace_period, log=err.print)
+        removed = rollout.remove_docker_deployment(name, grace_period_s=grace_period, log=err.print)
         out.print(f"removed deployment {name} ({removed} container{'s' if removed != 1 else ''})")
         return
     if model_uri is None:
         raise UsageError("give the MODEL_URI to deploy (or --down with --name)")
-    source = ModelSource.resolve(model_uri)
-    deployment_name = check_portable_name("deployment", name or source.manifest.name)
-    client = docker_client()
-    tag = _ensure_image(client, source, tag=image or source.default_tag(), base_image=base_image)
-    if connection_migration_enabled() is False:
-        err.print(
-            "note: net.ipv4.tcp_migrate_req is 0; a connection queued on the old container's listener in "
-            "the instant it closes can be reset (sysctl -w net.ipv4.tcp_migrate_req=1 closes that window)"
-        )
-    deployment = deploy_container(
-        client,
-        image=tag,
-        name=deployment_name,
+    done = rollout.deploy_docker(
+        ModelSource.resolve(model_uri),
+        name=name,
         port=port,
         workers=workers,
+        image=image,
+        base_image=base_image,
         grace_period_s=grace_period,
         log=err.print,
     )
+    if done.build is not None:
+        print_build(done.build, base_image)
+    deployment = done.deployment
     out.print(
         f"deployment {deployment.name}: {deployment.model} {deployment.version} from {deployment.image} "
         f"on http://127.0.0.1:{deployment.port} ({deployment.container})"
@@ -162,87 +132,13 @@ def deploy(
     _deploy_kubernetes(
         model_uri,
         name=name,
-        port=port,
-        workers=workers,
         image=image,
-        namespace=namespace,
-        replicas=replicas,
-        cpu=cpu,
-        memory=memory,
-        min_replicas=min_replicas,
-        max_replicas=max_replicas,
-        target_cpu=target_cpu,
         print_only=dry_run or output is not None,
         output=output,
         canary=canary,
         promote_canary=promote_canary,
-        grace_period=grace_period,
         timeout=timeout,
         kubeconfig=kubeconfig,
-    )
-
-
-def _k8s_name(text: str) -> str:
-    return re.sub(r"[^a-z0-9-]+", "-", text.lower()).strip("-")[:56].strip("-") or "model"
-
-
-def _deploy_kubernetes(
-    model_uri: str | None,
-    *,
-    name: str | None,
-    port: int,
-    workers: int,
-    image: str | None,
-    namespace: str,
-    replicas: int,
-    cpu: str,
-    memory: str,
-    min_replicas: int | None,
-    max_replicas: int | None,
-    target_cpu: int,
-    print_only: bool,
-    output: str | None,
-    canary: int | None,
-    promote_canary: bool,
-    grace_period: float,
-    timeout: float,
-    kubeconfig: str | None,
-) -> None:
-    from quayside.packager.k8s import apply as k8s
-    from quayside.packager.k8s.render import DeploymentSpec, render_canary, render_manifests, to_yaml
-
-    if output not in (None, "yaml"):
-        raise UsageError(f"-o/--output takes 'yaml', not '{output}'")
-    if promote_canary:
-        if canary is not None:
-            raise UsageError("--canary and --promote-canary do not go together")
-        _promote_canary(
-            model_uri,
-            name=name,
-            namespace=namespace,
-            print_only=print_only,
-            timeout=timeout,
-            kubeconfig=kubeconfig,
-            replicas=replicas,
-            port=port,
-            workers=workers,
-            cpu=cpu,
-            memory=memory,
-            min_replicas=min_replicas,
-            max_replicas=max_replicas,
-            target_cpu=target_cpu,
-            grace_period=grace_period,
-        )
-        return
-    if model_uri is None:
-        raise UsageError("give the MODEL_URI to deploy")
-    source = ModelSource.resolve(model_uri)
-    spec = DeploymentSpec(
-        name=name or _k8s_name(source.manifest.name),
-        image=image or source.default_tag(),
-        model_name=source.registered_name or source.manifest.name,
-        model_digest=source.manifest.digest(),
-        model_version=source.version,
         namespace=namespace,
         port=port,
         workers=workers,
@@ -254,36 +150,50 @@ def _deploy_kubernetes(
         target_cpu=target_cpu,
         grace_period_s=int(grace_period),
     )
-    if canary is None:
-        manifests, stable_replicas = render_manifests(spec), None
-    else:
-        canary_deployment, stable_replicas = render_canary(spec, canary)
-        manifests = [canary_deployment]
+
+
+def _deploy_kubernetes(
+    model_uri: str | None,
+    *,
+    name: str | None,
+    image: str | None,
+    print_only: bool,
+    output: str | None,
+    canary: int | None,
+    promote_canary: bool,
+    timeout: float,
+    kubeconfig: str | None,
+    **sizes: Any,
+) -> None:
+    from quayside.packager.k8s.render import to_yaml
+
+    if output not in (None, "yaml"):
+        raise UsageError(f"-o/--output takes 'yaml', not '{output}'")
+    if promote_canary:
+        if canary is not None:
+            raise UsageError("--canary and --promote-canary do not go together")
+        _promote_canary(
+            model_uri, name=name, print_only=print_only, timeout=timeout, kubeconfig=kubeconfig, **sizes
+        )
+        return
+    if model_uri is None:
+        raise UsageError("give the MODEL_URI to deploy")
+    spec = rollout.deployment_spec(ModelSource.resolve(model_uri), name=name, image=image, **sizes)
+    plan = rollout.plan_deployment(spec, canary=canary)
     if print_only:
-        if stable_replicas is not None:
-            out_raw(f"# the stable Deployment {spec.name} is scaled to {stable_replicas} replicas")
-        out_raw(to_yaml(manifests))
+        if plan.stable_replicas is not None:
+            out_raw(f"# the stable Deployment {spec.name} is scaled to {plan.stable_replicas} replicas")
+        out_raw(to_yaml(plan.manifests))
         return
     if image is None:
         err.print(
             f"note: the cluster must be able to pull {spec.image}; push it to a registry or pass --image"
         )
-    api = k8s.connect(kubeconfig)
-    if stable_replicas is not None:
-        if k8s.read_deployment(api, namespace, spec.name) is None:
-            raise NotFoundError(
-                f"no stable Deployment/{spec.name} in namespace {namespace} to put a canary beside; "
-                "deploy without --canary first"
-            )
-        k8s.apply_manifests(api, manifests, log=err.print)
-        if max_replicas is None:
-            k8s.scale_deployment(api, namespace, spec.name, stable_replicas)
-        k8s.wait_for_rollout(api, namespace, f"{spec.name}-canary", timeout_s=timeout, log=err.print)
+    rollout.apply_deployment(plan, kubeconfig=kubeconfig, timeout_s=timeout, log=err.print)
+    if canary is not None:
         out.print(f"canary {spec.name}-canary serves about {canary}% of requests beside {spec.name}")
         return
-    k8s.apply_manifests(api, manifests, log=err.print)
-    k8s.wait_for_rollout(api, namespace, spec.name, timeout_s=timeout, log=err.print)
-    out.print(f"deployment {spec.name} rolled out in namespace {namespace} (Service {spec.name})")
+    out.print(f"deployment {spec.name} rolled out in namespace {spec.namespace} (Service {spec.name})")
 
 
 def _promote_canary(
@@ -297,51 +207,30 @@ def _promote_canary(
     **sizes: Any,
 ) -> None:
     """Roll the stable Deployment to the canary's image, then remove the canary."""
-    from quayside.packager.k8s import apply as k8s
-    from quayside.packager.k8s.render import (
-        DeploymentSpec,
-        check_deployment_name,
-        promoted,
-        render_manifests,
-        to_yaml,
-    )
+    from quayside.packager.k8s.render import to_yaml
 
     if name is None:
         if model_uri is None:
             raise UsageError("--promote-canary needs --name (or the MODEL_URI whose name the deployment has)")
-        name = _k8s_name(ModelSource.resolve(model_uri).manifest.name)
-    check_deployment_name(name)
-    check_dns_label("namespace", namespace)
-    api = k8s.connect(kubeconfig)
-    canary = k8s.read_deployment(api, namespace, f"{name}-canary")
-    if canary is None:
-        raise NotFoundError(f"no canary Deployment/{name}-canary in namespace {namespace} to promote")
-    grace = int(sizes.pop("grace_period"))
-    base = DeploymentSpec(
-        name=name,
-        image="",
-        model_name=canary["metadata"]["labels"].get("quayside.io/model", name),
-        model_digest="",
+        name = rollout.kubernetes_name(ModelSource.resolve(model_uri).manifest.name)
+    plan = rollout.promote_canary(
+        name,
         namespace=namespace,
-        grace_period_s=grace,
-        **sizes,
+        sizes=sizes,
+        kubeconfig=kubeconfig,
+        timeout_s=timeout,
+        apply=not print_only,
+        log=err.print,
     )
-    manifests = render_manifests(promoted(base, canary))
     if print_only:
-        out_raw(to_yaml(manifests))
+        out_raw(to_yaml(plan.manifests))
         return
-    k8s.apply_manifests(api, manifests, log=err.print)
-    k8s.wait_for_rollout(api, namespace, name, timeout_s=timeout, log=err.print)
-    k8s.delete_deployment(api, namespace, f"{name}-canary")
     out.print(f"promoted: {name} now runs the canary's image; {name}-canary removed")
 
 
 def deployments() -> None:
     """List the Docker deployments on this host (containers labelled by quayside deploy)."""
-    from quayside.packager.docker.build import docker_client
-    from quayside.packager.docker.containers import deployments as list_deployments
-
-    rows = list_deployments(docker_client())
+    rows = rollout.docker_deployments()
     if not rows:
         out.print("no Docker deployments")
         return

@@ -7,8 +7,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from quayside.cli.console import out, print_json
-from quayside.cli.runs import format_time, tracking_client
+from quayside.cli.console import format_time, out, print_json
+from quayside.cli.options import tracking_client
 
 app = typer.Typer(help="Manage experiments.", no_args_is_help=True)
 

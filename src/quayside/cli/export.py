@@ -37,10 +37,10 @@ def bentoml(
     checks as quayside serve; any other package through quayside.load_model. Serve it
     with `bentoml serve service:CLASS --working-dir DIR` (pip install 'quayside[bentoml]').
     """
+    from quayside.compose.models import resolve_model
     from quayside.names import path_component
     from quayside.packager.exporters.bentoml import export_bentoml
     from quayside.packager.manifest import read_manifest
-    from quayside.uris import resolve_model
 
     path = resolve_model(model).path
     # The name comes from the package (anyone's): encoded, so it cannot point outside the current directory.

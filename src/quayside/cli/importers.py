@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from quayside.cli.console import err, out, styled
-from quayside.cli.model import parity_table
+from quayside.cli.tables import parity_table
 from quayside.config import Settings, load_settings
 from quayside.packager.convert import Tolerance
 
@@ -19,8 +19,8 @@ def mlflow_directory(source: str, settings: Settings) -> Path:
     """The directory ``source`` names: a path, or ``runs:/RUN_ID/PATH`` in the tracking store or server."""
     if not source.startswith("runs:/"):
         return Path(source)
+    from quayside.compose.models import run_artifact_resolver
     from quayside.registry.uris import parse_model_uri
-    from quayside.uris import run_artifact_resolver
 
     uri = parse_model_uri(source)
     assert uri.run_id is not None and uri.artifact_path is not None

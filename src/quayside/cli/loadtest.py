@@ -10,173 +10,17 @@ when given, else from the server's V2 metadata with placeholder ranges.
 from __future__ import annotations
 
 import contextlib
-import re
-import signal
-import socket
-import subprocess
-import sys
-from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
 from quayside.cli.console import err, out, styled
+from quayside.cli.tables import print_summary, print_verdict
+from quayside.compose.loadtest import package_inputs, parse_duration, run_and_report, served_locally
 from quayside.errors import UsageError
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 DEFAULT_REPORTS_DIR = Path("loadtest-reports")
-
-
-def parse_duration(text: str) -> float:
-    """``30s``, ``2m``, ``500ms`` or a plain number of seconds."""
-    match = _DURATION.match(text)
-    if match is None or float(match.group(1)) <= 0:
-        raise UsageError(f"--duration '{text}' is not a positive duration like 30s, 2m or 500ms")
-    return float(match.group(1)) * _UNITS[match.group(2)]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-@contextlib.contextmanager
-def served_locally(model: str, *, trust: bool, log_path: Path) -> Iterator[str]:
-    """``quayside serve MODEL`` on a free 127.0.0.1 port until the block ends; yields its base URL."""
-    from quayside.loadtesting.target import wait_ready
-
-    port = free_port()
-    command = [sys.executable, "-m", "quayside", "serve", model, "--host", "127.0.0.1", "--port", str(port)]
-    command += ["--quiet", *(["--trust"] if trust else [])]
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-    base_url = f"http://127.0.0.1:{port}"
-    try:
-        wait_ready(base_url, alive=lambda: process.poll() is None)
-        yield base_url
-    except Exception:
-        err.print(
-            styled((f"server log ({log_path}):", "dim"), f"\n{log_path.read_text(errors='replace')[-2000:]}")
-        )
-        raise
-    finally:
-        _stop(process)
-
-
-@contextlib.contextmanager
-def served_image(image: str, *, model_name: str, model_version: str | None) -> Iterator[str]:
-    """``docker run --network host IMAGE`` listening on a free 127.0.0.1 port; removed afterwards."""
-    from quayside.loadtesting.target import wait_ready
-
-    port = free_port()
-    env = {"PORT": str(port), "HOST": "127.0.0.1", "MODEL_NAME": model_name}
-    if model_version is not None:
-        env["MODEL_VERSION"] = model_version
-    command = ["docker", "run", "--rm", "-d", "--network", "host"]
-    for key, value in env.items():
-        command += ["-e", f"{key}={value}"]
-    try:
-        started = subprocess.run([*command, image], capture_output=True, text=True, check=False)
-    except FileNotFoundError:
-        raise UsageError("--image needs the docker command line, and it is not installed") from None
-    if started.returncode != 0:
-        raise UsageError(f"docker run {image} failed: {started.stderr.strip()}")
-    container = started.stdout.strip()
-    try:
-        wait_ready(f"http://127.0.0.1:{port}")
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        subprocess.run(["docker", "rm", "-f", container], capture_output=True, check=False)
-
-
-def package_inputs(model: str) -> tuple[Path, str, Any, Any]:
-    """A package's directory, serving name, input schema and decoded input example (or None)."""
-    from quayside.cli.serve import resolve_registered
-    from quayside.packager.example import decode_example
-    from quayside.packager.manifest import PackageReader
-
-    path, registered_name, _ = resolve_registered(model)
-    manifest = PackageReader.open(path).manifest
-    schema = manifest.signature.inputs
-    example = None
-    if manifest.input_example is not None:
-        example = decode_example(manifest.input_example, schema)
-    return path, registered_name or manifest.name, schema, example
-
-
-def print_verdict(verdict: Any) -> None:
-    table = Table(title="SLO verdict", title_justify="left")
-    for column in ("objective", "measured", "required", "result"):
-        table.add_column(column)
-    for result in verdict.results:
-        measured = "-" if result.measured != result.measured else f"{result.measured:.4g}"
-        objective = result.objective
-        table.add_row(
-            objective.metric,
-            measured,
-            f"{objective.comparison} {objective.threshold:g}",
-            styled(("pass", "green")) if result.passed else styled(("FAIL", "red")),
-        )
-    out.print(table)
-    out.print(styled(("all objectives met", "green")) if verdict.passed else styled(("SLO not met", "red")))
-
-
-def print_summary(report: Mapping[str, Any]) -> None:
-    s = report["summary"]
-
-    def ms(key: str) -> str:
-        return "-" if s[key] is None else f"{s[key]:.1f}"
-
-    out.print(
-        f"{s['requests']} requests, {s['failures']} failures ({s['error_rate']:.2%}), {s['rps']:.1f} req/s; "
-        f"latency ms p50 {ms('p50_ms')} p90 {ms('p90_ms')} p95 {ms('p95_ms')} p99 {ms('p99_ms')} max {ms('max_ms')}"
-    )
-    for error in report["errors"]:
-        out.print(styled("  ", (f"{error['count']} × {error['type']}", "red")))
-
-
-def run_and_report(
-    *,
-    base_url: str,
-    model_name: str,
-    schema: Any,
-    example: Any,
-    protocol: str,
-    rows: int,
-    options: Any,
-    objectives: tuple[Any, ...],
-    out_dir: Path,
-    report_id: str,
-) -> tuple[dict[str, Any], Any, Path, Path]:
-    """Generate payloads, load the server, build and write the report; returns it, the verdict and paths."""
-    from quayside.loadtesting.payloads import build_payloads
-    from quayside.loadtesting.report import build_report, summary_for_slo, with_verdict, write_report
-    from quayside.loadtesting.runner import run_load
-    from quayside.loadtesting.slo import evaluate
-
-    payloads = build_payloads(schema, example, protocol=protocol, model_name=model_name, rows=rows)  # type: ignore[arg-type]
-    result = run_load(base_url, payloads, options, console=err)
-    report = build_report(result, model=model_name, report_id=report_id)
-    verdict = evaluate(objectives, summary_for_slo(report)) if objectives else None
-    if verdict is not None:
-        report = with_verdict(report, verdict)
-    json_path, html_path = write_report(report, out_dir)
-    return report, verdict, json_path, html_path
 
 
 def loadtest(
@@ -232,14 +76,14 @@ def loadtest(
         else:
             _, name, schema, example = package_inputs(target)
             base_url = stack.enter_context(
-                served_locally(target, trust=trust, log_path=directory / "server.log")
+                served_locally(target, trust=trust, log_path=directory / "server.log", log=err.print)
             )
         err.print(
             styled(
                 "load-testing ", (name, "bold"), f" at {base_url} ({protocol}) for {options.duration_s:g} s"
             )
         )
-        report, verdict, json_path, html_path = run_and_report(
+        run = run_and_report(
             base_url=base_url,
             model_name=name,
             schema=schema,
@@ -250,12 +94,13 @@ def loadtest(
             objectives=objectives,
             out_dir=directory,
             report_id=report_id,
+            console=err,
         )
-    print_summary(report)
-    out.print(f"report {report_id}: {json_path} and {html_path}")
-    if verdict is not None:
-        print_verdict(verdict)
-        if not verdict.passed:
+    print_summary(run.report)
+    out.print(f"report {report_id}: {run.json_path} and {run.html_path}")
+    if run.verdict is not None:
+        print_verdict(run.verdict)
+        if not run.verdict.passed:
             raise typer.Exit(1)
 
 

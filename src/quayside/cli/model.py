@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.table import Table
 
 from quayside.cli.console import human_size, out, print_json, styled
+from quayside.cli.tables import parity_table
 from quayside.packager.manifest import Manifest, PackageReader
 from quayside.packager.signature import Schema
 
@@ -26,30 +26,6 @@ def schema_table(title: str, schema: Schema) -> Table:
     for spec in schema.specs:
         shape = "(" + ", ".join(str(d) for d in spec.shape) + ("," if len(spec.shape) == 1 else "") + ")"
         table.add_row(spec.name, spec.dtype, shape, "allowed" if spec.allow_nan else "refused")
-    return table
-
-
-def _number(value: Any) -> str:
-    return "-" if value is None else f"{value:.3g}"
-
-
-def parity_table(parity: Mapping[str, Any]) -> Table:
-    """ONNX-versus-native parity per output, with the tolerance it was held to."""
-    table = Table(
-        title=f"ONNX parity on {parity.get('rows')} rows (rtol={parity.get('rtol')}, atol={parity.get('atol')})",
-        title_justify="left",
-    )
-    for column in ("output", "max abs diff", "max rel diff", "label agreement", "result"):
-        table.add_column(column)
-    for name, result in (parity.get("outputs") or {}).items():
-        agreement = result.get("label_agreement")
-        table.add_row(
-            name,
-            _number(result.get("max_abs_diff")),
-            _number(result.get("max_rel_diff")),
-            "-" if agreement is None else f"{agreement:.2%}",
-            styled(("pass", "green")) if result.get("passed") else styled(("fail", "red")),
-        )
     return table
 
 

@@ -1,24 +1,22 @@
 """``quayside promote NAME VERSION --to production``: the promotion gate.
 
-The version is served here (``quayside serve models:/NAME/VERSION``, or its built
-image with ``--image``), load-tested, and its report stored in the artifact store
-beside the registry's package copies (the layout is :mod:`quayside.registry.loadtests`'s).
-Only when every objective passes does the version move; the audit entry's
-evidence names the report. Otherwise the verdict is printed, the command exits 1
-and stages and aliases stay as they were.
+The workflow is :func:`quayside.compose.promotion.promote`: the version is served here
+(or its built image with ``--image``), load-tested, its report stored beside the
+registry's package copies, and moved only when every objective passes. This command
+prints the figures and the verdict, and exits 1 when the version stays where it was.
 """
 
 from __future__ import annotations
 
-import contextlib
 from typing import Annotated
 
 import typer
 
 from quayside.cli.console import err, out, styled
-from quayside.cli.loadtest import print_summary, print_verdict, run_and_report, served_image, served_locally
-from quayside.cli.registry import ActorOption, ReasonOption, registry_client
-from quayside.errors import UsageError
+from quayside.cli.options import ActorOption, ReasonOption, registry_client
+from quayside.cli.tables import print_summary, print_verdict
+from quayside.compose.loadtest import parse_duration
+from quayside.compose.promotion import promote as promote_version
 
 
 def promote(
@@ -44,58 +42,35 @@ def promote(
     reason: ReasonOption = "",
 ) -> None:
     """Load-test a registered version and move it to --to only if every SLO objective passes."""
-    from quayside.cli.loadtest import package_inputs, parse_duration
-    from quayside.loadtesting.report import new_report_id
     from quayside.loadtesting.runner import LoadOptions
-    from quayside.loadtesting.slo import DEFAULT_SLO_TAG, parse_slo
-    from quayside.registry.loadtests import report_dir
 
     client = registry_client()
-    registered = client.get_version(name, version)
-    slo_text = slo or client.get_model(name).tags.get(DEFAULT_SLO_TAG)
-    if not slo_text:
-        raise UsageError(
-            f"no SLO for '{name}': pass --slo or set one with: quayside registry slo set {name} '...'"
-        )
-    objectives = parse_slo(slo_text)
     options = LoadOptions(users=users, spawn_rate=spawn_rate, duration_s=parse_duration(duration))
-    uri = registered.uri
-    _, _, schema, example = package_inputs(uri)
-    report_id = new_report_id()
-    directory = report_dir(client.settings.artifact_dir, name, version, report_id)
-    with contextlib.ExitStack() as stack:
-        if image is not None:
-            server = served_image(image, model_name=name, model_version=str(version))
-        else:
-            server = served_locally(uri, trust=trust, log_path=directory / "server.log")
-        base_url = stack.enter_context(server)
-        err.print(f"load-testing {uri} at {base_url} for {options.duration_s:g} s against: {slo_text}")
-        report, verdict, json_path, _ = run_and_report(
-            base_url=base_url,
-            model_name=name,
-            schema=schema,
-            example=example,
-            protocol=protocol,
-            rows=rows,
-            options=options,
-            objectives=objectives,
-            out_dir=directory,
-            report_id=report_id,
-        )
-    print_summary(report)
-    print_verdict(verdict)
-    out.print(f"report {report_id}: {json_path}")
-    if not verdict.passed:
-        out.print(styled(("not promoted:", "red"), f" {uri} stays {registered.stage}"))
-        raise typer.Exit(1)
-    moved = client.transition(
+    result = promote_version(
         name,
         version,
-        to,
-        reason=reason or f"load test {report_id} met {slo_text}",
+        to=to,
+        slo=slo,
+        image=image,
+        options=options,
+        rows=rows,
+        protocol=protocol,
+        trust=trust,
         actor=actor,
-        evidence={"loadtest_report": report_id, "report_path": str(json_path), "slo": slo_text},
+        reason=reason,
+        client=client,
+        log=err.print,
+        console=err,
     )
+    print_summary(result.report)
+    print_verdict(result.verdict)
+    out.print(f"report {result.report_id}: {result.report_path}")
+    if result.promoted is None:
+        out.print(styled(("not promoted:", "red"), f" {result.version.uri} stays {result.version.stage}"))
+        raise typer.Exit(1)
+    moved = result.promoted
     out.print(
-        styled(f"promoted {moved.uri} to ", (moved.stage, "green"), f" (evidence: load test {report_id})")
+        styled(
+            f"promoted {moved.uri} to ", (moved.stage, "green"), f" (evidence: load test {result.report_id})"
+        )
     )

@@ -9,9 +9,8 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from quayside.cli.console import out, print_json, styled
-from quayside.cli.runs import format_time
-from quayside.config import load_settings
+from quayside.cli.console import format_time, out, print_json, styled
+from quayside.cli.options import ActorOption, ReasonOption, registry_client
 from quayside.errors import UsageError
 
 app = typer.Typer(
@@ -25,17 +24,6 @@ app.add_typer(slo_app, name="slo")
 STAGE_STYLE = {"production": "green", "staging": "cyan", "candidate": "", "archived": "dim"}
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON, for scripts.")]
-ActorOption = Annotated[
-    str | None,
-    typer.Option("--actor", help="Who the audit log names (default: QUAYSIDE_ACTOR, then the OS user)."),
-]
-ReasonOption = Annotated[str, typer.Option("--reason", "-r", help="Why; kept in the audit log.")]
-
-
-def registry_client() -> Any:
-    from quayside.uris import RegistryClient
-
-    return RegistryClient(settings=load_settings())
 
 
 def parse_pairs(option: str, pairs: Sequence[str] | None) -> dict[str, str]:

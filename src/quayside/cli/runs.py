@@ -3,30 +3,20 @@
 from __future__ import annotations
 
 import math
-from datetime import datetime
 from typing import Annotated
 
 import typer
 from rich.table import Table
 from rich.text import Text
 
-from quayside.cli.console import human_size, out, print_json, styled
-from quayside.config import load_settings
-from quayside.tracking.client import Client
+from quayside.cli.console import format_time, human_size, out, print_json, styled
+from quayside.cli.options import tracking_client
 from quayside.tracking.entities import Run
 
 app = typer.Typer(help="Search, show and compare runs.", no_args_is_help=True)
 
 MAX_COLUMNS = 6
 STATUS_STYLE = {"FINISHED": "green", "FAILED": "red", "KILLED": "yellow", "RUNNING": "cyan"}
-
-
-def tracking_client() -> Client:
-    return Client(settings=load_settings())
-
-
-def format_time(ms: int | None) -> str:
-    return "-" if ms is None else datetime.fromtimestamp(ms / 1000).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def format_value(value: float | str | None) -> str:

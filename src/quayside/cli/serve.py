@@ -3,26 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from quayside.cli.console import err, styled
+from quayside.compose.models import resolve_registered
 from quayside.errors import UsageError
-from quayside.serving.options import DEFAULT_MAX_BODY_BYTES, ServeOptions
-
-MIB = 1024 * 1024
-
-
-def resolve_registered(model_uri: str) -> tuple[Path, str | None, str | None]:
-    """The package directory a path or model URI names, and its registered name and version if any."""
-    from quayside.uris import resolve_model
-
-    resolved = resolve_model(model_uri)
-    if resolved.version is None:
-        return resolved.path, None, None
-    return resolved.path, resolved.version.name, str(resolved.version.version)
+from quayside.packager.package import RUNTIMES, runtime_choices
+from quayside.serving.options import DEFAULT_MAX_BODY_BYTES, MIB, ServeOptions, max_body_bytes
 
 
 def serve(
@@ -66,8 +55,9 @@ def serve(
         float, typer.Option(help="Seconds in-flight requests get to finish after SIGTERM.", min=0)
     ] = ServeOptions.grace_period_s,
     runtime: Annotated[
-        str, typer.Option(help="auto (ONNX Runtime when the package is ONNX-servable), onnx or native.")
-    ] = "auto",
+        str,
+        typer.Option(help=f"{runtime_choices()}; auto is ONNX Runtime when the package is ONNX-servable."),
+    ] = ServeOptions.runtime,
     trust: Annotated[
         bool,
         typer.Option("--trust", help="Allow a pickled native model (loading it runs code from the package)."),
@@ -85,8 +75,8 @@ def serve(
     from quayside.serving.server import load_for_serving
     from quayside.serving.server import serve as run_server
 
-    if runtime not in ("auto", "onnx", "native"):
-        raise UsageError(f"--runtime must be auto, onnx or native, not '{runtime}'")
+    if runtime not in RUNTIMES:
+        raise UsageError(f"--runtime must be {runtime_choices()}, not '{runtime}'")
     options = ServeOptions(
         host=host,
         port=port,
@@ -95,7 +85,7 @@ def serve(
         max_batch_size=max_batch_size,
         max_batch_latency_ms=max_batch_latency_ms,
         inline_below_us=inline_below_us,
-        max_body_bytes=int(max_body_mb * MIB),
+        max_body_bytes=max_body_bytes(max_body_mb),
         grace_period_s=grace_period,
         quiet=quiet,
         trust=trust,

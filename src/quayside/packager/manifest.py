@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from quayside.errors import IntegrityError, NotFoundError, PackageError
+from quayside.errors import NotFoundError, PackageError, PackageIntegrityError
 from quayside.packager.environment import Environment
 from quayside.packager.signature import Signature
 
@@ -77,7 +77,7 @@ class Manifest:
         for entry in self.files:
             if entry.path == path:
                 return entry
-        raise IntegrityError(f"'{path}' is not listed in {MANIFEST_NAME}")
+        raise PackageIntegrityError(f"'{path}' is not listed in {MANIFEST_NAME}")
 
     def with_files(self, entries: Iterable[FileEntry]) -> Manifest:
         """A copy listing these entries in addition to (or instead of, same path) the current ones."""
@@ -162,11 +162,11 @@ def check_relative_path(path: str) -> PurePosixPath:
     """Refuse a manifest path that is absolute, climbs with ``..`` or is otherwise not plain."""
     pure = PurePosixPath(path)
     if not path or "\\" in path or "\x00" in path:
-        raise IntegrityError(f"package path {path!r} is not a plain relative path")
+        raise PackageIntegrityError(f"package path {path!r} is not a plain relative path")
     if pure.is_absolute() or path.startswith("~"):
-        raise IntegrityError(f"package path '{path}' is absolute; paths must stay inside the package")
+        raise PackageIntegrityError(f"package path '{path}' is absolute; paths must stay inside the package")
     if any(part in ("..", ".") for part in pure.parts) or pure.parts == ():
-        raise IntegrityError(f"package path '{path}' escapes the package directory")
+        raise PackageIntegrityError(f"package path '{path}' escapes the package directory")
     return pure
 
 
@@ -176,7 +176,7 @@ def resolve_inside(root: Path, path: str) -> Path:
     real_root = root.resolve()
     target = (real_root / relative).resolve()
     if not target.is_relative_to(real_root):
-        raise IntegrityError(f"package path '{path}' leads outside the package (through a symlink)")
+        raise PackageIntegrityError(f"package path '{path}' leads outside the package (through a symlink)")
     return target
 
 
@@ -238,7 +238,7 @@ class PackageReader:
         for entry in self.manifest.files:
             actual = sha256_file(self._locate(entry))
             if actual != entry.sha256:
-                raise IntegrityError(_mismatch(entry, actual))
+                raise PackageIntegrityError(_mismatch(entry, actual))
 
     def read_bytes(self, path: str) -> bytes:
         """A listed file's bytes, verified on the bytes returned (no window to swap the file)."""
@@ -250,16 +250,16 @@ class PackageReader:
     def _locate(self, entry: FileEntry) -> Path:
         target = resolve_inside(self.root, entry.path)
         if not target.exists():
-            raise IntegrityError(f"package file '{entry.path}' is missing: the package is incomplete")
+            raise PackageIntegrityError(f"package file '{entry.path}' is missing: the package is incomplete")
         if not target.is_file():
-            raise IntegrityError(f"package file '{entry.path}' is not a regular file")
+            raise PackageIntegrityError(f"package file '{entry.path}' is not a regular file")
         return target
 
     @staticmethod
     def _check(entry: FileEntry, data: bytes) -> None:
         actual = hashlib.sha256(data).hexdigest()
         if actual != entry.sha256:
-            raise IntegrityError(_mismatch(entry, actual))
+            raise PackageIntegrityError(_mismatch(entry, actual))
 
 
 def _mismatch(entry: FileEntry, actual: str) -> str:

@@ -14,7 +14,7 @@ import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from quayside.errors import AlreadyExistsError, SignatureError, UntrustedPackageError, UsageError
 from quayside.names import check_name
@@ -39,7 +39,17 @@ from quayside.packager.signature import (
     infer_schema,
 )
 
-Runtime = Literal["auto", "onnx", "native"]
+ServedRuntime = Literal["onnx", "native"]
+"""What runs a loaded model: ONNX Runtime, or the flavor's own framework."""
+Runtime = Literal["auto", ServedRuntime]
+"""What a caller asks for: ``auto`` (ONNX Runtime when the package is ONNX-servable) or one of them."""
+RUNTIMES: tuple[str, ...] = get_args(Runtime)
+"""The runtime names a caller may give, ``auto`` first (the CLI checks its option against them)."""
+
+
+def runtime_choices() -> str:
+    """The runtime names as a message lists them: ``auto, onnx or native``."""
+    return f"{', '.join(RUNTIMES[:-1])} or {RUNTIMES[-1]}"
 
 
 @dataclass(frozen=True)
@@ -51,7 +61,7 @@ class LoadedModel:
     """
 
     manifest: Manifest
-    runtime: Literal["onnx", "native"]
+    runtime: ServedRuntime
     native_model: Any
     _run: Any
 
@@ -92,7 +102,7 @@ def _untrusted_message(manifest: Manifest) -> str:
     )
 
 
-def _choose_runtime(manifest: Manifest, runtime: Runtime) -> Literal["onnx", "native"]:
+def _choose_runtime(manifest: Manifest, runtime: Runtime) -> ServedRuntime:
     if manifest.flavor == "onnx":
         return "onnx"
     if runtime == "auto":
@@ -102,8 +112,8 @@ def _choose_runtime(manifest: Manifest, runtime: Runtime) -> Literal["onnx", "na
             f"package '{manifest.name}' has no parity-checked ONNX model; convert it first "
             "(quayside convert PATH)"
         )
-    if runtime not in ("onnx", "native"):
-        raise UsageError(f"runtime must be auto, onnx or native, not '{runtime}'")
+    if runtime not in get_args(ServedRuntime):
+        raise UsageError(f"runtime must be {runtime_choices()}, not '{runtime}'")
     return runtime
 
 

@@ -35,6 +35,8 @@ class DType:
     """The type string ONNX Runtime reports for a tensor input, e.g. ``tensor(float)``."""
     v2: str
     """The Open Inference Protocol (V2) datatype name."""
+    onnx_elem_type: int
+    """The ONNX ``TensorProto`` element type number, as a graph's value infos carry it."""
 
     @property
     def is_float(self) -> bool:
@@ -45,25 +47,25 @@ class DType:
         return self.numpy.kind in "iu"
 
 
-def _row(name: str, np_dtype: Any, onnx: str, v2: str) -> tuple[str, DType]:
-    return name, DType(name, np.dtype(np_dtype), f"tensor({onnx})", v2)
+def _row(name: str, np_dtype: Any, onnx: str, v2: str, onnx_elem_type: int) -> tuple[str, DType]:
+    return name, DType(name, np.dtype(np_dtype), f"tensor({onnx})", v2, onnx_elem_type)
 
 
 DTYPES: dict[str, DType] = dict(
     [
-        _row("bool", np.bool_, "bool", "BOOL"),
-        _row("int8", np.int8, "int8", "INT8"),
-        _row("int16", np.int16, "int16", "INT16"),
-        _row("int32", np.int32, "int32", "INT32"),
-        _row("int64", np.int64, "int64", "INT64"),
-        _row("uint8", np.uint8, "uint8", "UINT8"),
-        _row("uint16", np.uint16, "uint16", "UINT16"),
-        _row("uint32", np.uint32, "uint32", "UINT32"),
-        _row("uint64", np.uint64, "uint64", "UINT64"),
-        _row("float16", np.float16, "float16", "FP16"),
-        _row("float32", np.float32, "float", "FP32"),
-        _row("float64", np.float64, "double", "FP64"),
-        _row("string", object, "string", "BYTES"),
+        _row("bool", np.bool_, "bool", "BOOL", 9),
+        _row("int8", np.int8, "int8", "INT8", 3),
+        _row("int16", np.int16, "int16", "INT16", 5),
+        _row("int32", np.int32, "int32", "INT32", 6),
+        _row("int64", np.int64, "int64", "INT64", 7),
+        _row("uint8", np.uint8, "uint8", "UINT8", 2),
+        _row("uint16", np.uint16, "uint16", "UINT16", 4),
+        _row("uint32", np.uint32, "uint32", "UINT32", 12),
+        _row("uint64", np.uint64, "uint64", "UINT64", 13),
+        _row("float16", np.float16, "float16", "FP16", 10),
+        _row("float32", np.float32, "float", "FP32", 1),
+        _row("float64", np.float64, "double", "FP64", 11),
+        _row("string", object, "string", "BYTES", 8),
     ]
 )
 """Every dtype a signature may name, keyed by its Quayside name."""

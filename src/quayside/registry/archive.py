@@ -14,7 +14,7 @@ import tarfile
 from pathlib import Path, PurePosixPath
 from typing import IO
 
-from quayside.errors import IntegrityError, PayloadTooLargeError, UsageError
+from quayside.errors import PackageIntegrityError, PayloadTooLargeError, UsageError
 from quayside.packager.manifest import check_relative_path
 
 MAX_ARCHIVE_ENTRIES = 10_000
@@ -145,7 +145,7 @@ def _excerpt(text: str, limit: int = 100) -> str:
 def _member_path(member: tarfile.TarInfo) -> PurePosixPath:
     try:
         relative = check_relative_path(member.name.rstrip("/") if member.isdir() else member.name)
-    except IntegrityError as e:
+    except PackageIntegrityError as e:
         raise UsageError(f"package upload: {e.message}") from None
     encoded = str(relative).encode("utf-8", "surrogateescape")
     if len(encoded) > MAX_PATH_BYTES or any(

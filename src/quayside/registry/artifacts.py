@@ -21,7 +21,7 @@ from pathlib import Path, PurePosixPath
 from typing import IO
 
 from quayside import scratch
-from quayside.errors import IntegrityError, PackageError
+from quayside.errors import PackageError, PackageIntegrityError
 from quayside.names import check_model_name, path_component
 from quayside.packager.manifest import MANIFEST_NAME, Manifest, PackageReader, check_relative_path
 
@@ -44,7 +44,9 @@ class PackageStore:
     def location(self, storage_path: str) -> Path:
         relative = PurePosixPath(storage_path)
         if relative.is_absolute() or ".." in relative.parts or relative.parts[:1] != (REGISTRY_DIR,):
-            raise IntegrityError(f"registered package path '{storage_path}' is not inside the registry")
+            raise PackageIntegrityError(
+                f"registered package path '{storage_path}' is not inside the registry"
+            )
         return self.root / relative
 
     def model_dir(self, model: str) -> Path:
@@ -65,7 +67,9 @@ class PackageStore:
                 shutil.copyfile(reader.root / path, target)
             copy = _open(staging.path)
             if copy.manifest.digest() != reader.manifest.digest():
-                raise IntegrityError(f"the package at '{source}' changed while it was being registered")
+                raise PackageIntegrityError(
+                    f"the package at '{source}' changed while it was being registered"
+                )
             _fsync_tree(staging.path)
             staging.commit(model_dir / key)
         except BaseException:

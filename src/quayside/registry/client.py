@@ -12,8 +12,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from quayside import config
 from quayside.config import Settings, load_settings
-from quayside.errors import UsageError
 from quayside.registry.backend import RegistryBackend
 from quayside.registry.entities import AuditEntry, ModelVersion, RegisteredModel
 from quayside.registry.stages import resolve_actor
@@ -22,21 +22,19 @@ from quayside.registry.uris import ResolvedModel, RunArtifactPath, parse_model_u
 
 def backend_for(settings: Settings, registry_uri: str | None = None) -> RegistryBackend:
     """The backend a registry URI names (falling back to the settings, then the local store)."""
-    uri = registry_uri or settings.registry_uri or settings.tracking_uri
-    if uri and uri.startswith(("http://", "https://")):
+
+    def rest(uri: str) -> RegistryBackend:
         from quayside.registry.rest import RestRegistry
 
-        cache = settings.home / "cache" / "registry"
-        return RestRegistry(uri, cache, timeout_s=settings.http_timeout_s)
-    from quayside.registry.store import RegistryStore
+        return RestRegistry(uri, settings.home / "cache" / "registry", timeout_s=settings.http_timeout_s)
 
-    if uri:
-        if "://" not in uri:
-            raise UsageError(
-                f"registry URI '{uri}' is neither http(s)://host:port nor a database URL (sqlite:///path)"
-            )
-        settings = settings.model_copy(update={"db_url": uri})
-    return RegistryStore.from_settings(settings)
+    def local(settings: Settings) -> RegistryBackend:
+        from quayside.registry.store import RegistryStore
+
+        return RegistryStore.from_settings(settings)
+
+    uri = registry_uri or settings.registry_uri or settings.tracking_uri
+    return config.backend_for(uri, settings, what="registry", rest=rest, local=local)
 
 
 class RegistryClient:

@@ -12,7 +12,6 @@ deletes an audit row.
 from __future__ import annotations
 
 import json
-import time
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
@@ -25,7 +24,8 @@ from sqlalchemy.orm import Session
 
 from quayside.config import Settings
 from quayside.db.engine import DatabaseTimeouts, Sessions
-from quayside.errors import AlreadyExistsError, InvalidStateError, NotFoundError
+from quayside.db.sql import Lifecycle, now_ms, on_conflict_insert
+from quayside.errors import AlreadyExistsError, InvalidStateError, NotFoundError, UsageError
 from quayside.names import check_alias, check_model_name
 from quayside.registry import loadtests
 from quayside.registry.artifacts import PackageStore
@@ -54,12 +54,6 @@ from quayside.registry.tables import (
     RegisteredModelRow,
     RegisteredModelTagRow,
 )
-
-ACTIVE, DELETED = "active", "deleted"
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 class RegistryStore:
@@ -106,7 +100,7 @@ class RegistryStore:
 
     def _live_version_row(self, session: Session, model: RegisteredModelRow, version: int) -> ModelVersionRow:
         row = self._version_row(session, model, version)
-        if row.lifecycle != ACTIVE:
+        if row.lifecycle != Lifecycle.ACTIVE:
             raise InvalidStateError(f"version {version} of '{model.name}' is deleted")
         return row
 
@@ -198,7 +192,7 @@ class RegistryStore:
                     f"model '{name}' has version {live[0].version} in production; archive it before "
                     "deleting the model"
                 )
-            _audit(session, name, None, "delete_model", None, None, None, actor, reason, {})
+            _audit(session, model=name, version=None, action="delete_model", actor=actor, reason=reason)
             session.execute(delete(ModelAliasRow).where(ModelAliasRow.model_id == row.id))
             session.execute(delete(ModelVersionRow).where(ModelVersionRow.model_id == row.id))
             session.execute(delete(RegisteredModelTagRow).where(RegisteredModelTagRow.model_id == row.id))
@@ -247,7 +241,7 @@ class RegistryStore:
                     model_id=model.id,
                     version=model.last_version,
                     stage=INITIAL_STAGE.value,
-                    lifecycle=ACTIVE,
+                    lifecycle=Lifecycle.ACTIVE,
                     digest=manifest.digest(),
                     flavor=manifest.flavor,
                     signature=json.dumps(manifest.signature.to_dict()),
@@ -261,7 +255,15 @@ class RegistryStore:
                 )
                 session.add(row)
                 session.flush()
-                _audit(session, name, row.version, "register", None, row.stage, None, actor, reason, {})
+                _audit(
+                    session,
+                    model=name,
+                    version=row.version,
+                    action="register",
+                    to_value=row.stage,
+                    actor=actor,
+                    reason=reason,
+                )
                 return _version(row, name, ())
         except BaseException:
             self.packages.remove(storage_path)
@@ -280,12 +282,10 @@ class RegistryStore:
             "updated_at": now,
         }
         # Concurrent first registrations: one insert wins, the others do nothing and wait on the lock.
-        dialect = session.get_bind().dialect.name
-        if dialect == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert as dialect_insert
-        else:
-            from sqlalchemy.dialects.sqlite import insert as dialect_insert
-        statement = dialect_insert(RegisteredModelRow).values(**values).on_conflict_do_nothing()
+        statement = on_conflict_insert(session, RegisteredModelRow)
+        if statement is None:
+            raise UsageError("the registry's database must be SQLite or PostgreSQL")
+        statement = statement.values(**values).on_conflict_do_nothing()
         created = session.execute(statement.returning(RegisteredModelRow.id)).scalar()
         if created is not None:
             _replace_tags(session, created, tags)
@@ -302,7 +302,7 @@ class RegistryStore:
             model = self._model_row(session, name)
             query = select(ModelVersionRow).where(ModelVersionRow.model_id == model.id)
             if not include_deleted:
-                query = query.where(ModelVersionRow.lifecycle == ACTIVE)
+                query = query.where(ModelVersionRow.lifecycle == Lifecycle.ACTIVE)
             rows = list(session.scalars(query.order_by(ModelVersionRow.version)))
             return _versions(session, model, rows)
 
@@ -321,7 +321,7 @@ class RegistryStore:
         with self._read() as session:
             model = self._model_row(session, name)
             query = select(ModelVersionRow).where(
-                ModelVersionRow.model_id == model.id, ModelVersionRow.lifecycle == ACTIVE
+                ModelVersionRow.model_id == model.id, ModelVersionRow.lifecycle == Lifecycle.ACTIVE
             )
             if parsed is not None:
                 query = query.where(ModelVersionRow.stage == parsed.value)
@@ -382,19 +382,28 @@ class RegistryStore:
                 why = f"replaced in production by version {version}" + (f": {reason}" if reason else "")
                 _audit(
                     session,
-                    name,
-                    old.version,
-                    "transition",
-                    Stage.PRODUCTION,
-                    Stage.ARCHIVED,
-                    None,
-                    actor,
-                    why,
-                    proof,
+                    model=name,
+                    version=old.version,
+                    action="transition",
+                    from_value=Stage.PRODUCTION,
+                    to_value=Stage.ARCHIVED,
+                    actor=actor,
+                    reason=why,
+                    evidence=proof,
                 )
             row.stage, row.updated_at = target.value, now
             model.updated_at = now
-            _audit(session, name, version, "transition", current, target, None, actor, reason, proof)
+            _audit(
+                session,
+                model=name,
+                version=version,
+                action="transition",
+                from_value=current,
+                to_value=target,
+                actor=actor,
+                reason=reason,
+                evidence=proof,
+            )
         return self.get_version(name, version)
 
     def _displaced_by_promotion(
@@ -431,8 +440,17 @@ class RegistryStore:
                     f"version {version} of '{name}' is aliased as {', '.join(aliases)}; "
                     "move or delete the alias first"
                 )
-            row.lifecycle, row.updated_at = DELETED, now_ms()
-            _audit(session, name, version, "delete", row.stage, DELETED, None, actor, reason, {})
+            row.lifecycle, row.updated_at = Lifecycle.DELETED, now_ms()
+            _audit(
+                session,
+                model=name,
+                version=version,
+                action="delete",
+                from_value=row.stage,
+                to_value=Lifecycle.DELETED,
+                actor=actor,
+                reason=reason,
+            )
         return self.get_version(name, version)
 
     # --- aliases -----------------------------------------------------------------------------
@@ -463,7 +481,18 @@ class RegistryStore:
                 else:
                     row.version = version
                 model.updated_at = now_ms()
-                _audit(session, name, version, "alias_set", previous, version, alias, actor, reason, proof)
+                _audit(
+                    session,
+                    model=name,
+                    version=version,
+                    action="alias_set",
+                    alias=alias,
+                    from_value=previous,
+                    to_value=version,
+                    actor=actor,
+                    reason=reason,
+                    evidence=proof,
+                )
         return self.get_version(name, version)
 
     def delete_alias(self, name: str, alias: str, *, actor: str, reason: str = "") -> None:
@@ -475,7 +504,16 @@ class RegistryStore:
             row = session.get(ModelAliasRow, (model.id, alias))
             if row is None:
                 raise NotFoundError(f"model '{name}' has no alias '{alias}'")
-            _audit(session, name, row.version, "alias_delete", row.version, None, alias, actor, reason, {})
+            _audit(
+                session,
+                model=name,
+                version=row.version,
+                action="alias_delete",
+                alias=alias,
+                from_value=row.version,
+                actor=actor,
+                reason=reason,
+            )
             session.delete(row)
             model.updated_at = now_ms()
 
@@ -484,7 +522,7 @@ class RegistryStore:
         query = (
             select(ModelVersionRow, RegisteredModelRow)
             .join(RegisteredModelRow, RegisteredModelRow.id == ModelVersionRow.model_id)
-            .where(ModelVersionRow.source_run_id == run_id, ModelVersionRow.lifecycle == ACTIVE)
+            .where(ModelVersionRow.source_run_id == run_id, ModelVersionRow.lifecycle == Lifecycle.ACTIVE)
             .order_by(RegisteredModelRow.name, ModelVersionRow.version)
         )
         with self._read() as session:
@@ -549,7 +587,7 @@ def _versions_in(session: Session, model_id: int, stage: Stage) -> list[ModelVer
             .where(
                 ModelVersionRow.model_id == model_id,
                 ModelVersionRow.stage == stage.value,
-                ModelVersionRow.lifecycle == ACTIVE,
+                ModelVersionRow.lifecycle == Lifecycle.ACTIVE,
             )
             .order_by(ModelVersionRow.version)
         )
@@ -569,16 +607,18 @@ def _aliases_of(session: Session, model_id: int) -> dict[int, tuple[str, ...]]:
 
 def _audit(
     session: Session,
+    *,
     model: str,
     version: int | None,
     action: str,
-    from_value: Any,
-    to_value: Any,
-    alias: str | None,
     actor: str,
     reason: str,
-    evidence: Mapping[str, Any],
+    alias: str | None = None,
+    from_value: Any = None,
+    to_value: Any = None,
+    evidence: Mapping[str, Any] | None = None,
 ) -> None:
+    """Append one entry to the audit log, in the caller's transaction; ``None`` values stay NULL."""
     session.add(
         AuditEntryRow(
             model=model,
@@ -590,7 +630,7 @@ def _audit(
             actor=actor,
             timestamp=now_ms(),
             reason=reason or "",
-            evidence=json.dumps(dict(evidence), sort_keys=True),
+            evidence=json.dumps(dict(evidence or {}), sort_keys=True),
         )
     )
 
@@ -649,7 +689,7 @@ def _version(row: ModelVersionRow, name: str, aliases: tuple[str, ...]) -> Model
         description=row.description,
         created_at=row.created_at,
         updated_at=row.updated_at,
-        deleted=row.lifecycle != ACTIVE,
+        deleted=row.lifecycle != Lifecycle.ACTIVE,
         aliases=aliases,
     )
 

@@ -12,9 +12,7 @@ from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, 
 from sqlalchemy.orm import Mapped, mapped_column
 
 from quayside.db.base import Base
-
-# BIGINT autoincrement is not an alias of ROWID in SQLite; INTEGER is.
-BigId = BigInteger().with_variant(Integer(), "sqlite")
+from quayside.db.sql import BigId, Lifecycle
 
 NAME_LENGTH = 128
 ALIAS_LENGTH = 64
@@ -53,7 +51,7 @@ class ModelVersionRow(Base):
     )
     version: Mapped[int] = mapped_column(Integer, primary_key=True)
     stage: Mapped[str] = mapped_column(String(16))
-    lifecycle: Mapped[str] = mapped_column(String(16), default="active")
+    lifecycle: Mapped[str] = mapped_column(String(16), default=Lifecycle.ACTIVE)
     digest: Mapped[str] = mapped_column(String(64))
     flavor: Mapped[str] = mapped_column(String(64))
     signature: Mapped[str] = mapped_column(Text)

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from quayside.errors import IntegrityError, NotFoundError, QuaysideError, UsageError
+from quayside.errors import NotFoundError, PackageIntegrityError, QuaysideError, UsageError
 from quayside.names import ALIAS_PATTERN, MODEL_NAME_PATTERN
 from quayside.packager.manifest import read_manifest
 from quayside.registry.backend import RegistryBackend
@@ -187,12 +187,12 @@ def check_registered_package(uri: str, path: Path, version: ModelVersion) -> Non
     try:
         digest = read_manifest(path).digest()
     except QuaysideError as e:
-        raise IntegrityError(
+        raise PackageIntegrityError(
             f"'{uri}': the registered package of version {version.version} of '{version.name}' "
             f"is unreadable: {e.message}"
         ) from None
     if digest != version.digest:
-        raise IntegrityError(
+        raise PackageIntegrityError(
             f"'{uri}': the registered package of version {version.version} of '{version.name}' was altered "
             f"(manifest digest {digest[:12]}…, registered {version.digest[:12]}…)"
         )

@@ -7,11 +7,12 @@ from fastapi import FastAPI
 from quayside import __version__, scratch
 from quayside.config import Settings
 from quayside.registry.artifacts import STAGING_PREFIX
-from quayside.server import mlflow_compat, mlflow_models
 from quayside.server.context import RequestIdMiddleware
+from quayside.server.deps import AppState, install_state
 from quayside.server.errors import install_error_handlers
 from quayside.server.health import router as health_router
 from quayside.server.limits import BodyLimits
+from quayside.server.mlflow import install_mlflow
 from quayside.server.registry import REGISTRY_PREFIX
 from quayside.server.registry import router as registry_router
 from quayside.server.tracking import TRACKING_PREFIX
@@ -19,9 +20,6 @@ from quayside.server.tracking import router as tracking_router
 from quayside.server.ui import install_ui
 from quayside.serving.docs import install_docs
 from quayside.tracking.artifacts import TEMP_PREFIX as UPLOAD_PREFIX
-from quayside.tracking.local import LocalBackend
-from quayside.tracking.mlflow_datasets import MlflowDatasetStore
-from quayside.tracking.mlflow_models import MlflowModelStore
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -32,24 +30,15 @@ def create_app(settings: Settings) -> FastAPI:
     """
     app = FastAPI(title="Quayside", version=__version__, docs_url=None, redoc_url=None)
     install_docs(app)  # the same escaped Swagger UI page as a model server's
-    app.state.settings = settings
-    app.state.tracking = LocalBackend.from_settings(settings)
+    install_state(app, AppState.from_settings(settings))
     # What uploads cut short by a crash left; a write another live server has in progress stays.
     scratch.sweep(settings.artifact_dir, legacy_prefixes=(UPLOAD_PREFIX, STAGING_PREFIX))
-    app.state.mlflow_models = MlflowModelStore(app.state.tracking.store.sessions)
-    app.state.mlflow_datasets = MlflowDatasetStore(app.state.tracking.store.sessions)
     install_error_handlers(app)
     app.add_middleware(BodyLimits, settings=settings)
     app.add_middleware(RequestIdMiddleware)  # outermost: a refused body gets an id too
     app.include_router(tracking_router, prefix=TRACKING_PREFIX)
     app.include_router(registry_router, prefix=REGISTRY_PREFIX)
-    for prefix in mlflow_compat.MLFLOW_PREFIXES:
-        # Before mlflow_compat.router, whose last route answers every endpoint it does not know.
-        app.include_router(mlflow_models.router, prefix=prefix, include_in_schema=False)
-        app.include_router(mlflow_compat.router, prefix=prefix, include_in_schema=False)
-    for prefix in mlflow_compat.ARTIFACTS_PREFIXES:
-        app.include_router(mlflow_compat.artifacts_router, prefix=prefix, include_in_schema=False)
-
+    install_mlflow(app)
     app.include_router(health_router)
     install_ui(app)
     return app

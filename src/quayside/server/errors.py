@@ -1,8 +1,10 @@
 """The server's one error mapping: QuaysideError → its status and ``{"error": {"code", "message"}}``.
 
-Request validation failures become 422 ``invalid_request`` with a message naming the
-field; anything unclassified is logged with its traceback and answered as a plain
-500 ``internal`` without internals (it is a bug to fix, not a message for users).
+A request that fails validation (FastAPI's ``RequestValidationError``) is an
+:class:`~quayside.errors.InvalidRequestError`: 400 ``invalid_request``, with a message
+naming the field, as on the model server (that class's docstring says why 400, not 422).
+Anything unclassified is logged with its traceback and answered as a plain 500
+``internal`` without internals (it is a bug to fix, not a message for users).
 
 A body says what the client can act on and nothing about the deployment. The error's
 ``detail`` (a database URL, the driver's text) goes to the log only, under the request
@@ -28,9 +30,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from quayside.config import Settings
 from quayside.db.engine import redact
-from quayside.errors import QuaysideError, UnavailableError
+from quayside.errors import InvalidRequestError, QuaysideError, UnavailableError
 from quayside.request_ids import REQUEST_ID_HEADER
 from quayside.server.context import request_id_of
+from quayside.server.deps import settings_of
 
 log = logging.getLogger("quayside.server")
 
@@ -94,8 +97,8 @@ def public_error(request: Request | None, error: QuaysideError) -> PublicError:
         log.error("%s: %s: %s", where, error.code, error)
     elif error.detail:
         log.info("%s: %s: %s", where, error.code, error)
-    settings = getattr(request.app.state, "settings", None)
-    message = scrub(error.message, settings) if isinstance(settings, Settings) else error.message
+    settings = settings_of(request.app)
+    message = scrub(error.message, settings) if settings is not None else error.message
     if error.http_status >= 500:
         message = f"{message} (request id {request_id})"
     return PublicError(message, headers)
@@ -133,7 +136,8 @@ async def _quayside_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    return error_response(422, "invalid_request", describe_validation_error(exc))
+    error = InvalidRequestError(describe_validation_error(exc))
+    return error_response(error.http_status, error.code, error.message)
 
 
 async def _http_error(_request: Request, exc: Exception) -> JSONResponse:

@@ -14,6 +14,7 @@ from fastapi import APIRouter, Request
 
 from quayside import __version__
 from quayside.errors import UnavailableError
+from quayside.server.deps import app_state
 
 READY_TIMEOUT_S = 2.0
 
@@ -45,7 +46,7 @@ async def ready(request: Request) -> dict[str, str]:
     if getattr(state, "readiness_limiter", None) is None:
         # One check at a time: a hung one holds the token, so probes cannot pile up threads.
         state.readiness_limiter = anyio.CapacityLimiter(1)
-    sessions = state.tracking.store.sessions
+    sessions = app_state(request.app).tracking.sessions
     try:
         with anyio.fail_after(READY_TIMEOUT_S):
             await anyio.to_thread.run_sync(

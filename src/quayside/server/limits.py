@@ -21,7 +21,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from quayside.config import Settings
 from quayside.errors import PayloadTooLargeError
 from quayside.server.errors import error_response
-from quayside.server.mlflow_compat import ARTIFACTS_PREFIXES, MLFLOW_PREFIXES, mlflow_error
+from quayside.server.mlflow import ARTIFACTS_PREFIXES, MLFLOW_PREFIXES
+from quayside.server.mlflow.errors import mlflow_error
 from quayside.server.registry import REGISTRY_PREFIX
 from quayside.server.tracking import TRACKING_PREFIX
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, StreamingResponse
 from pydantic import BaseModel, Field
@@ -20,30 +20,23 @@ from quayside.errors import UsageError
 from quayside.registry.archive import extract_tar
 from quayside.registry.artifacts import iter_tar
 from quayside.registry.entities import MAX_VERSION
+from quayside.registry.rest import API_PREFIX
 from quayside.registry.stages import resolve_actor
-from quayside.registry.store import RegistryStore
 from quayside.scratch import temporary_directory
+from quayside.server.deps import Registry, ServerSettings
 
-REGISTRY_PREFIX = "/api/registry"
+REGISTRY_PREFIX = API_PREFIX
 CHUNK = 1 << 20
 
 router = APIRouter(tags=["registry"])
 
 
-def get_registry(request: Request) -> RegistryStore:
-    state = request.app.state
-    if getattr(state, "registry", None) is None:
-        state.registry = RegistryStore.from_settings(state.settings)
-    return state.registry
-
-
-Registry = Annotated[RegistryStore, Depends(get_registry)]
 # Bounded here so the schema says so; below 1 is the store's 400, as for every other caller.
 VersionNumber = Annotated[int, PathParam(le=MAX_VERSION)]
 
 
-def _actor(request: Request, actor: str | None) -> str:
-    return resolve_actor(actor, request.app.state.settings.actor)
+def _actor(settings: ServerSettings, actor: str | None) -> str:
+    return resolve_actor(actor, settings.actor)
 
 
 class ModelIn(BaseModel):
@@ -111,9 +104,9 @@ def update_model(name: str, body: ModelPatch, registry: Registry) -> dict[str, A
 
 @router.delete("/models/{name}", status_code=204)
 def delete_model(
-    name: str, request: Request, registry: Registry, actor: str | None = None, reason: str = ""
+    name: str, settings: ServerSettings, registry: Registry, actor: str | None = None, reason: str = ""
 ) -> None:
-    registry.delete_model(name, actor=_actor(request, actor), reason=reason)
+    registry.delete_model(name, actor=_actor(settings, actor), reason=reason)
 
 
 @router.get("/models/{name}/history")
@@ -130,6 +123,7 @@ def history(
 async def register_version(
     name: str,
     request: Request,
+    settings: ServerSettings,
     registry: Registry,
     source: str = "",
     actor: str | None = None,
@@ -146,8 +140,7 @@ async def register_version(
     answers 413 for a larger one before this sees it); what it unpacks to is bounded here.
     """
     tags = _parse_tags(tag or [])
-    settings = request.app.state.settings
-    resolved_actor = _actor(request, actor)
+    resolved_actor = _actor(settings, actor)
     # In the artifact root's scratch folder, so that a crash mid-upload leaves nothing a restart keeps.
     with temporary_directory(settings.artifact_dir) as scratch:
         spool_path = scratch / "package.tar"
@@ -226,13 +219,13 @@ def download_package(name: str, version: VersionNumber, registry: Registry) -> S
 
 @router.post("/models/{name}/versions/{version}/transition")
 def transition(
-    name: str, version: VersionNumber, body: TransitionIn, request: Request, registry: Registry
+    name: str, version: VersionNumber, body: TransitionIn, settings: ServerSettings, registry: Registry
 ) -> dict[str, Any]:
     moved = registry.transition(
         name,
         version,
         body.stage,
-        actor=_actor(request, body.actor),
+        actor=_actor(settings, body.actor),
         reason=body.reason,
         evidence=body.evidence,
         keep_previous=body.keep_previous,
@@ -244,12 +237,12 @@ def transition(
 def delete_version(
     name: str,
     version: VersionNumber,
-    request: Request,
+    settings: ServerSettings,
     registry: Registry,
     actor: str | None = None,
     reason: str = "",
 ) -> dict[str, Any]:
-    return registry.delete_version(name, version, actor=_actor(request, actor), reason=reason).to_dict()
+    return registry.delete_version(name, version, actor=_actor(settings, actor), reason=reason).to_dict()
 
 
 # --- load-test reports -----------------------------------------------------------------------
@@ -282,12 +275,14 @@ def get_alias(name: str, alias: str, registry: Registry) -> dict[str, Any]:
 
 
 @router.put("/models/{name}/aliases/{alias}")
-def set_alias(name: str, alias: str, body: AliasIn, request: Request, registry: Registry) -> dict[str, Any]:
+def set_alias(
+    name: str, alias: str, body: AliasIn, settings: ServerSettings, registry: Registry
+) -> dict[str, Any]:
     moved = registry.set_alias(
         name,
         alias,
         body.version,
-        actor=_actor(request, body.actor),
+        actor=_actor(settings, body.actor),
         reason=body.reason,
         evidence=body.evidence,
     )
@@ -296,6 +291,11 @@ def set_alias(name: str, alias: str, body: AliasIn, request: Request, registry: 
 
 @router.delete("/models/{name}/aliases/{alias}", status_code=204)
 def delete_alias(
-    name: str, alias: str, request: Request, registry: Registry, actor: str | None = None, reason: str = ""
+    name: str,
+    alias: str,
+    settings: ServerSettings,
+    registry: Registry,
+    actor: str | None = None,
+    reason: str = "",
 ) -> None:
-    registry.delete_alias(name, alias, actor=_actor(request, actor), reason=reason)
+    registry.delete_alias(name, alias, actor=_actor(settings, actor), reason=reason)

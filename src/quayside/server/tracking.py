@@ -1,6 +1,6 @@
 """The tracking REST router: experiments, runs, batch logging, metric history, search, artifacts, models.
 
-Handlers parse, call one method of the tracking backend, and render. Database work
+Handlers parse, call one method of the tracking store, and render. Database work
 runs in plain ``def`` handlers (FastAPI's thread pool); uploads are ``async`` so that
 a large body streams to disk without being held in memory.
 """
@@ -19,22 +19,18 @@ from pydantic import BaseModel, BeforeValidator, Field
 from starlette.concurrency import run_in_threadpool
 
 from quayside.errors import UsageError
+from quayside.server.deps import Backend
 from quayside.tracking.artifacts import check_artifact_path
 from quayside.tracking.batches import MAX_BATCH_PARAMS, MAX_BATCH_POINTS, MAX_BATCH_TAGS
 from quayside.tracking.entities import Metric, decode_float
-from quayside.tracking.limits import MAX_EXPERIMENT_ID, MAX_OFFSET, MAX_SEARCH_EXPERIMENTS, MAX_SEARCH_RESULTS
-from quayside.tracking.local import LocalBackend
+from quayside.tracking.limits import MAX_EXPERIMENT_ID, MAX_OFFSET, MAX_RUNS_PER_PAGE, MAX_SEARCH_EXPERIMENTS
+from quayside.tracking.rest import API_PREFIX
 
-TRACKING_PREFIX = "/api/tracking"
+TRACKING_PREFIX = API_PREFIX
 
 router = APIRouter(tags=["tracking"])
 
 
-def get_backend(request: Request) -> LocalBackend:
-    return request.app.state.tracking
-
-
-Backend = Annotated[LocalBackend, Depends(get_backend)]
 ExperimentId = Annotated[int, Field(ge=0, le=MAX_EXPERIMENT_ID)]
 """An experiment id in a body; in a path it is :data:`ExperimentIdPath`."""
 ExperimentIdPath = Annotated[int, PathParam(ge=0, le=MAX_EXPERIMENT_ID)]
@@ -129,7 +125,7 @@ class SearchIn(BaseModel):
     filter: str = ""
     """The filter language's own limits (length, depth, terms) answer 400 ``invalid_filter``."""
     order_by: list[str] = Field(default_factory=list)
-    max_results: int = Field(50, ge=1, le=MAX_SEARCH_RESULTS)
+    max_results: int = Field(50, ge=1, le=MAX_RUNS_PER_PAGE)
     offset: int = Field(0, ge=0, le=MAX_OFFSET)
     """Runs of the ordered result to skip: page N of size M is offset N*M."""
 
@@ -236,8 +232,7 @@ def list_artifacts(run_id: str, backend: Backend, path: str = "", recursive: boo
 
 @router.get("/runs/{run_id}/artifacts/file")
 def download_artifact(run_id: str, backend: Backend, path: Annotated[str, Query()]) -> FileResponse:
-    backend.get_run(run_id)
-    return FileResponse(backend.artifacts.file_path(run_id, path), media_type="application/octet-stream")
+    return FileResponse(backend.artifact_file(run_id, path), media_type="application/octet-stream")
 
 
 @router.put("/runs/{run_id}/artifacts/file", status_code=201)

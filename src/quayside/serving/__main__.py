@@ -3,6 +3,7 @@
 It imports serving and nothing else of Quayside (no CLI framework, no database
 driver), so an image holds only the serving runtime. ``PORT``, ``WORKERS`` and
 ``HOST`` in the environment set the defaults, as container platforms expect.
+Every flag it shares with ``quayside serve`` has the same name and meaning.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import os
 import sys
 
 from quayside.errors import QuaysideError
-from quayside.serving.options import ServeOptions
+from quayside.serving.options import MIB, ServeOptions, max_body_bytes
 
 REUSE_PORT_ENV = "QUAYSIDE_REUSE_PORT"
 """Set to 1 by ``quayside deploy --target docker``: the next container binds the same port beside this one."""
@@ -34,15 +35,15 @@ def parse_options(argv: list[str]) -> tuple[str, ServeOptions]:
     parser.add_argument("--host", default=os.environ.get("HOST", "0.0.0.0"))
     parser.add_argument("--port", type=int, default=_env_int("PORT", defaults.port))
     parser.add_argument("--workers", type=int, default=_env_int("WORKERS", defaults.workers))
-    parser.add_argument("--no-batching", dest="batching", action="store_false")
+    parser.add_argument("--batching", action=argparse.BooleanOptionalAction, default=defaults.batching)
     parser.add_argument("--max-batch-size", type=int, default=defaults.max_batch_size)
     parser.add_argument("--max-batch-latency-ms", type=float, default=defaults.max_batch_latency_ms)
     parser.add_argument("--inline-below-us", type=float, default=defaults.inline_below_us)
-    parser.add_argument("--max-body-bytes", type=int, default=defaults.max_body_bytes)
+    parser.add_argument("--max-body-mb", type=float, default=defaults.max_body_bytes / MIB)
     parser.add_argument("--grace-period", type=float, default=defaults.grace_period_s)
     parser.add_argument("--model-name", default=os.environ.get("MODEL_NAME") or None)
     parser.add_argument("--model-version", default=os.environ.get("MODEL_VERSION") or None)
-    parser.add_argument("--quiet", action="store_true")
+    parser.add_argument("--quiet", "-q", action="store_true")
     parser.add_argument(
         "--reuse-port",
         action="store_true",
@@ -58,7 +59,7 @@ def parse_options(argv: list[str]) -> tuple[str, ServeOptions]:
         max_batch_size=args.max_batch_size,
         max_batch_latency_ms=args.max_batch_latency_ms,
         inline_below_us=args.inline_below_us,
-        max_body_bytes=args.max_body_bytes,
+        max_body_bytes=max_body_bytes(args.max_body_mb),
         grace_period_s=args.grace_period,
         quiet=args.quiet,
         model_name=args.model_name,

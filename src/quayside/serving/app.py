@@ -6,10 +6,8 @@ the same protocol module; nothing here knows a wire format.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from importlib import metadata
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -17,34 +15,23 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from quayside.errors import QuaysideError
+from quayside.errors import InvalidRequestError, QuaysideError
 from quayside.serving import openapi
 from quayside.serving.docs import install_docs, markdown_literal
+from quayside.serving.errors import JSON, error_response, json_error, unexpected_error_response
 from quayside.serving.fastpath import FastPath, read_limited_body
-from quayside.serving.middleware import RequestContext, request_id_of
+from quayside.serving.middleware import RequestContext
 from quayside.serving.model_server import ModelServer
 from quayside.serving.options import ServeOptions
 from quayside.serving.protocols import v2
 from quayside.serving.runtime import ModelRuntime
-
-logger = logging.getLogger("quayside.serving")
-
-try:
-    __version__ = metadata.version("quayside")
-except metadata.PackageNotFoundError:  # a source tree that was not installed
-    __version__ = "0.0.0+unknown"
-
-JSON = "application/json"
-
-
-def _error_response(error: QuaysideError) -> Response:
-    return JSONResponse(error.to_dict(), status_code=error.http_status)
+from quayside.version import __version__
 
 
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(QuaysideError)
     async def quayside_error(request: Request, error: QuaysideError) -> Response:
-        return _error_response(error)
+        return error_response(error)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, error: StarletteHTTPException) -> Response:
@@ -54,26 +41,17 @@ def _install_error_handlers(app: FastAPI) -> None:
             if error.status_code in (404, 405)
             else error.detail
         )
-        return JSONResponse(
-            {"error": {"code": code, "message": message}},
-            status_code=error.status_code,
-            headers=error.headers,
-        )
+        return json_error(error.status_code, code, message, error.headers)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, error: RequestValidationError) -> Response:
         first = error.errors()[0] if error.errors() else {"loc": (), "msg": "invalid request"}
         where = ".".join(str(part) for part in first["loc"])
-        return JSONResponse(
-            {"error": {"code": "bad_request", "message": f"{where}: {first['msg']}"}}, status_code=400
-        )
+        return error_response(InvalidRequestError(f"{where}: {first['msg']}"))
 
     @app.exception_handler(Exception)
     async def unexpected_error(request: Request, error: Exception) -> Response:
-        request_id = request_id_of(request.scope)
-        logger.exception("unexpected error in request %s (a bug in Quayside)", request_id)
-        message = f"internal error; the server log has the details under request id {request_id}"
-        return JSONResponse({"error": {"code": "internal", "message": message}}, status_code=500)
+        return unexpected_error_response(request.scope, error)
 
 
 def create_app(runtime: ModelRuntime, options: ServeOptions) -> Any:

@@ -10,20 +10,16 @@ through FastAPI; both ways run the same :class:`ModelServer` handlers.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from quayside.errors import PayloadTooLargeError, QuaysideError
-from quayside.serving.middleware import request_id_of
+from quayside.serving.errors import JSON, error_response, unexpected_error_response
 from quayside.serving.model_server import ModelServer
-from quayside.serving.protocols.codec import dumps
 
-logger = logging.getLogger("quayside.serving")
-
-_JSON_HEADER = (b"content-type", b"application/json")
+_JSON_HEADER = (b"content-type", JSON.encode())
 
 
 @dataclass(frozen=True)
@@ -115,20 +111,19 @@ class FastPath:
                 body = await read_limited_body(scope, receive, self.limit)
             finally:
                 runner.receiving -= 1
-            status, response = 200, await handler(scope, body)
+            response = await handler(scope, body)
         except ClientGone:
             return
         except QuaysideError as e:
-            status, response = e.http_status, dumps(e.to_dict())
-        except Exception:
-            request_id = request_id_of(scope)
-            logger.exception("unexpected error in request %s (a bug in Quayside)", request_id)
-            message = f"internal error; the server log has the details under request id {request_id}"
-            status, response = 500, dumps({"error": {"code": "internal", "message": message}})
+            await error_response(e)(scope, receive, send)
+            return
+        except Exception as e:
+            await unexpected_error_response(scope, e)(scope, receive, send)
+            return
         await send(
             {
                 "type": "http.response.start",
-                "status": status,
+                "status": 200,
                 "headers": [_JSON_HEADER, (b"content-length", str(len(response)).encode())],
             }
         )

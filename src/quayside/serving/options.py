@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Literal
 
 from quayside.errors import UsageError
+from quayside.packager.package import Runtime
 from quayside.serving.dispatch import DEFAULT_INLINE_BELOW_US
 
-DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024
+MIB = 1024 * 1024
+DEFAULT_MAX_BODY_BYTES = 10 * MIB
 
 
 @dataclass(frozen=True)
@@ -38,7 +39,7 @@ class ServeOptions:
     """No access-log line per request."""
     trust: bool = False
     """Allow packages whose native model is a Python pickle (they run code when loaded)."""
-    runtime: Literal["auto", "onnx", "native"] = "auto"
+    runtime: Runtime = "auto"
     """ONNX Runtime when the package is ONNX-servable (auto), or force one."""
     reuse_port: bool = False
     """Share the port with another server (SO_REUSEPORT) and drain keep-alive connections on
@@ -67,3 +68,8 @@ class ServeOptions:
     def intra_op_threads(self) -> int:
         """ORT threads per worker: the cores shared out between workers, at least one."""
         return max(1, (os.cpu_count() or 1) // self.workers)
+
+
+def max_body_bytes(max_body_mb: float) -> int:
+    """``--max-body-mb`` (MiB, as both serve commands take it) in bytes."""
+    return int(max_body_mb * MIB)

@@ -1,7 +1,7 @@
 """What one log-batch request to ``quayside server`` may carry, and a larger batch cut to fit.
 
 The server's batch route refuses a request with more than :data:`MAX_BATCH_POINTS` metric
-points, :data:`MAX_BATCH_PARAMS` params or :data:`MAX_BATCH_TAGS` tags (422), and a body over
+points, :data:`MAX_BATCH_PARAMS` params or :data:`MAX_BATCH_TAGS` tags (400), and a body over
 ``QUAYSIDE_MAX_REQUEST_BYTES`` (413, 1 MiB by default). The route declares these counts and
 the REST backend cuts a batch by them, so the two cannot drift apart; the bytes are the
 server's setting, which a client cannot read, so the client keeps well below its default

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from quayside import config
 from quayside.config import Settings, load_settings
 from quayside.errors import NotFoundError, UsageError
 from quayside.tracking.backend import TrackingBackend
@@ -30,20 +31,19 @@ from quayside.tracking.limits import check_experiment_id, check_page
 
 def backend_for(settings: Settings, tracking_uri: str | None = None) -> TrackingBackend:
     """The backend a tracking URI names (falling back to ``settings.tracking_uri``, then the local store)."""
-    uri = tracking_uri or settings.tracking_uri
-    if uri and uri.startswith(("http://", "https://")):
+
+    def rest(uri: str) -> TrackingBackend:
         from quayside.tracking.rest import RestBackend
 
         return RestBackend(uri, timeout_s=settings.http_timeout_s)
-    from quayside.tracking.local import LocalBackend
 
-    if uri:
-        if "://" not in uri:
-            raise UsageError(
-                f"tracking URI '{uri}' is neither http(s)://host:port nor a database URL (sqlite:///path)"
-            )
-        settings = settings.model_copy(update={"db_url": uri})
-    return LocalBackend.from_settings(settings)
+    def local(settings: Settings) -> TrackingBackend:
+        from quayside.tracking.store import TrackingStore
+
+        return TrackingStore.from_settings(settings)
+
+    uri = tracking_uri or settings.tracking_uri
+    return config.backend_for(uri, settings, what="tracking", rest=rest, local=local)
 
 
 class Client:

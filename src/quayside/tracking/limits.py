@@ -15,8 +15,8 @@ from typing import Any
 from quayside.errors import UsageError
 from quayside.tracking.entities import INT64_MAX
 
-MAX_SEARCH_RESULTS = 10_000
-"""Runs in one page of a search."""
+MAX_RUNS_PER_PAGE = 10_000
+"""Runs in one page of a run search."""
 MAX_SEARCH_EXPERIMENTS = 1_000
 """Experiments one search may name: each is a bound value, and the filter's own stay within the rest."""
 MAX_EXPERIMENT_ID = 2**31 - 1
@@ -28,8 +28,8 @@ MAX_OFFSET = INT64_MAX
 def check_page(max_results: int, offset: int) -> tuple[int, int]:
     """The page size and offset, if the databases can take them (and the page asks for something)."""
     max_results, offset = _whole("max results", max_results), _whole("offset", offset)
-    if not 1 <= max_results <= MAX_SEARCH_RESULTS:
-        raise UsageError(f"max results must be between 1 and {MAX_SEARCH_RESULTS}, not {max_results}")
+    if not 1 <= max_results <= MAX_RUNS_PER_PAGE:
+        raise UsageError(f"max results must be between 1 and {MAX_RUNS_PER_PAGE}, not {max_results}")
     if not 0 <= offset <= MAX_OFFSET:
         raise UsageError(f"offset must be between 0 and {MAX_OFFSET}, not {offset}")
     return max_results, offset

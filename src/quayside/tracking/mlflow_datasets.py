@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from sqlalchemy import select
 
 from quayside.db.engine import Sessions
+from quayside.db.sql import now_ms
 from quayside.names import check_name
-from quayside.tracking.store import now_ms
+from quayside.tracking.store import writable_run_row
 from quayside.tracking.tables import MlflowDatasetInputRow
 
 CONTEXT_TAG = "mlflow.data.context"
@@ -60,9 +61,10 @@ class MlflowDatasetStore:
         self.sessions = sessions
 
     def log_inputs(self, run_id: str, inputs: Iterable[DatasetInput]) -> None:
-        """Record the run's dataset inputs, leaving out those it already has."""
+        """Record the run's dataset inputs, leaving out those it already has; the run must be live."""
         query = select(MlflowDatasetInputRow).where(MlflowDatasetInputRow.run_id == run_id)
         with self.sessions.write() as session:
+            writable_run_row(session, run_id)
             seen = {_dataset(row).identity() for row in session.scalars(query)}
             for item in inputs:
                 check_name("dataset", item.name)

@@ -20,10 +20,11 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from quayside.db.engine import Sessions
+from quayside.db.sql import now_ms
 from quayside.errors import NotFoundError, UsageError
-from quayside.names import check_name
+from quayside.names import check_name, path_component
+from quayside.tracking.artifacts import ArtifactStore
 from quayside.tracking.entities import Metric, check_key, param_values, tag_values
-from quayside.tracking.store import now_ms
 from quayside.tracking.tables import MlflowModelRow
 
 LOGGED_MODEL = "logged model"
@@ -53,6 +54,17 @@ class MlflowLoggedModel:
     def uri(self) -> str:
         """The model directory as a Quayside model URI."""
         return f"runs:/{self.run_id}/{self.artifact_path}"
+
+
+def free_artifact_path(artifacts: ArtifactStore, run_id: str, name: str) -> str:
+    """The folder for a logged model named ``name`` in the run's artifacts: ``path_component(name)``,
+    or that with ``-2``, ``-3`` ... when a folder or file has it (the name itself is never a path)."""
+    base = path_component(check_name(LOGGED_MODEL, name))
+    candidate, number = base, 1
+    while artifacts.resolve(run_id, candidate).exists():
+        number += 1
+        candidate = f"{base}-{number}"
+    return candidate
 
 
 def new_model_id() -> str:
@@ -125,7 +137,7 @@ class MlflowModelStore:
 
     def get(self, model_id: str) -> MlflowLoggedModel:
         with self.sessions.read() as session:
-            return _model(self._row(session, model_id))
+            return _model(_row(session, model_id))
 
     def for_run(self, run_id: str) -> list[MlflowLoggedModel]:
         """The run's logged models, oldest first."""
@@ -170,29 +182,30 @@ class MlflowModelStore:
         """Keep each key's latest point (by step, then time), as a run's latest metrics are chosen."""
         return self._update(model_id, lambda row: _keep_latest(row, metrics))
 
-    def log_metrics_in(self, session: Session, model_id: str, metrics: Iterable[Metric]) -> None:
-        """:meth:`log_metrics` in the caller's transaction (a run's batch that also logs to its models)."""
-        self._change(session, model_id, lambda row: _keep_latest(row, metrics))
-
     def _update(self, model_id: str, change: Callable[[MlflowModelRow], None]) -> MlflowLoggedModel:
         with self.sessions.write() as session:
-            return _model(self._change(session, model_id, change))
+            return _model(_change(session, model_id, change))
 
-    def _change(
-        self, session: Session, model_id: str, change: Callable[[MlflowModelRow], None]
-    ) -> MlflowModelRow:
-        row = self._row(session, model_id)
-        change(row)
-        row.updated_at = now_ms()
-        session.flush()
-        return row
 
-    @staticmethod
-    def _row(session: Session, model_id: str) -> MlflowModelRow:
-        row = session.get(MlflowModelRow, model_id)
-        if row is None:
-            raise NotFoundError(f"no logged model with id '{model_id}'")
-        return row
+def log_model_metrics(session: Session, model_id: str, metrics: Iterable[Metric]) -> None:
+    """:meth:`MlflowModelStore.log_metrics` in the caller's transaction (a run's MLflow batch,
+    :meth:`~quayside.tracking.store.TrackingStore.log_mlflow_batch`)."""
+    _change(session, model_id, lambda row: _keep_latest(row, metrics))
+
+
+def _change(session: Session, model_id: str, change: Callable[[MlflowModelRow], None]) -> MlflowModelRow:
+    row = _row(session, model_id)
+    change(row)
+    row.updated_at = now_ms()
+    session.flush()
+    return row
+
+
+def _row(session: Session, model_id: str) -> MlflowModelRow:
+    row = session.get(MlflowModelRow, model_id)
+    if row is None:
+        raise NotFoundError(f"no logged model with id '{model_id}'")
+    return row
 
 
 def _keep_latest(row: MlflowModelRow, metrics: Iterable[Metric]) -> None:

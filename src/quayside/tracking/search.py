@@ -53,7 +53,6 @@ MAX_FILTER_TERMS = 100
 MAX_ORDER_KEYS = 20
 """Order-by keys: a sort on more than a few columns is indistinguishable from one on 20."""
 
-OPERATORS = ("<=", ">=", "!=", "<>", "==", "=", "<", ">")
 KEYWORDS = {"and", "or", "not", "in", "is", "null", "like", "ilike", "asc", "desc"}
 ATTRIBUTES: dict[str, tuple[str, str]] = {
     # name in the filter -> (column on RunRow, "string" | "number")

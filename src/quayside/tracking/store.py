@@ -1,31 +1,39 @@
-"""The SQL tracking store: experiments, runs, params, metrics, tags and logged models.
+"""The tracking store: experiments, runs, params, metrics, tags and logged models in SQL, run artifacts on disk.
 
 Every method opens a session, does its work in one transaction and returns frozen
-dataclasses from :mod:`quayside.tracking.entities`. Driver exceptions are translated
-here: a lost database becomes :class:`~quayside.errors.UnavailableError`, a
-uniqueness clash an :class:`~quayside.errors.AlreadyExistsError` with a message
-about the experiment or param, never the driver's text.
+dataclasses from :mod:`quayside.tracking.entities`. The store owns its artifact store
+(:class:`~quayside.tracking.artifacts.ArtifactStore`), as the registry's store owns its
+package store: a run must exist, and be live to be written to, before its files are
+touched. Driver exceptions are translated here: a lost database becomes
+:class:`~quayside.errors.UnavailableError`, a uniqueness clash an
+:class:`~quayside.errors.AlreadyExistsError` with a message about the experiment or
+param, never the driver's text.
 """
 
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import ColumnElement, Engine, and_, delete, func, insert, select, update
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import Session
 
+from quayside.config import Settings
 from quayside.db.engine import DatabaseTimeouts, Sessions
-from quayside.errors import AlreadyExistsError, InvalidStateError, NotFoundError
+from quayside.db.sql import Lifecycle, now_ms, on_conflict_insert
+from quayside.errors import AlreadyExistsError, InvalidStateError, NotFoundError, PackageError
 from quayside.names import check_name
+from quayside.packager.manifest import PackageReader
 from quayside.tracking import search
+from quayside.tracking.artifacts import ArtifactStore, check_artifact_path
 from quayside.tracking.entities import (
+    ArtifactInfo,
     Experiment,
     ExperimentActivity,
     LoggedModel,
@@ -39,21 +47,26 @@ from quayside.tracking.entities import (
     tag_values,
 )
 from quayside.tracking.limits import check_experiment_id, check_experiment_ids, check_page
+from quayside.tracking.mlflow_models import log_model_metrics
+from quayside.tracking.mlflow_runs import MlflowPoint, model_keys, point_identity, run_points, split_name_tag
 from quayside.tracking.tables import ExperimentRow, LoggedModelRow, MetricRow, ParamRow, RunRow, TagRow
 
-ACTIVE, DELETED = "active", "deleted"
 # Under heavy write contention a batch whose param insert clashed is retried, then judged.
 WRITE_ATTEMPTS = 3
 
 
-def now_ms() -> int:
-    return int(time.time() * 1000)
-
-
 class TrackingStore:
-    """Tracking metadata in a SQL database (SQLite or PostgreSQL), migrated on first use."""
+    """Tracking metadata in a SQL database (SQLite or PostgreSQL, migrated on first use) and run
+    artifacts under the artifact root; see :class:`~quayside.tracking.backend.TrackingBackend`."""
 
-    def __init__(self, database_url: str, *, timeouts: DatabaseTimeouts | None = None) -> None:
+    def __init__(
+        self,
+        database_url: str,
+        artifact_root: Path,
+        *,
+        max_artifact_bytes: int | None = None,
+        timeouts: DatabaseTimeouts | None = None,
+    ) -> None:
         self.url = database_url
         self.sessions = Sessions(
             database_url,
@@ -62,6 +75,16 @@ class TrackingStore:
             timeouts=timeouts,
         )
         self.engine: Engine = self.sessions.engine
+        self.artifacts = ArtifactStore(artifact_root, max_bytes=max_artifact_bytes)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> TrackingStore:
+        return cls(
+            settings.database_url,
+            settings.artifact_dir,
+            max_artifact_bytes=settings.max_artifact_bytes,
+            timeouts=DatabaseTimeouts.from_settings(settings),
+        )
 
     # --- sessions and error translation --------------------------------------------------
 
@@ -77,7 +100,7 @@ class TrackingStore:
         check_name("experiment", name)
         try:
             with self._write() as session:
-                row = ExperimentRow(name=name, lifecycle=ACTIVE, created_at=now_ms())
+                row = ExperimentRow(name=name, lifecycle=Lifecycle.ACTIVE, created_at=now_ms())
                 session.add(row)
                 session.flush()
                 return _experiment(row)
@@ -113,7 +136,7 @@ class TrackingStore:
         with self._read() as session:
             query = select(ExperimentRow).order_by(ExperimentRow.id)
             if not include_deleted:
-                query = query.where(ExperimentRow.lifecycle == ACTIVE)
+                query = query.where(ExperimentRow.lifecycle == Lifecycle.ACTIVE)
             return [_experiment(row) for row in session.scalars(query)]
 
     def rename_experiment(self, experiment_id: int, name: str) -> Experiment:
@@ -131,9 +154,11 @@ class TrackingStore:
         """Mark an experiment and its runs deleted; they stay readable but leave searches."""
         with self._write() as session:
             row = self._experiment_row(session, experiment_id)
-            row.lifecycle = DELETED
+            row.lifecycle = Lifecycle.DELETED
             session.execute(
-                update(RunRow).where(RunRow.experiment_id == experiment_id).values(lifecycle=DELETED)
+                update(RunRow)
+                .where(RunRow.experiment_id == experiment_id)
+                .values(lifecycle=Lifecycle.DELETED)
             )
             return _experiment(row)
 
@@ -160,7 +185,7 @@ class TrackingStore:
         tag_rows = tag_values(tags or {})
         with self._write() as session:
             experiment = self._experiment_row(session, experiment_id)
-            if experiment.lifecycle != ACTIVE:
+            if experiment.lifecycle != Lifecycle.ACTIVE:
                 raise InvalidStateError(f"experiment '{experiment.name}' is deleted; runs cannot join it")
             if parent_run_id is not None and session.get(RunRow, parent_run_id) is None:
                 raise NotFoundError(f"no parent run with id '{parent_run_id}'")
@@ -170,7 +195,7 @@ class TrackingStore:
                     experiment_id=experiment_id,
                     name=name,
                     status=RunStatus.RUNNING.value,
-                    lifecycle=ACTIVE,
+                    lifecycle=Lifecycle.ACTIVE,
                     start_time=start_time if start_time is not None else now_ms(),
                     parent_run_id=parent_run_id,
                 )
@@ -218,7 +243,7 @@ class TrackingStore:
 
     def delete_run(self, run_id: str) -> Run:
         with self._write() as session:
-            self._run_row(session, run_id).lifecycle = DELETED
+            self._run_row(session, run_id).lifecycle = Lifecycle.DELETED
         return self.get_run(run_id)
 
     @staticmethod
@@ -228,11 +253,14 @@ class TrackingStore:
             raise NotFoundError(f"no run with id '{run_id}'")
         return row
 
-    def _writable_run(self, session: Session, run_id: str) -> RunRow:
-        row = self._run_row(session, run_id)
-        if row.lifecycle != ACTIVE:
-            raise InvalidStateError(f"run '{run_id}' is deleted; nothing more can be logged to it")
-        return row
+    @staticmethod
+    def _writable_run(session: Session, run_id: str) -> RunRow:
+        return writable_run_row(session, run_id)
+
+    def writable_run(self, run_id: str) -> Run:
+        """The run, if it exists and is live (nothing may be logged to a deleted run)."""
+        with self._read() as session:
+            return _runs(session, [self._writable_run(session, run_id)])[0]
 
     # --- logging -----------------------------------------------------------------------------
 
@@ -244,16 +272,71 @@ class TrackingStore:
         tags: Mapping[str, str] | None = None,
         *,
         name: str | None = None,
-        also: Callable[[Session], None] | None = None,
     ) -> None:
         """Log metric points, params and tags in one transaction: all of them land, or none.
 
         A param is written once; logging it again with the same value is a no-op, with another
-        value an error. Tags overwrite. ``name`` renames the run, and ``also`` does the share of
-        another store of this database (the MLflow adapter's logged-model metrics), both in the
-        same transaction.
+        value an error. Tags overwrite. ``name`` renames the run in the same transaction.
         """
         metric_rows = [_metric_values(run_id, m) for m in metrics]
+        self._log(run_id, lambda _session: metric_rows, params, tags, name=name)
+
+    def log_mlflow_batch(
+        self,
+        run_id: str,
+        points: Sequence[MlflowPoint] = (),
+        params: Mapping[str, str] | None = None,
+        tags: Mapping[str, str] | None = None,
+    ) -> None:
+        """MLflow's ``LogBatch`` (and ``LogMetric``, ``LogParam``, ``SetTag``) in one transaction.
+
+        The rules of :mod:`quayside.tracking.mlflow_runs`: ``mlflow.runName`` renames the run,
+        and a point with a ``model_id`` is also kept as that logged model's metric (logged to
+        the run only if the run does not have that very point yet). The run's points, params,
+        tags, name and the logged models' metrics all land, or none: a model that is not there
+        leaves the run as it was.
+        """
+        name, rest = split_name_tag(tags)
+        for point in points:
+            check_metric(point.metric)
+        copied_keys = model_keys(points)
+
+        def metric_rows(session: Session) -> list[dict[str, Any]]:
+            known = self._point_identities(session, run_id, copied_keys)
+            for_run, by_model = run_points(points, known)
+            for model_id, model_points in by_model.items():
+                log_model_metrics(session, model_id, model_points)
+            return [_metric_values(run_id, m) for m in for_run]
+
+        self._log(run_id, metric_rows, params, rest, name=name)
+
+    @staticmethod
+    def _point_identities(
+        session: Session, run_id: str, keys: Iterable[str]
+    ) -> set[tuple[str, int, int, str]]:
+        if not keys:
+            return set()
+        rows = session.execute(
+            select(MetricRow.key, MetricRow.value, MetricRow.step, MetricRow.timestamp).where(
+                MetricRow.run_id == run_id, MetricRow.key.in_(sorted(keys))
+            )
+        )
+        return {point_identity(_metric(*row)) for row in rows}
+
+    def _log(
+        self,
+        run_id: str,
+        metric_rows: Callable[[Session], Sequence[dict[str, Any]]],
+        params: Mapping[str, str] | None,
+        tags: Mapping[str, str] | None,
+        *,
+        name: str | None,
+    ) -> None:
+        """One batch's transaction, retried when a concurrent param insert clashed.
+
+        ``metric_rows`` gives the points to insert, read in the transaction (after the params,
+        before the tags), so that what it decides from the run's points is what gets written.
+        """
         param_rows = param_values(params or {})
         tag_rows = tag_values(tags or {})
         if name is not None:
@@ -263,13 +346,12 @@ class TrackingStore:
                 with self._write() as session:
                     row = self._writable_run(session, run_id)
                     self._insert_params(session, run_id, param_rows)
-                    if metric_rows:
-                        session.execute(insert(MetricRow), metric_rows)
+                    rows = metric_rows(session)
+                    if rows:
+                        session.execute(insert(MetricRow), rows)
                     self._upsert_tags(session, run_id, tag_rows)
                     if name is not None:
                         row.name = name
-                    if also is not None:
-                        also(session)
                 return
             except sa_exc.IntegrityError:
                 if attempt == WRITE_ATTEMPTS - 1:
@@ -300,13 +382,8 @@ class TrackingStore:
         if not tags:
             return
         rows = [{"run_id": run_id, "key": k, "value": v} for k, v in tags.items()]
-        dialect = session.get_bind().dialect.name
-        if dialect in ("sqlite", "postgresql"):
-            if dialect == "sqlite":
-                from sqlalchemy.dialects.sqlite import insert as dialect_insert
-            else:
-                from sqlalchemy.dialects.postgresql import insert as dialect_insert
-            statement = dialect_insert(TagRow)
+        statement = on_conflict_insert(session, TagRow)
+        if statement is not None:
             session.execute(
                 statement.on_conflict_do_update(
                     index_elements=[TagRow.run_id, TagRow.key], set_={"value": statement.excluded.value}
@@ -328,7 +405,40 @@ class TrackingStore:
             )
             return [_metric(*row) for row in rows]
 
-    def record_model(self, run_id: str, path: str, manifest: Any) -> LoggedModel:
+    # --- artifacts ---------------------------------------------------------------------------
+
+    def upload_artifact(self, run_id: str, local_file: Path, path: str) -> ArtifactInfo:
+        check_artifact_path(path)
+        self.writable_run(run_id)
+        return self.artifacts.write_file(run_id, path, local_file)
+
+    def list_artifacts(self, run_id: str, path: str = "", *, recursive: bool = False) -> list[ArtifactInfo]:
+        self.get_run(run_id)
+        return self.artifacts.list(run_id, path, recursive=recursive)
+
+    def download_artifacts(self, run_id: str, path: str, destination: Path) -> Path:
+        self.get_run(run_id)
+        return self.artifacts.copy_out(run_id, path, destination)
+
+    def artifact_file(self, run_id: str, path: str) -> Path:
+        """Where an artifact file of an existing run is, for streaming it out."""
+        self.get_run(run_id)
+        return self.artifacts.file_path(run_id, path)
+
+    def record_model(self, run_id: str, path: str) -> LoggedModel:
+        """Verify the package logged at ``path`` (every digest) and record what its manifest says."""
+        check_artifact_path(path)
+        self.writable_run(run_id)
+        directory = self.artifacts.resolve(run_id, path)
+        try:
+            manifest = PackageReader.open(directory).manifest
+        except PackageError as e:
+            raise PackageError(
+                f"artifact '{path}' of run '{run_id}' is not a valid model package: {e.message}"
+            ) from None
+        return self._record_manifest(run_id, path, manifest)
+
+    def _record_manifest(self, run_id: str, path: str, manifest: Any) -> LoggedModel:
         """Remember that the package at artifact ``path`` of a run holds this (verified) manifest."""
         check_name("package", manifest.name)
         values = {
@@ -379,7 +489,7 @@ class TrackingStore:
         last = func.max(func.coalesce(RunRow.end_time, RunRow.start_time))
         query = (
             select(RunRow.experiment_id, func.count(), last)
-            .where(RunRow.lifecycle == ACTIVE)
+            .where(RunRow.lifecycle == Lifecycle.ACTIVE)
             .group_by(RunRow.experiment_id)
         )
         with self._read() as session:
@@ -391,7 +501,7 @@ class TrackingStore:
     def run_keys(self, experiment_id: int) -> RunKeys:
         """The param and metric keys logged in an experiment's active runs, sorted."""
         in_experiment = select(RunRow.id).where(
-            RunRow.experiment_id == experiment_id, RunRow.lifecycle == ACTIVE
+            RunRow.experiment_id == experiment_id, RunRow.lifecycle == Lifecycle.ACTIVE
         )
         # DISTINCT alone reads the (run_id, key) index; with ORDER BY, SQLite sorts every point
         # first (70 ms instead of 30 ms over 300,000 points), so the few keys are sorted here.
@@ -406,9 +516,21 @@ class TrackingStore:
             return RunKeys(params=tuple(sorted(params)), metrics=tuple(sorted(metrics)))
 
 
+def writable_run_row(session: Session, run_id: str) -> RunRow:
+    """The run's row in the caller's transaction, if the run exists and is live (a write to it may follow)."""
+    row = session.get(RunRow, run_id)
+    if row is None:
+        raise NotFoundError(f"no run with id '{run_id}'")
+    if row.lifecycle != Lifecycle.ACTIVE:
+        raise InvalidStateError(f"run '{run_id}' is deleted; nothing more can be logged to it")
+    return row
+
+
 def _search_condition(experiment_ids: Iterable[int] | None, filter_string: str) -> ColumnElement[bool]:
     """Active runs matching the filter, in these experiments (all when ``None``)."""
-    condition = and_(RunRow.lifecycle == ACTIVE, search.compile_filter(search.parse_filter(filter_string)))
+    condition = and_(
+        RunRow.lifecycle == Lifecycle.ACTIVE, search.compile_filter(search.parse_filter(filter_string))
+    )
     if experiment_ids is None:
         return condition
     return and_(condition, RunRow.experiment_id.in_(check_experiment_ids(experiment_ids)))

@@ -10,9 +10,7 @@ from sqlalchemy import BigInteger, Boolean, Double, ForeignKey, Index, Integer, 
 from sqlalchemy.orm import Mapped, mapped_column
 
 from quayside.db.base import Base
-
-# BIGINT autoincrement is not an alias of ROWID in SQLite; INTEGER is.
-BigId = BigInteger().with_variant(Integer(), "sqlite")
+from quayside.db.sql import BigId, Lifecycle
 
 KEY_LENGTH = 250
 NAME_LENGTH = 256
@@ -23,7 +21,7 @@ class ExperimentRow(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     name: Mapped[str] = mapped_column(String(NAME_LENGTH), unique=True)
-    lifecycle: Mapped[str] = mapped_column(String(16), default="active")
+    lifecycle: Mapped[str] = mapped_column(String(16), default=Lifecycle.ACTIVE)
     created_at: Mapped[int] = mapped_column(BigInteger)
 
 
@@ -34,7 +32,7 @@ class RunRow(Base):
     experiment_id: Mapped[int] = mapped_column(ForeignKey("experiments.id"), index=True)
     name: Mapped[str] = mapped_column(String(NAME_LENGTH))
     status: Mapped[str] = mapped_column(String(16))
-    lifecycle: Mapped[str] = mapped_column(String(16), default="active")
+    lifecycle: Mapped[str] = mapped_column(String(16), default=Lifecycle.ACTIVE)
     start_time: Mapped[int] = mapped_column(BigInteger)
     end_time: Mapped[int | None] = mapped_column(BigInteger)
     exit_code: Mapped[int | None] = mapped_column(Integer)

@@ -19,6 +19,7 @@ from quayside.loadtesting.report import write_report
 from quayside.registry.loadtests import report_dir
 from quayside.registry.store import RegistryStore
 from quayside.server.app import create_app
+from quayside.server.deps import app_state
 from quayside.server.ui.templating import STATIC_DIR
 from tests.db.fixtures import QUAYSIDE, clean_env, free_port
 from tests.server.ui.seed import loadtest_report, png
@@ -32,7 +33,7 @@ def site(tmp_path_factory: pytest.TempPathFactory, iris_classifier, iris) -> dic
     home = tmp_path_factory.mktemp("ui-pages")
     settings = Settings(home=home)
     app = create_app(settings)
-    backend = app.state.tracking
+    backend = app_state(app).tracking
     experiment = backend.create_experiment("paged")
     runs = []
     for number in range(30):

@@ -21,11 +21,16 @@ from pathlib import Path
 from typing import Any
 
 from quayside.errors import InvalidStateError, NotFoundError, UsageError
+from quayside.packager.labels import (
+    DEPLOYMENT_LABEL,
+    DEPLOYMENT_PORT_LABEL,
+    MODEL_DIGEST_LABEL,
+    MODEL_NAME_LABEL,
+    MODEL_VERSION_LABEL,
+)
 
 Log = Callable[[str], None]
 
-DEPLOYMENT_LABEL = "io.quayside.deployment"
-PORT_LABEL = "io.quayside.deployment.port"
 REUSE_PORT_ENV = "QUAYSIDE_REUSE_PORT"
 _LISTEN = "0A"
 MIGRATE_SYSCTL = Path("/proc/sys/net/ipv4/tcp_migrate_req")
@@ -51,9 +56,9 @@ def _describe(container: Any) -> Deployment:
         name=labels.get(DEPLOYMENT_LABEL, ""),
         container=container.name,
         image=(container.image.tags or [container.image.short_id])[0] if container.image else "",
-        model=labels.get("io.quayside.model.name", ""),
-        version=labels.get("io.quayside.model.version") or labels.get("io.quayside.model.digest", "")[:12],
-        port=int(labels.get(PORT_LABEL, "0")),
+        model=labels.get(MODEL_NAME_LABEL, ""),
+        version=labels.get(MODEL_VERSION_LABEL) or labels.get(MODEL_DIGEST_LABEL, "")[:12],
+        port=int(labels.get(DEPLOYMENT_PORT_LABEL, "0")),
         status=f"{container.status} ({health})" if health else container.status,
     )
 
@@ -113,7 +118,7 @@ def deploy_container(
         name=f"quayside-{name}-{time.time_ns() // 1_000_000}",
         network_mode="host",
         environment={"PORT": str(port), "WORKERS": str(workers), REUSE_PORT_ENV: "1"},
-        labels={DEPLOYMENT_LABEL: name, PORT_LABEL: str(port)},
+        labels={DEPLOYMENT_LABEL: name, DEPLOYMENT_PORT_LABEL: str(port)},
         restart_policy={"Name": "unless-stopped"},
         stop_signal="SIGTERM",
     )

@@ -25,6 +25,16 @@ from packaging.requirements import Requirement
 from quayside.errors import UsageError
 from quayside.names import check_name, check_pattern
 from quayside.packager.flavors import get_flavor
+from quayside.packager.labels import (
+    MODEL_DIGEST_LABEL,
+    MODEL_FLAVOR_LABEL,
+    MODEL_NAME_LABEL,
+    MODEL_RUNTIME_LABEL,
+    MODEL_SIGNATURE_LABEL,
+    MODEL_URI_LABEL,
+    MODEL_VERSION_LABEL,
+    QUAYSIDE_VERSION_LABEL,
+)
 from quayside.packager.manifest import MANIFEST_NAME, Manifest, PackageReader
 
 DEFAULT_BASE_IMAGE = "python:3.11-slim"
@@ -56,8 +66,6 @@ SERVING_RUNTIME = (
 """What ``python -m quayside.serving`` imports; uvicorn without [standard] (no websockets, watchfiles)."""
 NATIVE_RUNTIME = ("cloudpickle",)
 """Added when the image serves a native (non-ONNX) model, whose flavors may unpickle."""
-
-LABEL_PREFIX = "io.quayside"
 
 
 @dataclass(frozen=True)
@@ -138,14 +146,14 @@ def image_labels(
         "org.opencontainers.image.created": created,
         "org.opencontainers.image.vendor": "Quayside",
         "org.opencontainers.image.base.name": base_image,
-        f"{LABEL_PREFIX}.model.name": model.name,
-        f"{LABEL_PREFIX}.model.version": model.version or "",
-        f"{LABEL_PREFIX}.model.digest": model.digest,
-        f"{LABEL_PREFIX}.model.flavor": model.flavor,
-        f"{LABEL_PREFIX}.model.runtime": model.runtime,
-        f"{LABEL_PREFIX}.model.uri": model.source_uri,
-        f"{LABEL_PREFIX}.model.signature": model.signature_json,
-        f"{LABEL_PREFIX}.version": quayside_version,
+        MODEL_NAME_LABEL: model.name,
+        MODEL_VERSION_LABEL: model.version or "",
+        MODEL_DIGEST_LABEL: model.digest,
+        MODEL_FLAVOR_LABEL: model.flavor,
+        MODEL_RUNTIME_LABEL: model.runtime,
+        MODEL_URI_LABEL: model.source_uri,
+        MODEL_SIGNATURE_LABEL: model.signature_json,
+        QUAYSIDE_VERSION_LABEL: quayside_version,
     }
 
 

@@ -27,6 +27,7 @@ from quayside.errors import AlreadyExistsError, PackageError, UntrustedPackageEr
 from quayside.packager.exporters.pysource import assignments, check_constants, identifiers, literal, unclaimed
 from quayside.packager.flavors import get_flavor
 from quayside.packager.manifest import MANIFEST_NAME, Manifest, PackageReader
+from quayside.packager.signature import DTYPES
 
 MODEL_DIR = "model"
 SERVICE_FILE = "service.py"
@@ -105,6 +106,8 @@ def _onnx_service(manifest: Manifest, class_name: str, onnx_sha256: str) -> tupl
         "INPUT_KIND": manifest.signature.inputs.kind,
         "INPUTS": [(s.name, s.dtype, list(s.shape), s.allow_nan) for s in manifest.signature.inputs.specs],
         "OUTPUTS": [(s.name, s.dtype, len(s.shape)) for s in manifest.signature.outputs.specs],
+        "NUMPY_TYPES": {d.name: d.numpy.name for d in DTYPES.values()},
+        "GRAPH_TYPES": {d.onnx: d.numpy.name for d in DTYPES.values()},
     }
     return _render_service("bentoml_onnx_service.py.tmpl", class_name, constants)
 

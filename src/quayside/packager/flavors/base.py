@@ -67,11 +67,6 @@ def import_extra(module: str, extra: str, what: str | None = None) -> ModuleType
         raise MissingExtraError(extra, what or module) from e
 
 
-def module_of(model: Any) -> str:
-    """The top-level package that defines the model's class (or any base class)."""
-    return type(model).__module__.split(".")[0]
-
-
 def is_instance_by_name(model: Any, module: str, names: tuple[str, ...]) -> bool:
     """isinstance() against classes of a module, without importing the module if it is absent."""
     loaded = sys.modules.get(module)

@@ -19,10 +19,7 @@ from quayside.packager.signature import DTYPES, Arrays, Schema, Signature, Tenso
 MODEL_FILE = "model.onnx"
 
 _BY_ONNX_TYPE = {d.onnx: d for d in DTYPES.values()}
-_ONNX_ELEM_TYPES = {
-    1: "float32", 2: "uint8", 3: "int8", 4: "uint16", 5: "int16", 6: "int32", 7: "int64",
-    8: "string", 9: "bool", 10: "float16", 11: "float64", 12: "uint32", 13: "uint64",
-}  # fmt: skip
+_ONNX_ELEM_TYPES = {d.onnx_elem_type: d.name for d in DTYPES.values()}
 
 
 def session_options(intra_op_threads: int = 0, *, spinning: bool = True) -> Any:

@@ -20,11 +20,17 @@ import yaml
 from quayside.errors import InvalidNameError, UsageError
 from quayside.names import check_dns_label
 from quayside.packager.docker.context import UID
+from quayside.packager.labels import (
+    KUBE_IMAGE_ANNOTATION,
+    KUBE_MODEL_DIGEST_ANNOTATION,
+    KUBE_MODEL_LABEL,
+    KUBE_MODEL_VERSION_LABEL,
+    KUBE_TRACK_LABEL,
+)
 
 Manifest = dict[str, Any]
 
 NAME_LABEL = "app.kubernetes.io/name"
-TRACK_LABEL = "quayside.io/track"
 _LABEL_VALUE = re.compile(r"[^A-Za-z0-9._-]+")
 MAX_DEPLOYMENT_NAME = 56
 """A DNS label has 63 characters; 7 are kept for ``-canary``."""
@@ -86,17 +92,17 @@ def _labels(spec: DeploymentSpec, track: str) -> dict[str, str]:
         NAME_LABEL: spec.name,
         "app.kubernetes.io/component": "model-server",
         "app.kubernetes.io/managed-by": "quayside",
-        "quayside.io/model": label_value(spec.model_name),
-        TRACK_LABEL: track,
+        KUBE_MODEL_LABEL: label_value(spec.model_name),
+        KUBE_TRACK_LABEL: track,
     }
     if spec.model_version:
-        labels["quayside.io/model-version"] = label_value(spec.model_version)
+        labels[KUBE_MODEL_VERSION_LABEL] = label_value(spec.model_version)
     return labels
 
 
 def _annotations(spec: DeploymentSpec) -> dict[str, str]:
     # Label values stop at 63 characters; the digest and the image go in annotations.
-    return {"quayside.io/model-digest": spec.model_digest, "quayside.io/image": spec.image}
+    return {KUBE_MODEL_DIGEST_ANNOTATION: spec.model_digest, KUBE_IMAGE_ANNOTATION: spec.image}
 
 
 _SURROGATE_PAIR = re.compile(r"\\\\|\\u(d[89ab][0-9a-f]{2})\\u(d[c-f][0-9a-f]{2})")
@@ -143,7 +149,7 @@ def render_deployment(
         namespace=spec.namespace,
         labels=labels,
         annotations=_annotations(spec),
-        selector={NAME_LABEL: spec.name, TRACK_LABEL: track},
+        selector={NAME_LABEL: spec.name, KUBE_TRACK_LABEL: track},
         replicas=None if autoscaled and replicas is None else (replicas or spec.replicas),
         termination_grace_s=spec.grace_period_s + 10,
         uid=UID,
@@ -211,9 +217,9 @@ def promoted(spec: DeploymentSpec, canary: Manifest) -> DeploymentSpec:
     labels = canary["metadata"].get("labels", {})
     return replace(
         spec,
-        image=annotations.get("quayside.io/image", spec.image),
-        model_digest=annotations.get("quayside.io/model-digest", spec.model_digest),
-        model_version=labels.get("quayside.io/model-version", spec.model_version),
+        image=annotations.get(KUBE_IMAGE_ANNOTATION, spec.image),
+        model_digest=annotations.get(KUBE_MODEL_DIGEST_ANNOTATION, spec.model_digest),
+        model_version=labels.get(KUBE_MODEL_VERSION_LABEL, spec.model_version),
     )
 
 

@@ -1,8 +1,9 @@
 """The UI's pages: experiments, runs, a run, a comparison, and the registry's models and versions.
 
-Each handler reads through the tracking backend or the registry store (the same ones
-the REST routers use), shapes the data with :mod:`quayside.server.ui.views`, and
-renders one template. Database work runs in plain ``def`` handlers (FastAPI's thread pool).
+Each handler takes the tracking store or the registry store from the same dependencies
+as the REST routers (:mod:`quayside.server.deps`), shapes the data with
+:mod:`quayside.server.ui.views`, and renders one template. Database work runs in plain
+``def`` handlers (FastAPI's thread pool).
 """
 
 from __future__ import annotations
@@ -17,25 +18,16 @@ from fastapi.responses import FileResponse
 from quayside.errors import FilterError, UsageError
 from quayside.packager.signature import Signature
 from quayside.registry.stages import Stage
-from quayside.registry.store import RegistryStore
-from quayside.server.mlflow_compat import get_mlflow_datasets, get_mlflow_models
-from quayside.server.registry import VersionNumber, get_registry
-from quayside.server.tracking import ExperimentIdPath, get_backend
+from quayside.server.deps import Backend, MlflowDatasets, MlflowModels, Registry
+from quayside.server.registry import VersionNumber
+from quayside.server.tracking import ExperimentIdPath
 from quayside.server.ui import views
 from quayside.server.ui.preview import image_type, preview_kind, read_preview
 from quayside.server.ui.templating import PageRoute, render
 from quayside.tracking.entities import Run
-from quayside.tracking.local import LocalBackend
+from quayside.tracking.store import TrackingStore
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
-
-
-def _tracking(request: Request) -> LocalBackend:
-    return get_backend(request)
-
-
-def _registry(request: Request) -> RegistryStore:
-    return get_registry(request)
 
 
 def _json_number(value: float) -> float | None:
@@ -43,7 +35,7 @@ def _json_number(value: float) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def _histories(backend: LocalBackend, runs: Iterable[Run]) -> dict[str, dict[str, list[list[Any]]]]:
+def _histories(backend: TrackingStore, runs: Iterable[Run]) -> dict[str, dict[str, list[list[Any]]]]:
     """Per run, each metric's points as ``[step, timestamp, value]`` for the charts."""
     return {
         run.id: {
@@ -60,8 +52,7 @@ def _histories(backend: LocalBackend, runs: Iterable[Run]) -> dict[str, dict[str
 
 
 @router.get("/")
-def experiments_page(request: Request) -> Response:
-    backend = _tracking(request)
+def experiments_page(request: Request, backend: Backend) -> Response:
     experiments = backend.list_experiments()
     activity = backend.experiment_activity()
     return render(request, "experiments.html", experiments=experiments, activity=activity)
@@ -70,6 +61,7 @@ def experiments_page(request: Request) -> Response:
 @router.get("/experiments/{experiment_id}")
 def runs_page(
     request: Request,
+    backend: Backend,
     experiment_id: ExperimentIdPath,
     filter_text: Annotated[str, Query(alias="filter")] = "",
     sort: str = "start_time",
@@ -79,7 +71,6 @@ def runs_page(
     col: Annotated[list[str] | None, Query()] = None,
 ) -> Response:
     """The experiment's runs, filtered, sorted and paged in the database."""
-    backend = _tracking(request)
     experiment = backend.get_experiment(experiment_id)
     keys = backend.run_keys(experiment_id)
     columns = views.choose_columns(col or [], keys)
@@ -116,9 +107,16 @@ def runs_page(
 
 
 @router.get("/runs/{run_id}")
-def run_page(request: Request, run_id: str, artifacts: str = "") -> Response:
+def run_page(
+    request: Request,
+    backend: Backend,
+    registry: Registry,
+    mlflow_models: MlflowModels,
+    datasets: MlflowDatasets,
+    run_id: str,
+    artifacts: str = "",
+) -> Response:
     """A run: params, tags, latest metrics, metric charts, artifacts and the versions registered from it."""
-    backend = _tracking(request)
     run = backend.get_run(run_id)
     entries = backend.list_artifacts(run_id, artifacts)
     return render(
@@ -129,16 +127,15 @@ def run_page(request: Request, run_id: str, artifacts: str = "") -> Response:
         histories=_histories(backend, [run]),
         artifact_dir=artifacts,
         artifacts=[(entry, preview_kind(entry.path)) for entry in entries],
-        versions=_registry(request).versions_from_run(run_id),
-        mlflow_models=get_mlflow_models(request).for_run(run_id),
-        datasets=get_mlflow_datasets(request).for_run(run_id),
+        versions=registry.versions_from_run(run_id),
+        mlflow_models=mlflow_models.for_run(run_id),
+        datasets=datasets.for_run(run_id),
     )
 
 
 @router.get("/runs/{run_id}/artifacts/view")
-def artifact_page(request: Request, run_id: str, path: Annotated[str, Query()]) -> Response:
+def artifact_page(request: Request, backend: Backend, run_id: str, path: Annotated[str, Query()]) -> Response:
     """A preview of one artifact file (text, JSON, CSV or image) with its download link."""
-    backend = _tracking(request)
     run = backend.get_run(run_id)
     file = backend.artifacts.file_path(run_id, path)
     return render(
@@ -152,9 +149,8 @@ def artifact_page(request: Request, run_id: str, path: Annotated[str, Query()]) 
 
 
 @router.get("/runs/{run_id}/artifacts/image")
-def artifact_image(request: Request, run_id: str, path: Annotated[str, Query()]) -> Response:
+def artifact_image(backend: Backend, run_id: str, path: Annotated[str, Query()]) -> Response:
     """An image artifact with its own media type, for the preview's ``<img>``; other files are refused."""
-    backend = _tracking(request)
     backend.get_run(run_id)
     media_type = image_type(path)
     if media_type is None:
@@ -165,9 +161,10 @@ def artifact_image(request: Request, run_id: str, path: Annotated[str, Query()])
 
 
 @router.get("/compare")
-def compare_page(request: Request, run: Annotated[list[str] | None, Query()] = None) -> Response:
+def compare_page(
+    request: Request, backend: Backend, run: Annotated[list[str] | None, Query()] = None
+) -> Response:
     """Two to ten runs side by side: params (differences marked) and their metrics overlaid."""
-    backend = _tracking(request)
     runs = [backend.get_run(run_id) for run_id in views.check_compare_count(run or [])]
     return render(
         request,
@@ -184,17 +181,15 @@ def compare_page(request: Request, run: Annotated[list[str] | None, Query()] = N
 
 
 @router.get("/models")
-def models_page(request: Request) -> Response:
-    registry = _registry(request)
+def models_page(request: Request, registry: Registry) -> Response:
     models = registry.list_models()
     versions = {m.name: registry.list_versions(m.name) for m in models}
     return render(request, "models.html", models=models, versions=versions)
 
 
 @router.get("/models/{name}")
-def model_page(request: Request, name: str) -> Response:
+def model_page(request: Request, registry: Registry, name: str) -> Response:
     """A model's versions (stage, aliases, lineage), the controls to move them, and its audit log."""
-    registry = _registry(request)
     return render(
         request,
         "model.html",
@@ -206,9 +201,8 @@ def model_page(request: Request, name: str) -> Response:
 
 
 @router.get("/models/{name}/versions/{version}")
-def version_page(request: Request, name: str, version: VersionNumber) -> Response:
+def version_page(request: Request, registry: Registry, name: str, version: VersionNumber) -> Response:
     """One version: its package, lineage, history and load-test reports (the chart is drawn from the API)."""
-    registry = _registry(request)
     found = registry.get_version(name, version)
     return render(
         request,

@@ -20,7 +20,7 @@ from fastapi.routing import APIRoute
 from fastapi.templating import Jinja2Templates
 
 from quayside import __version__
-from quayside.errors import QuaysideError
+from quayside.errors import InvalidRequestError, QuaysideError
 from quayside.server.errors import describe_validation_error, public_error
 
 HERE = Path(__file__).parent
@@ -105,6 +105,7 @@ class PageRoute(APIRoute):
                 response.headers.update(public.headers)
                 return response
             except RequestValidationError as e:
-                return error_page(request, 400, "invalid_request", describe_validation_error(e))
+                invalid = InvalidRequestError(describe_validation_error(e))
+                return error_page(request, invalid.http_status, invalid.code, invalid.message)
 
         return page

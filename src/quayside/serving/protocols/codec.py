@@ -8,24 +8,11 @@ import numpy as np
 import orjson
 
 from quayside.errors import MalformedInputError
+from quayside.packager.signature import DTYPES
 
-# Dtypes orjson writes straight from the array buffer; others go through tolist().
-_NATIVE_NUMPY = frozenset(
-    [
-        "bool",
-        "int8",
-        "int16",
-        "int32",
-        "int64",
-        "uint8",
-        "uint16",
-        "uint32",
-        "uint64",
-        "float16",
-        "float32",
-        "float64",
-    ]
-)
+# Dtypes orjson writes straight from the array buffer (every one of the signature's but
+# strings, which are object arrays); others go through tolist().
+_NATIVE_NUMPY = frozenset(d.numpy.name for d in DTYPES.values() if d.numpy.kind != "O")
 _DUMP_OPTIONS = orjson.OPT_SERIALIZE_NUMPY
 
 

@@ -13,111 +13,35 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
-from pydantic import BaseModel, Field
+from fastapi import APIRouter
 
 from quayside.errors import UsageError
-from quayside.names import check_name, path_component
-from quayside.server.mlflow_compat import (
-    DEFAULT_EXPERIMENT_ID,
-    Backend,
-    KeyValue,
-    MlflowModels,
-    MlflowRoute,
-    artifact_uri,
+from quayside.server.deps import Backend, MlflowModels, ServerSettings
+from quayside.server.mlflow.errors import MlflowRoute
+from quayside.server.mlflow.messages import (
+    ModelCreate,
+    ModelFinalize,
+    ModelParams,
+    ModelSearch,
+    ModelTags,
+    RunOutputs,
     experiment_id_of,
-    key_values,
-    metric_out,
+    model_out,
     page_offset,
     pairs,
 )
-from quayside.tracking.local import LocalBackend
-from quayside.tracking.mlflow_models import LOGGED_MODEL, MlflowLoggedModel
+from quayside.tracking.mlflow_models import free_artifact_path
 
 DEFAULT_MODEL_NAME = "model"
-MAX_SEARCH_RESULTS = 1000
+MAX_LOGGED_MODELS_PER_PAGE = 1000
+"""Logged models in one page of MLflow's logged-model search (a larger ``max_results`` is cut to it)."""
 
 router = APIRouter(tags=["mlflow"], route_class=MlflowRoute)
 
 
-def model_out(model: MlflowLoggedModel) -> dict[str, Any]:
-    """A logged model as MLflow's ``LoggedModel`` message."""
-    return {
-        "info": {
-            "model_id": model.id,
-            "experiment_id": str(model.experiment_id),
-            "name": model.name,
-            "creation_timestamp_ms": model.created_at,
-            "last_updated_timestamp_ms": model.updated_at,
-            "artifact_uri": artifact_uri(f"{model.run_id}/{model.artifact_path}"),
-            "status": model.status,
-            "model_type": model.model_type,
-            "source_run_id": model.run_id,
-            "tags": key_values(model.tags),
-        },
-        "data": {
-            "params": key_values(model.params),
-            "metrics": [
-                metric_out(m) | {"model_id": model.id, "run_id": model.run_id} for m in model.metrics.values()
-            ],
-        },
-    }
-
-
-def free_artifact_path(backend: LocalBackend, run_id: str, name: str) -> str:
-    """The folder for a logged model named ``name`` in the run's artifacts: ``path_component(name)``,
-    or that with ``-2``, ``-3`` ... when a folder or file has it (the name itself is never a path)."""
-    base = path_component(check_name(LOGGED_MODEL, name))
-    candidate, number = base, 1
-    while backend.artifacts.resolve(run_id, candidate).exists():
-        number += 1
-        candidate = f"{base}-{number}"
-    return candidate
-
-
-class ModelCreate(BaseModel):
-    experiment_id: str = DEFAULT_EXPERIMENT_ID
-    name: str | None = None
-    model_type: str | None = None
-    source_run_id: str | None = None
-    params: list[KeyValue] = Field(default_factory=list)
-    tags: list[KeyValue] = Field(default_factory=list)
-
-
-class ModelFinalize(BaseModel):
-    status: str
-
-
-class ModelTags(BaseModel):
-    tags: list[KeyValue] = Field(default_factory=list)
-
-
-class ModelParams(BaseModel):
-    params: list[KeyValue] = Field(default_factory=list)
-
-
-class ModelSearch(BaseModel):
-    experiment_ids: list[str] = Field(default_factory=list)
-    filter: str = ""
-    datasets: list[dict[str, Any]] = Field(default_factory=list)
-    max_results: int = 100
-    order_by: list[dict[str, Any]] = Field(default_factory=list)
-    page_token: str | None = None
-
-
-class ModelOutput(BaseModel):
-    model_id: str
-    step: int = 0
-
-
-class RunOutputs(BaseModel):
-    run_id: str
-    models: list[ModelOutput] = Field(default_factory=list)
-
-
 @router.post("/logged-models")
 def create_logged_model(
-    body: ModelCreate, request: Request, backend: Backend, models: MlflowModels
+    body: ModelCreate, backend: Backend, settings: ServerSettings, models: MlflowModels
 ) -> dict[str, Any]:
     if not body.source_run_id:
         raise UsageError(
@@ -125,7 +49,7 @@ def create_logged_model(
             "mlflow.start_run() (or pass run_id=...)"
         )
     run = backend.writable_run(body.source_run_id)
-    experiment_id = experiment_id_of(request, body.experiment_id)
+    experiment_id = experiment_id_of(body.experiment_id, backend, settings)
     if run.experiment_id != experiment_id:
         raise UsageError(
             f"run '{run.id}' belongs to experiment {run.experiment_id}, not to experiment {experiment_id}"
@@ -135,7 +59,7 @@ def create_logged_model(
         run.id,
         experiment_id,
         name,
-        free_artifact_path(backend, run.id, name),
+        free_artifact_path(backend.artifacts, run.id, name),
         model_type=body.model_type or "",
         params=pairs(body.params),
         tags=pairs(body.tags),
@@ -172,7 +96,9 @@ def log_logged_model_params(model_id: str, body: ModelParams, models: MlflowMode
 
 
 @router.post("/logged-models/search")
-def search_logged_models(body: ModelSearch, request: Request, models: MlflowModels) -> dict[str, Any]:
+def search_logged_models(
+    body: ModelSearch, backend: Backend, settings: ServerSettings, models: MlflowModels
+) -> dict[str, Any]:
     if body.filter.strip() or body.datasets or body.order_by:
         raise UsageError(
             "Quayside lists an experiment's logged models newest first; filters, datasets and "
@@ -180,8 +106,8 @@ def search_logged_models(body: ModelSearch, request: Request, models: MlflowMode
         )
     if not body.experiment_ids:
         raise UsageError("missing value for required parameter 'experiment_ids'")
-    ids = [experiment_id_of(request, e) for e in body.experiment_ids]
-    limit = min(max(body.max_results, 1), MAX_SEARCH_RESULTS)
+    ids = [experiment_id_of(e, backend, settings) for e in body.experiment_ids]
+    limit = min(max(body.max_results, 1), MAX_LOGGED_MODELS_PER_PAGE)
     offset = page_offset(body.page_token)
     found, total = models.search(ids, limit, offset)
     answer: dict[str, Any] = {"models": [model_out(m) for m in found]}

@@ -1,0 +1,80 @@
+"""Tables and summary lines that more than one command prints: ONNX parity, load tests, SLO verdicts, builds."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from rich.table import Table
+
+from quayside.cli.console import human_size, out, styled
+
+if TYPE_CHECKING:
+    from quayside.packager.docker.build import BuildResult
+
+
+def _number(value: Any) -> str:
+    return "-" if value is None else f"{value:.3g}"
+
+
+def parity_table(parity: Mapping[str, Any]) -> Table:
+    """ONNX-versus-native parity per output, with the tolerance it was held to."""
+    table = Table(
+        title=f"ONNX parity on {parity.get('rows')} rows (rtol={parity.get('rtol')}, atol={parity.get('atol')})",
+        title_justify="left",
+    )
+    for column in ("output", "max abs diff", "max rel diff", "label agreement", "result"):
+        table.add_column(column)
+    for name, result in (parity.get("outputs") or {}).items():
+        agreement = result.get("label_agreement")
+        table.add_row(
+            name,
+            _number(result.get("max_abs_diff")),
+            _number(result.get("max_rel_diff")),
+            "-" if agreement is None else f"{agreement:.2%}",
+            styled(("pass", "green")) if result.get("passed") else styled(("fail", "red")),
+        )
+    return table
+
+
+def print_verdict(verdict: Any) -> None:
+    """The SLO verdict: one row per objective, then whether all were met."""
+    table = Table(title="SLO verdict", title_justify="left")
+    for column in ("objective", "measured", "required", "result"):
+        table.add_column(column)
+    for result in verdict.results:
+        measured = "-" if result.measured != result.measured else f"{result.measured:.4g}"
+        objective = result.objective
+        table.add_row(
+            objective.metric,
+            measured,
+            f"{objective.comparison} {objective.threshold:g}",
+            styled(("pass", "green")) if result.passed else styled(("FAIL", "red")),
+        )
+    out.print(table)
+    out.print(styled(("all objectives met", "green")) if verdict.passed else styled(("SLO not met", "red")))
+
+
+def print_summary(report: Mapping[str, Any]) -> None:
+    """A load-test report's figures in one line, then its errors by type."""
+    s = report["summary"]
+
+    def ms(key: str) -> str:
+        return "-" if s[key] is None else f"{s[key]:.1f}"
+
+    out.print(
+        f"{s['requests']} requests, {s['failures']} failures ({s['error_rate']:.2%}), {s['rps']:.1f} req/s; "
+        f"latency ms p50 {ms('p50_ms')} p90 {ms('p90_ms')} p95 {ms('p95_ms')} p99 {ms('p99_ms')} max {ms('max_ms')}"
+    )
+    for error in report["errors"]:
+        out.print(styled("  ", (f"{error['count']} × {error['type']}", "red")))
+
+
+def print_build(result: BuildResult, base_image: str) -> None:
+    """The built image's tag, id, size above its base, and how many steps came from the cache."""
+    cached = sum(1 for _, hit in result.steps if hit)
+    out.print(f"built {result.tag} ({result.image_id.removeprefix('sha256:')[:12]})")
+    out.print(
+        f"image size {human_size(result.size)}, {human_size(result.size_above_base)} above the base "
+        f"image {base_image} ({human_size(result.base_size)}); {cached}/{len(result.steps)} steps from cache"
+    )

@@ -1,0 +1,180 @@
+"""A model under load: served here or as a built image, loaded with requests from its signature, reported on.
+
+``quayside loadtest`` and :func:`quayside.compose.promotion.promote` both run load
+through these functions; judging the figures is :mod:`quayside.loadtesting.slo`'s job.
+Locust is imported only when load starts (it monkey-patches on import).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from quayside.compose import Log, no_log
+from quayside.compose.models import resolve_registered
+from quayside.config import Settings
+from quayside.errors import UsageError
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from quayside.loadtesting.runner import LoadOptions
+    from quayside.loadtesting.slo import Objective, Verdict
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+
+
+def parse_duration(text: str) -> float:
+    """``30s``, ``2m``, ``500ms`` or a plain number of seconds."""
+    match = _DURATION.match(text)
+    if match is None or float(match.group(1)) <= 0:
+        raise UsageError(f"--duration '{text}' is not a positive duration like 30s, 2m or 500ms")
+    return float(match.group(1)) * _UNITS[match.group(2)]
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _environment(settings: Settings) -> dict[str, str]:
+    """This process's environment with its ``QUAYSIDE_*`` variables replaced by ``settings``'."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("QUAYSIDE_")}
+    for field, value in settings.model_dump().items():
+        if value is not None:
+            env[f"QUAYSIDE_{field.upper()}"] = str(value)
+    return env
+
+
+@contextlib.contextmanager
+def served_locally(
+    model: str, *, trust: bool, log_path: Path, settings: Settings | None = None, log: Log = no_log
+) -> Iterator[str]:
+    """``quayside serve MODEL`` on a free 127.0.0.1 port until the block ends; yields its base URL.
+
+    The server resolves a model URI with ``settings`` (default: this process's ``QUAYSIDE_*``
+    environment). When the block fails, the end of the server's log goes to ``log``.
+    """
+    from quayside.loadtesting.target import wait_ready
+
+    port = free_port()
+    command = [sys.executable, "-m", "quayside", "serve", model, "--host", "127.0.0.1", "--port", str(port)]
+    command += ["--quiet", *(["--trust"] if trust else [])]
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("wb") as server_log:
+        env = None if settings is None else _environment(settings)
+        process = subprocess.Popen(command, stdout=server_log, stderr=subprocess.STDOUT, env=env)
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(base_url, alive=lambda: process.poll() is None)
+        yield base_url
+    except Exception:
+        log(f"server log ({log_path}):\n{log_path.read_text(errors='replace')[-2000:]}")
+        raise
+    finally:
+        _stop(process)
+
+
+@contextlib.contextmanager
+def served_image(image: str, *, model_name: str, model_version: str | None) -> Iterator[str]:
+    """``docker run --network host IMAGE`` listening on a free 127.0.0.1 port; removed afterwards."""
+    from quayside.loadtesting.target import wait_ready
+
+    port = free_port()
+    env = {"PORT": str(port), "HOST": "127.0.0.1", "MODEL_NAME": model_name}
+    if model_version is not None:
+        env["MODEL_VERSION"] = model_version
+    command = ["docker", "run", "--rm", "-d", "--network", "host"]
+    for key, value in env.items():
+        command += ["-e", f"{key}={value}"]
+    try:
+        started = subprocess.run([*command, image], capture_output=True, text=True, check=False)
+    except FileNotFoundError:
+        raise UsageError("--image needs the docker command line, and it is not installed") from None
+    if started.returncode != 0:
+        raise UsageError(f"docker run {image} failed: {started.stderr.strip()}")
+    container = started.stdout.strip()
+    try:
+        wait_ready(f"http://127.0.0.1:{port}")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        subprocess.run(["docker", "rm", "-f", container], capture_output=True, check=False)
+
+
+def package_inputs(model: str, *, settings: Settings | None = None) -> tuple[Path, str, Any, Any]:
+    """A package's directory, serving name, input schema and decoded input example (or None)."""
+    from quayside.packager.example import decode_example
+    from quayside.packager.manifest import PackageReader
+
+    path, registered_name, _ = resolve_registered(model, settings=settings)
+    manifest = PackageReader.open(path).manifest
+    schema = manifest.signature.inputs
+    example = None
+    if manifest.input_example is not None:
+        example = decode_example(manifest.input_example, schema)
+    return path, registered_name or manifest.name, schema, example
+
+
+@dataclass(frozen=True)
+class LoadTestRun:
+    """A finished load test: its report (with the verdict, when objectives were given) and where it was written."""
+
+    report: dict[str, Any]
+    verdict: Verdict | None
+    json_path: Path
+    html_path: Path
+
+
+def run_and_report(
+    *,
+    base_url: str,
+    model_name: str,
+    schema: Any,
+    example: Any,
+    protocol: str,
+    rows: int,
+    options: LoadOptions,
+    objectives: tuple[Objective, ...],
+    out_dir: Path,
+    report_id: str,
+    console: Console | None = None,
+) -> LoadTestRun:
+    """Generate payloads, load the server, build and write the report, judged against ``objectives``.
+
+    ``console`` shows the live progress panel (default: a console on stderr).
+    """
+    from quayside.loadtesting.payloads import build_payloads
+    from quayside.loadtesting.report import build_report, summary_for_slo, with_verdict, write_report
+    from quayside.loadtesting.runner import run_load
+    from quayside.loadtesting.slo import evaluate
+
+    payloads = build_payloads(schema, example, protocol=protocol, model_name=model_name, rows=rows)  # type: ignore[arg-type]
+    result = run_load(base_url, payloads, options, console=console)
+    report = build_report(result, model=model_name, report_id=report_id)
+    verdict = evaluate(objectives, summary_for_slo(report)) if objectives else None
+    if verdict is not None:
+        report = with_verdict(report, verdict)
+    json_path, html_path = write_report(report, out_dir)
+    return LoadTestRun(report, verdict, json_path, html_path)

@@ -1,0 +1,125 @@
+"""Model sources: paths and model URIs resolved to verified packages, wherever a model is taken.
+
+The registry resolves URIs (:mod:`quayside.registry.uris`) but may not import tracking,
+so this module hands it the lookup for ``runs:/<run_id>/<path>``: the run's artifact
+directory in the local store, or a download from a ``quayside server``. Plain paths
+never touch a database, so ``quayside.load_model("dir")`` stays as light as before.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from quayside.config import Settings, load_settings
+from quayside.errors import NotFoundError
+from quayside.packager.manifest import Manifest, PackageReader
+from quayside.packager.package import LoadedModel, OnnxSessionConfig, Runtime
+from quayside.packager.package import load_model as load_package
+
+if TYPE_CHECKING:
+    from quayside.registry.uris import ResolvedModel, RunArtifactPath
+
+# Importing this module (``quayside.load_model`` does) loads neither the registry nor tracking:
+# the serving image must not need them. It never imports packager.docker either (that is
+# compose.images'): the server imports ``quayside``, which names this module, and may not reach it.
+
+MODEL_URI_PREFIXES = ("models:/", "runs:/")
+
+
+def run_artifact_resolver(settings: Settings) -> RunArtifactPath:
+    """``(run_id, path) -> local directory`` of a package logged in a run, from the tracking settings."""
+
+    def run_artifact_path(run_id: str, path: str) -> Path:
+        from quayside.tracking.client import backend_for
+        from quayside.tracking.store import TrackingStore
+
+        backend = backend_for(settings)
+        backend.get_run(run_id)
+        if isinstance(backend, TrackingStore):
+            directory = backend.artifacts.resolve(run_id, path)
+            if not directory.is_dir():
+                raise NotFoundError(f"run '{run_id}' has no artifact directory '{path}'")
+            return directory
+        # A server's artifacts come down into a cache, replaced whole on each resolution.
+        cache = settings.home / "cache" / "runs" / run_id
+        staging = cache / f".download-{uuid.uuid4().hex}"
+        downloaded = backend.download_artifacts(run_id, path, staging)
+        target = cache / path.replace("/", "__")
+        shutil.rmtree(target, ignore_errors=True)
+        downloaded.rename(target)
+        shutil.rmtree(staging, ignore_errors=True)
+        return target
+
+    return run_artifact_path
+
+
+def resolve_model(model: str | Path, *, settings: Settings | None = None) -> ResolvedModel:
+    """The local package directory of a path or model URI."""
+    from quayside.registry.uris import is_model_uri, resolve_model_uri
+
+    if not is_model_uri(str(model)):
+        return resolve_model_uri(model)
+    settings = settings or load_settings()
+    if str(model).startswith("runs:/"):
+        return resolve_model_uri(model, None, run_artifact_resolver(settings))
+    from quayside.compose.clients import RegistryClient
+
+    return RegistryClient(settings=settings).resolve(model)
+
+
+def resolve_registered(
+    model_uri: str, *, settings: Settings | None = None
+) -> tuple[Path, str | None, str | None]:
+    """The package directory a path or model URI names, and its registered name and version if any."""
+    resolved = resolve_model(model_uri, settings=settings)
+    if resolved.version is None:
+        return resolved.path, None, None
+    return resolved.path, resolved.version.name, str(resolved.version.version)
+
+
+def load_model(
+    model: str | Path,
+    *,
+    trust: bool = False,
+    runtime: Runtime = "auto",
+    session: OnnxSessionConfig = OnnxSessionConfig(),
+) -> LoadedModel:
+    """Load a model package from a path or a model URI, verifying every file's digest.
+
+    ``model`` is a package directory, ``runs:/<run_id>/<path>``, ``models:/<name>/<version>``,
+    ``models:/<name>/<stage>``, ``models:/<name>/latest`` or ``models:/<name>@<alias>``.
+    ``runtime='auto'`` runs the ONNX model when the package has one that passed parity,
+    and the native flavor otherwise. Flavors stored as pickles (sklearn, pytorch, python)
+    run code when loaded natively and are refused unless ``trust=True``.
+    """
+    if not str(model).startswith(MODEL_URI_PREFIXES):
+        return load_package(model, trust=trust, runtime=runtime, session=session)
+    return load_package(resolve_model(str(model)).path, trust=trust, runtime=runtime, session=session)
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """A model URI resolved to a verified package, and the version its labels carry."""
+
+    uri: str
+    path: Path
+    manifest: Manifest
+    version: str | None
+    registered_name: str | None = None
+
+    @classmethod
+    def resolve(cls, model_uri: str) -> ModelSource:
+        path, name, version = resolve_registered(model_uri)  # registry name and version, for models:/ URIs
+        reader = PackageReader.open(Path(path))  # every digest checked before anything is copied
+        return cls(model_uri, Path(path), reader.manifest, version, name)
+
+    def default_tag(self) -> str:
+        """``quayside/<name>:<version or digest>``: one tag per package content."""
+        served = self.registered_name or self.manifest.name
+        name = re.sub(r"[^a-z0-9._-]+", "-", served.lower()).strip(".-_") or "model"
+        return f"quayside/{name}:{self.version or self.manifest.digest()[:12]}"

@@ -1,0 +1,55 @@
+"""MLflow's proxied artifact routes (``mlflow-artifacts:/<run id>/<path>``) over the runs' artifacts.
+
+A run's ``artifact_uri`` is ``mlflow-artifacts:/<run id>``, so the MLflow client uploads
+and downloads here, into and out of the run's artifact directory.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import FileResponse
+
+from quayside.errors import UsageError
+from quayside.server.deps import Backend
+from quayside.server.mlflow.errors import MlflowRoute
+from quayside.server.tracking import upload_artifact
+
+router = APIRouter(tags=["mlflow"], route_class=MlflowRoute)
+
+
+def split_artifact_path(path: str) -> tuple[str, str]:
+    """``<run id>/<path in the run>`` as its two parts."""
+    run_id, _, rest = path.strip("/").partition("/")
+    if not run_id:
+        raise UsageError("an artifact path starts with the run id: <run id>/<path>")
+    return run_id, posixpath.normpath(rest) if rest else ""
+
+
+@router.get("/artifacts")
+def list_artifacts(backend: Backend, path: Annotated[str, Query()] = "") -> dict[str, Any]:
+    run_id, inside = split_artifact_path(path)
+    infos = backend.list_artifacts(run_id, inside)
+    files = []
+    for info in infos:
+        entry: dict[str, Any] = {"path": posixpath.basename(info.path), "is_dir": info.is_dir}
+        if info.size is not None:
+            entry["file_size"] = info.size
+        files.append(entry)
+    return {"files": files}
+
+
+@router.get("/artifacts/{path:path}")
+def download_artifact(path: str, backend: Backend) -> FileResponse:
+    run_id, inside = split_artifact_path(path)
+    return FileResponse(backend.artifact_file(run_id, inside), media_type="application/octet-stream")
+
+
+@router.put("/artifacts/{path:path}")
+async def put_artifact(path: str, request: Request, backend: Backend) -> dict[str, Any]:
+    """Stream the body into the run's artifact directory, as Quayside's own upload route does."""
+    run_id, inside = split_artifact_path(path)
+    await upload_artifact(run_id, request, backend, inside)
+    return {}

@@ -1,0 +1,41 @@
+"""``python -m quayside.serving`` (the image's entry point) and ``quayside serve`` take the same flags."""
+
+from __future__ import annotations
+
+import typer
+
+from quayside.cli.serve import serve
+from quayside.serving.__main__ import parse_options
+from quayside.serving.options import ServeOptions
+
+# What only the CLI takes: images serve without --trust, and with the runtime the build chose.
+CLI_ONLY = {"--runtime", "--trust", "--help"}
+
+
+def _serve_flags() -> set[str]:
+    app = typer.Typer(add_completion=False)
+    app.command()(serve)
+    command = typer.main.get_command(app)
+    flags = {flag for param in command.params for flag in (*param.opts, *param.secondary_opts)}
+    return {flag for flag in flags if flag.startswith("-")}
+
+
+def test_every_flag_of_quayside_serve_but_the_cli_only_ones_works_on_the_entry_point():
+    for flag in sorted(_serve_flags() - CLI_ONLY):
+        if flag.startswith("--no-") or flag == "-q" or flag in {"--batching", "--quiet"}:
+            argv = ["pkg", flag]
+        else:
+            value = "1" if flag != "--host" else "127.0.0.1"
+            argv = ["pkg", flag, value]
+        assert parse_options(argv)[0] == "pkg", flag
+
+
+def test_the_entry_point_reads_the_shared_flags_as_quayside_serve_does():
+    package, options = parse_options(
+        ["pkg", "--no-batching", "--max-body-mb", "0.5", "-q", "--grace-period", "3", "--max-batch-size", "8"]
+    )
+    assert package == "pkg"
+    assert (options.batching, options.max_body_bytes, options.quiet) == (False, 512 * 1024, True)
+    assert (options.grace_period_s, options.max_batch_size) == (3.0, 8)
+    assert parse_options(["pkg", "--batching"])[1].batching is True
+    assert parse_options(["pkg"])[1].max_body_bytes == ServeOptions().max_body_bytes

@@ -5,38 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
-
-from quayside.config import Settings
-from quayside.registry.client import RegistryClient
-from tests.loadtesting.conftest import loadtest_dir, run_cli  # noqa: F401  (a fixture)
-from tests.loadtesting.conftest import mixed_table_package as mixed_table_package  # a fixture
-
-
-@pytest.fixture
-def home(tmp_path) -> Path:
-    return tmp_path / "home"
-
-
-@pytest.fixture
-def staged(home, mixed_table_package) -> RegistryClient:
-    """'members' v1 in production and v2 in staging, with an alias on v2."""
-    client = RegistryClient(settings=Settings(home=home))
-    client.register_model(str(mixed_table_package), "members")
-    client.transition("members", 1, "staging", reason="first")
-    client.transition("members", 1, "production", reason="first")
-    client.register_model(str(mixed_table_package), "members")
-    client.transition("members", 2, "staging", reason="looks good")
-    client.set_alias("members", "challenger", 2)
-    return client
-
-
-def _snapshot(client: RegistryClient) -> object:
-    return (
-        [v.to_dict() for v in client.list_versions("members", include_deleted=True)],
-        client.get_model("members").to_dict(),
-        [e.to_dict() for e in client.history("members")],
-    )
+from tests.loadtesting.conftest import home as home  # fixtures, re-exported for pytest
+from tests.loadtesting.conftest import loadtest_dir as loadtest_dir
+from tests.loadtesting.conftest import mixed_table_package as mixed_table_package
+from tests.loadtesting.conftest import registry_snapshot, run_cli
+from tests.loadtesting.conftest import staged as staged
 
 
 def _promote(home: Path, *args: str):
@@ -64,11 +37,11 @@ def test_a_passing_slo_promotes_and_the_audit_entry_names_the_stored_report(home
 
 
 def test_an_impossible_slo_refuses_exits_1_and_leaves_the_registry_unchanged(home, staged):
-    before = _snapshot(staged)
+    before = registry_snapshot(staged)
     result = _promote(home, "--slo", "p95_ms<=0.001")
     assert result.returncode == 1, result.stdout + result.stderr
     assert "SLO not met" in result.stdout and "not promoted" in result.stdout
-    assert _snapshot(staged) == before
+    assert registry_snapshot(staged) == before
     assert staged.get_version("members", 1).stage == "production"
 
 
@@ -78,10 +51,10 @@ def test_the_models_default_slo_is_used_when_slo_is_omitted(home, staged):
     assert result.returncode == 0, result.stderr
     shown = run_cli("registry", "slo", "show", "members", env={"QUAYSIDE_HOME": str(home)})
     assert shown.stdout.strip() == "p95_ms<=0.001"
-    before = _snapshot(staged)
+    before = registry_snapshot(staged)
     refused = _promote(home)
     assert refused.returncode == 1 and "p95_ms" in refused.stdout
-    assert _snapshot(staged) == before
+    assert registry_snapshot(staged) == before
 
 
 def test_a_malformed_default_slo_is_refused_naming_the_term(home, staged):

@@ -14,11 +14,12 @@ from typing import Any
 
 import pytest
 
-from quayside.compose.clients import RegistryClient
-from quayside.config import Settings
 from quayside.errors import UsageError
-from tests.loadtesting.conftest import loadtest_dir  # noqa: F401  (a fixture)
-from tests.loadtesting.conftest import mixed_table_package as mixed_table_package  # a fixture
+from tests.loadtesting.conftest import home as home  # fixtures, re-exported for pytest
+from tests.loadtesting.conftest import loadtest_dir as loadtest_dir
+from tests.loadtesting.conftest import mixed_table_package as mixed_table_package
+from tests.loadtesting.conftest import registry_snapshot
+from tests.loadtesting.conftest import staged as staged
 
 PROMOTE = """
 import json, sys
@@ -45,32 +46,6 @@ print(json.dumps({
     "log": lines,
 }))
 """
-
-
-@pytest.fixture
-def home(tmp_path) -> Path:
-    return tmp_path / "home"
-
-
-@pytest.fixture
-def staged(home, mixed_table_package) -> RegistryClient:
-    """'members' v1 in production and v2 in staging, with an alias on v2."""
-    client = RegistryClient(settings=Settings(home=home))
-    client.register_model(str(mixed_table_package), "members")
-    client.transition("members", 1, "staging", reason="first")
-    client.transition("members", 1, "production", reason="first")
-    client.register_model(str(mixed_table_package), "members")
-    client.transition("members", 2, "staging", reason="looks good")
-    client.set_alias("members", "challenger", 2)
-    return client
-
-
-def _snapshot(client: RegistryClient) -> object:
-    return (
-        [v.to_dict() for v in client.list_versions("members", include_deleted=True)],
-        client.get_model("members").to_dict(),
-        [e.to_dict() for e in client.history("members")],
-    )
 
 
 def _promote(home: Path, slo: str) -> dict[str, Any]:
@@ -103,20 +78,20 @@ def test_a_passing_slo_returns_the_result_and_moves_the_version(home, staged):
 
 
 def test_a_failing_slo_returns_the_verdict_and_leaves_the_registry_unchanged(home, staged):
-    before = _snapshot(staged)
+    before = registry_snapshot(staged)
     result = _promote(home, "p95_ms<=0.001")
     assert result["passed"] is False and result["promoted"] is None
     assert result["report"]["verdict"]["passed"] is False
     assert Path(result["report_path"]).is_file()
-    assert _snapshot(staged) == before
+    assert registry_snapshot(staged) == before
     assert staged.get_version("members", 2).stage == "staging"
 
 
 def test_without_an_slo_anywhere_it_is_a_usage_error_before_any_load(home, staged):
     from quayside.compose.promotion import promote
 
-    before = _snapshot(staged)
+    before = registry_snapshot(staged)
     with pytest.raises(UsageError, match="no SLO for 'members'"):
         promote("members", 2, client=staged)
-    assert _snapshot(staged) == before
+    assert registry_snapshot(staged) == before
     assert not (home / "artifacts" / "loadtests").exists()

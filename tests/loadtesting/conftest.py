@@ -96,3 +96,34 @@ def run_cli(
 
 def read_report(directory: Path) -> dict[str, Any]:
     return json.loads((directory / "report.json").read_text())
+
+
+@pytest.fixture
+def home(tmp_path) -> Path:
+    """A fresh QUAYSIDE_HOME (its SQLite store and artifact root) for one test."""
+    return tmp_path / "home"
+
+
+@pytest.fixture
+def staged(home, mixed_table_package) -> Any:
+    """'members' v1 in production and v2 in staging, with an alias on v2, in ``home``."""
+    from quayside.compose.clients import RegistryClient
+    from quayside.config import Settings
+
+    client = RegistryClient(settings=Settings(home=home))
+    client.register_model(str(mixed_table_package), "members")
+    client.transition("members", 1, "staging", reason="first")
+    client.transition("members", 1, "production", reason="first")
+    client.register_model(str(mixed_table_package), "members")
+    client.transition("members", 2, "staging", reason="looks good")
+    client.set_alias("members", "challenger", 2)
+    return client
+
+
+def registry_snapshot(client: Any) -> object:
+    """Everything the registry holds of 'members': versions, model, audit history."""
+    return (
+        [v.to_dict() for v in client.list_versions("members", include_deleted=True)],
+        client.get_model("members").to_dict(),
+        [e.to_dict() for e in client.history("members")],
+    )

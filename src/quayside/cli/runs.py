@@ -11,6 +11,7 @@ from rich.text import Text
 
 from quayside.cli.console import format_time, human_size, out, print_json, styled
 from quayside.cli.options import tracking_client
+from quayside.db.sql import Lifecycle
 from quayside.tracking.entities import Run
 
 app = typer.Typer(help="Search, show and compare runs.", no_args_is_help=True)
@@ -97,7 +98,7 @@ def show(
     for label, value in (
         ("run", f"{run.name} ({run.id})"),
         ("experiment", experiment.name),
-        ("status", _status(run, "" if run.lifecycle == "active" else " (deleted)")),
+        ("status", _status(run, "" if run.lifecycle == Lifecycle.ACTIVE else " (deleted)")),
         ("started", format_time(run.start_time)),
         ("ended", format_time(run.end_time)),
         ("exit code", exit_code),

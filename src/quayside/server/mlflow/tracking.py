@@ -12,6 +12,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 
+from quayside.db.sql import Lifecycle
 from quayside.errors import AlreadyExistsError, UsageError
 from quayside.server.deps import Backend, MlflowDatasets, MlflowModels, ServerSettings
 from quayside.server.mlflow.errors import MlflowRoute
@@ -79,7 +80,7 @@ def search_experiments(body: ExperimentSearch, backend: Backend) -> dict[str, An
         raise UsageError(f"view_type must be ACTIVE_ONLY, DELETED_ONLY or ALL, not '{body.view_type}'")
     experiments = backend.list_experiments(include_deleted=body.view_type != "ACTIVE_ONLY")
     if body.view_type == "DELETED_ONLY":
-        experiments = [e for e in experiments if e.lifecycle == "deleted"]
+        experiments = [e for e in experiments if e.lifecycle == Lifecycle.DELETED]
     limit = page_size(body.max_results)
     offset = page_offset(body.page_token)
     matches = experiment_name_filter(body.filter)

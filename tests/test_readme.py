@@ -43,3 +43,13 @@ def test_the_quickstart_command_runs_as_written(tmp_path):
     assert (tmp_path / "model" / "model.onnx").is_file()
     assert "all objectives met" in result.stdout + result.stderr
     assert "to production" in result.stdout
+
+
+def test_the_readmes_permission_table_is_the_one_in_the_code():
+    from quayside.identity.model import ACTIONS, Level, ResourceKind
+
+    readme = (ROOT / "README.md").read_text()
+    for level in (Level.READ, Level.EDIT, Level.MANAGE):
+        experiment = "; ".join(ACTIONS[ResourceKind.EXPERIMENT][level])
+        model = "; ".join(ACTIONS[ResourceKind.MODEL][level])
+        assert f"| `{level}` | {experiment} | {model} |" in readme

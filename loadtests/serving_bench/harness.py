@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,7 +58,9 @@ def start_server(spec: ServerSpec, model: ServedModel, log_path: Path, timeout_s
         if ready_at is None:
             raise ServerFailed(_failure(process, f"not ready after {timeout_s:g} s", spec))
         first = spec.endpoints[0]
-        predicted_at = wait_for(process, port, "POST", first.path, first.body(model.rows[:1]).encode(), 30)
+        predicted_at = wait_for(
+            process, port, "POST", first.path, first.body(model.rows[:1]).encode(), 30, spec.headers
+        )
         if predicted_at is None:
             raise ServerFailed(_failure(process, f"ready, but {first.path} never answered 200", spec))
     except BaseException:
@@ -88,11 +91,16 @@ def measure_cold_start(
 
 
 def check_answers(
-    port: int, endpoint: Endpoint, model: ServedModel, rows: tuple[int, ...] = GATE_ROWS
+    port: int,
+    endpoint: Endpoint,
+    model: ServedModel,
+    rows: tuple[int, ...] = GATE_ROWS,
+    headers: Mapping[str, str] | None = None,
 ) -> str:
     """The correctness gate: 'passed' if requests of each size in ``rows`` get 200 and the reference outputs."""
     for n in rows:
-        answer = http_call(port, "POST", endpoint.path, endpoint.body(model.rows[:n]).encode())
+        body = endpoint.body(model.rows[:n]).encode()
+        answer = http_call(port, "POST", endpoint.path, body, extra_headers=headers)
         if answer.status != 200:
             return f"{n}-row request answered HTTP {answer.status}: {answer.body[:200]!r}"
         try:
@@ -123,11 +131,12 @@ def measure(
     connections: int,
     duration_s: float,
     round_number: int = 1,
+    headers: Mapping[str, str] | None = None,
 ) -> Measurement:
     """One timed wrk run, with the server's CPU time per request."""
     load_average = os.getloadavg()[0]
     cpu_before = server.process.cpu_seconds()
-    load = run_wrk(script, server.port, endpoint.path, connections, duration_s)
+    load = run_wrk(script, server.port, endpoint.path, connections, duration_s, headers)
     cpu_used = server.process.cpu_seconds() - cpu_before
     per_request = cpu_used / load.requests * 1e6 if load.requests else 0.0
     return Measurement(rows_per_request, load, round(per_request, 1), round(load_average, 2), round_number)
@@ -155,7 +164,7 @@ def gate(
     results = []
     for endpoint in spec.endpoints:
         result = EndpointResult(
-            endpoint.key, endpoint.path, check_answers(server.port, endpoint, model, sizes)
+            endpoint.key, endpoint.path, check_answers(server.port, endpoint, model, sizes, spec.headers)
         )
         print(f"  {endpoint.path}: correctness gate {result.gate}", flush=True)
         results.append(result)
@@ -175,7 +184,14 @@ def measure_interleaved(live: list[LiveEndpoint], model: ServedModel, plan: Load
     for rows in plan.rows_per_request:
         scripts = {e.name: prepare_load(work_dir, e.name, e.endpoint, model, rows) for e in live}
         for e in live:
-            run_wrk(scripts[e.name], e.server.port, e.endpoint.path, max(plan.connections), plan.warmup_s)
+            run_wrk(
+                scripts[e.name],
+                e.server.port,
+                e.endpoint.path,
+                max(plan.connections),
+                plan.warmup_s,
+                e.spec.headers,
+            )
         for connections in plan.connections:
             print(f"-- {rows} row(s) per request, {connections} connection(s)", flush=True)
             for round_number in range(1, plan.rounds + 1):
@@ -191,6 +207,7 @@ def measure_interleaved(live: list[LiveEndpoint], model: ServedModel, plan: Load
                         connections,
                         plan.duration_s,
                         round_number,
+                        e.spec.headers,
                     )
                     e.result.measurements.append(m)
                     print(f"  {e.name:<26} {progress_line(m)}", flush=True)

@@ -45,11 +45,17 @@ def free_port() -> int:
 
 
 def http_call(
-    port: int, method: str, path: str, body: bytes | None = None, timeout_s: float = 10.0
+    port: int,
+    method: str,
+    path: str,
+    body: bytes | None = None,
+    timeout_s: float = 10.0,
+    extra_headers: Mapping[str, str] | None = None,
 ) -> HttpAnswer:
     """One HTTP/1.1 request to 127.0.0.1:``port``; never raises for connection problems."""
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout_s)
     headers = {"Content-Type": "application/json"} if body is not None else {}
+    headers.update(extra_headers or {})
     try:
         connection.request(method, path, body=body, headers=headers)
         response = connection.getresponse()
@@ -177,12 +183,18 @@ def run_cli(main: Callable[[], int]) -> NoReturn:
 
 
 def wait_for(
-    server: ServerProcess, port: int, method: str, path: str, body: bytes | None, timeout_s: float
+    server: ServerProcess,
+    port: int,
+    method: str,
+    path: str,
+    body: bytes | None,
+    timeout_s: float,
+    headers: Mapping[str, str] | None = None,
 ) -> float | None:
     """Poll until the probe answers 200: the ``perf_counter`` time it did, or None if the server died or timed out."""
     deadline = time.perf_counter() + timeout_s
     while time.perf_counter() < deadline:
-        if http_call(port, method, path, body, timeout_s=2.0).status == 200:
+        if http_call(port, method, path, body, timeout_s=2.0, extra_headers=headers).status == 200:
             return time.perf_counter()
         if not server.alive():
             return None

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 _HOW_SERVED_INTRO = "How each server runs (all on 127.0.0.1, same worker count, access logs off, ONNX Runtime at its own default threads):"
 _HOW_EACH_IS_SERVED = {
     "quayside": (
-        '- **Quayside**: `quayside serve <package> --workers N --quiet` with its defaults (batching on), and the same with `--no-batching`; V2 `POST /v2/models/rf/infer` (FP32 tensor, flat data) and MLflow-style `POST /invocations` (`{"inputs": [[...]]}`) measured separately; ready = `GET /v2/health/ready`.'
+        '- **Quayside**: `quayside serve <package> --workers N --quiet` with its defaults (batching on), and the same with `--no-batching`; V2 `POST /v2/models/rf/infer` (FP32 tensor, flat data) and MLflow-style `POST /invocations` (`{"inputs": [[...]]}`) measured separately; ready = `GET /v2/health/ready`. With `--only ...,quayside-token`, also the same server with `--auth-token-file`, each request sending `Authorization: Bearer <token>` (wrk `--header`).'
     ),
     "handwritten": (
         '- **(a) hand-written**: `loadtests/baselines/handwritten_app.py` (pydantic body, `async def`, `sess.run` on the loop, every output returned) on `uvicorn[standard]` (uvloop + httptools), `{"rows": [[...]]}`; ready = first successful predict. FastAPI, uvicorn, ONNX Runtime and NumPy pinned to the Quayside venv\'s versions.'

@@ -11,6 +11,7 @@ others skip. Each runs its ONNX Runtime session with its own default threads.
 from __future__ import annotations
 
 import os
+import secrets
 import subprocess
 import sys
 from collections.abc import Callable, Mapping
@@ -55,6 +56,8 @@ class ServerSpec:
     packages: tuple[str, ...]
     cwd: Path = REPO_DIR
     env: Mapping[str, str] = field(default_factory=dict)
+    headers: Mapping[str, str] = field(default_factory=dict)
+    """Headers every request but the readiness probe carries (wrk's ``--header``): a bearer token."""
 
 
 @dataclass(frozen=True)
@@ -100,14 +103,32 @@ def _one_row(model: ServedModel, body: payloads.BodyFormat) -> bytes:
 
 
 def quayside_spec(
-    model: ServedModel, options: ServerOptions, extra_args: tuple[str, ...] = (), *, batching: bool = True
+    model: ServedModel,
+    options: ServerOptions,
+    extra_args: tuple[str, ...] = (),
+    *,
+    batching: bool = True,
+    token: bool = False,
 ) -> ServerSpec:
     """``quayside serve`` on the model's package: V2 and MLflow-style ``/invocations``.
 
     ``batching=False`` is the same server with ``--no-batching``, measured beside it in the same run.
+    ``token=True`` is the same server with ``--auth-token-file``, every request sending the token,
+    measured beside it to show what the check costs.
     """
     if not batching:
         extra_args = (*extra_args, "--no-batching")
+    headers: dict[str, str] = {}
+    if token:
+        secret = secrets.token_urlsafe(32)
+        token_file = WORK_DIR / "quayside-token"
+        token_file.parent.mkdir(parents=True, exist_ok=True)
+        token_file.write_text(secret + "\n")
+        extra_args = (*extra_args, "--auth-token-file", str(token_file))
+        headers["Authorization"] = f"Bearer {secret}"
+    key, title = ("quayside", "Quayside") if batching else ("quayside-nobatch", "Quayside --no-batching")
+    if token:
+        key, title = f"{key}-token", f"{title} --auth-token-file"
 
     def argv(port: int) -> list[str]:
         quiet = [] if options.access_log else ["--quiet"]
@@ -117,8 +138,8 @@ def quayside_spec(
         ]  # fmt: skip
 
     return ServerSpec(
-        key="quayside" if batching else "quayside-nobatch",
-        title="Quayside" if batching else "Quayside --no-batching",
+        key=key,
+        title=title,
         argv=argv,
         ready=ReadyProbe("GET", "/v2/health/ready"),
         endpoints=(
@@ -138,6 +159,7 @@ def quayside_spec(
             "numpy",
         ),
         env=_environment(Path(sys.executable).parent, {}),
+        headers=headers,
     )
 
 

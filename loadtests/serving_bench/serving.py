@@ -35,6 +35,9 @@ from serving_bench.targets import serving_targets
 from serving_bench.wrk import ensure_wrk
 
 SERVERS = ("quayside", "quayside-nobatch", "handwritten", "handwritten-tuned", "bentoml", "mlflow")
+OPT_IN_SERVERS = ("quayside-token",)
+"""Measured only when --only names them: ``quayside-token`` is Quayside with --auth-token-file, each
+request sending the token, to put beside ``quayside`` (issue 15: within 3 %)."""
 SECTION = "serving-benchmark"
 READY_TIMEOUT_S = 180.0
 
@@ -75,7 +78,10 @@ def parse_args(argv: list[str] | None) -> Settings:
     )
     parser.add_argument("--quick", action="store_true", help="5 s runs and 2 s warm-ups (checks the harness)")
     parser.add_argument(
-        "--only", default=",".join(SERVERS), help="comma-separated servers to run (default: %(default)s)"
+        "--only",
+        default=",".join(SERVERS),
+        help="comma-separated servers to run (default: %(default)s; also quayside-token: Quayside with "
+        "--auth-token-file, each request sending the token)",
     )
     parser.add_argument("--duration", type=float, help="seconds per timed wrk run (default 15, --quick 5)")
     parser.add_argument(
@@ -112,10 +118,11 @@ def parse_args(argv: list[str] | None) -> Settings:
         help="folder for RESULTS.md and serving.json (default: loadtests/)",
     )
     args = parser.parse_args(argv)
-    unknown = set(args.only.split(",")) - set(SERVERS)
+    unknown = set(args.only.split(",")) - set(SERVERS + OPT_IN_SERVERS)
     if unknown:
         parser.error(
-            f"--only: unknown server(s) {', '.join(sorted(unknown))}; choose from {', '.join(SERVERS)}"
+            f"--only: unknown server(s) {', '.join(sorted(unknown))}; choose from "
+            f"{', '.join(SERVERS + OPT_IN_SERVERS)}"
         )
     quick = args.quick
     plan = LoadPlan(
@@ -126,7 +133,7 @@ def parse_args(argv: list[str] | None) -> Settings:
         rounds=args.rounds,
     )
     return Settings(
-        servers=tuple(s for s in SERVERS if s in args.only.split(",")),
+        servers=tuple(s for s in SERVERS + OPT_IN_SERVERS if s in args.only.split(",")),
         plan=plan,
         options=ServerOptions(workers=args.workers, access_log=args.access_log),
         cold_start_runs=args.cold_starts or 3,
@@ -149,9 +156,13 @@ def _venvs(names: tuple[str, ...]) -> dict[str, envs.Venv]:
 def _spec(
     name: str, model: models.ServedModel, settings: Settings, venvs: dict[str, envs.Venv]
 ) -> ServerSpec:
-    if name in ("quayside", "quayside-nobatch"):
+    if name in ("quayside", "quayside-nobatch", "quayside-token"):
         return servers.quayside_spec(
-            model, settings.options, settings.quayside_args, batching=name == "quayside"
+            model,
+            settings.options,
+            settings.quayside_args,
+            batching=name != "quayside-nobatch",
+            token=name == "quayside-token",
         )
     if name in ("handwritten", "handwritten-tuned"):
         return servers.handwritten_spec(

@@ -18,6 +18,8 @@ THROUGHPUT_GOALS = {"handwritten": 1.5, "bentoml": 10.0, "mlflow": 50.0}
 NOISE = 0.05
 """How far a same-run ratio may sit on the wrong side of 1 and still count as met (2 shared cores)."""
 COLD_START_GOAL_S = 2.0
+TOKEN_COST = 0.03
+"""Issue 15: the bearer-token check costs at most 3 % of single-row throughput at the most connections."""
 QUAYSIDE_ENDPOINTS = ("v2", "invocations")
 
 
@@ -76,6 +78,21 @@ def serving_targets(
                 Target(f"{endpoint}: 1-row req/s at {top} conns vs {key}", value, f"≥ {goal:g}×", met)
             )
     targets += _matrix_targets(by_key, connections, payload_rows)
+    token = by_key.get("quayside-token")
+    if token is not None:
+        for endpoint in QUAYSIDE_ENDPOINTS:
+            value = _throughput(
+                _first_measurement(token, endpoint, 1, top), _first_measurement(quayside, endpoint, 1, top)
+            )
+            goal = 1 - TOKEN_COST
+            targets.append(
+                Target(
+                    f"{endpoint}: 1-row req/s at {top} conns, with the token check vs without",
+                    value,
+                    f"≥ {goal:.2f}×",
+                    None if value is None else value >= goal,
+                )
+            )
     cold = quayside.cold_start if quayside else None
     cold_value = cold.median_ready_s if cold else None
     targets.append(

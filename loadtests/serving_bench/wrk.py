@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,7 +26,10 @@ local prepared = {}
 local next_index = 0
 
 function init(args)
-  local headers = {["Content-Type"] = "application/json"}
+  -- wrk.format takes this table instead of wrk.headers, so the -H headers are copied in.
+  local headers = {}
+  for name, value in pairs(wrk.headers) do headers[name] = value end
+  headers["Content-Type"] = "application/json"
   for line in io.lines(bodies_path) do
     prepared[#prepared + 1] = wrk.format("POST", request_path, headers, line)
   end
@@ -106,8 +110,18 @@ def threads_for(connections: int) -> int:
     return min(connections, 2)
 
 
-def run_wrk(script: Path, port: int, request_path: str, connections: int, duration_s: float) -> LoadResult:
-    """Run wrk against 127.0.0.1:``port`` and return what its ``done`` hook reported."""
+def run_wrk(
+    script: Path,
+    port: int,
+    request_path: str,
+    connections: int,
+    duration_s: float,
+    headers: Mapping[str, str] | None = None,
+) -> LoadResult:
+    """Run wrk against 127.0.0.1:``port`` and return what its ``done`` hook reported.
+
+    ``headers`` go on every request (wrk's ``--header``), e.g. a server's bearer token.
+    """
     threads = threads_for(connections)
     command = [
         "wrk",
@@ -116,6 +130,7 @@ def run_wrk(script: Path, port: int, request_path: str, connections: int, durati
         f"--duration={duration_s:g}s",
         "--timeout=10s",
         f"--script={script}",
+        *(f"--header={name}: {value}" for name, value in (headers or {}).items()),
         f"http://127.0.0.1:{port}{request_path}",
     ]
     completed = subprocess.run(command, capture_output=True, text=True, check=False, timeout=duration_s + 60)

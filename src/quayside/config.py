@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Literal, TypeVar
 
-from pydantic import Field, ValidationError
+from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from quayside.errors import UsageError
@@ -96,6 +96,39 @@ class Settings(BaseSettings):
 
     server_port: int = Field(default=5000, ge=1, le=65535)
     """Port ``quayside server`` listens on."""
+
+    allowed_hosts: str | None = None
+    """Host names (comma-separated, any port; ``*`` for any) ``quayside server`` answers to; a
+    request with another ``Host`` gets 400 (DNS rebinding). Unset: the loopback names when bound to
+    loopback; the bound address and the loopback names when bound to another; any when bound to
+    every interface (0.0.0.0, ::)."""
+
+    auth: bool = False
+    """Require credentials on ``quayside server`` (API tokens, passwords, UI sessions) and check
+    every request against the route-permission table. Off means one local user who may do
+    everything, which the server allows on a loopback address only."""
+
+    insecure_no_auth: bool = False
+    """Let ``quayside server`` listen on a non-loopback address without authentication: anyone who
+    can reach the port may then read and change everything. A warning is printed on every start."""
+
+    auth_default_permission: Literal["read", "none"] = "read"
+    """With auth on, what a signed-in user may do to an experiment or model nobody granted them
+    anything on: ``read`` (see it) or ``none`` (not even list it). Grants and admins go above it."""
+
+    token: SecretStr | None = None
+    """API token the Python clients and the CLI send to a ``quayside server`` (``Authorization:
+    Bearer``); unset means the token ``quayside login URL`` saved for that server, if any. Never
+    logged or printed."""
+
+    session_secret: SecretStr | None = None
+    """Key that signs the web UI's session cookies and derives their CSRF tokens. Set the same
+    value on every replica; unset means a random key generated once and kept in
+    ``$QUAYSIDE_HOME/session_secret`` (mode 0600), shared by restarts and by servers sharing
+    that home."""
+
+    session_max_age_s: int = Field(default=12 * 3600, gt=0)
+    """Seconds a web UI login lasts before the user must log in again. Default 12 hours."""
 
     @property
     def database_url(self) -> str:

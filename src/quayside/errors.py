@@ -16,7 +16,10 @@ user's own machine) shows it after the message; no response body carries it.
     │   ├── MalformedInputError      400 malformed_input
     │   ├── InvalidRequestError      400 invalid_request
     │   ├── FilterError              400 invalid_filter
-    │   └── InvalidNameError         400 invalid_name
+    │   ├── InvalidNameError         400 invalid_name
+    │   └── InvalidHostError         400 invalid_host
+    ├── AuthenticationError          401 unauthenticated
+    ├── PermissionDeniedError        403 permission_denied
     ├── NotFoundError                404 not_found
     ├── AlreadyExistsError           409 already_exists
     ├── InvalidStateError            409 invalid_state
@@ -98,6 +101,26 @@ class InvalidNameError(UsageError):
     """A name breaks the one rule for names (quayside.names); the message says which name and why."""
 
     code = "invalid_name"
+
+
+class InvalidHostError(UsageError):
+    """The request's Host header names a host the server does not answer to (DNS rebinding, quayside.hosts)."""
+
+    code = "invalid_host"
+
+
+class AuthenticationError(QuaysideError):
+    """No credentials, or credentials that are wrong, expired or revoked; the server answers 401."""
+
+    code = "unauthenticated"
+    http_status = 401
+
+
+class PermissionDeniedError(QuaysideError):
+    """The caller is known but its permissions do not allow this; the server answers 403."""
+
+    code = "permission_denied"
+    http_status = 403
 
 
 class NotFoundError(QuaysideError):

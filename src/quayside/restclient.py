@@ -34,13 +34,22 @@ def error_from_body(status: int, body: Any, server: str = "the server") -> Quays
     return error
 
 
+def auth_headers(token: str | None) -> dict[str, str]:
+    """The headers that carry an API token (``Authorization: Bearer``); none without a token."""
+    return {"Authorization": f"Bearer {token}"} if token else {}
+
+
 class JsonApi:
     """One REST API of a ``quayside server`` (its base URL plus a component's prefix)."""
 
-    def __init__(self, base_url: str, prefix: str, *, what: str, timeout_s: float = 30.0) -> None:
+    def __init__(
+        self, base_url: str, prefix: str, *, what: str, timeout_s: float = 30.0, token: str | None = None
+    ) -> None:
         self.base_url = base_url.rstrip("/")
         self.what = what
-        self.http = httpx.Client(base_url=self.base_url + prefix, timeout=timeout_s)
+        self.http = httpx.Client(
+            base_url=self.base_url + prefix, timeout=timeout_s, headers=auth_headers(token)
+        )
 
     def close(self) -> None:
         self.http.close()

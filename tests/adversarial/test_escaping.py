@@ -110,7 +110,7 @@ def home(tmp_path_factory, iris_classifier, iris) -> dict:
     return {
         "path": home,
         "settings": settings,
-        "server": TestClient(server),
+        "server": TestClient(server, base_url="http://localhost"),
         "package": package,
         "runs": runs,
         "experiments": experiments,
@@ -410,7 +410,8 @@ def _text_of(rendered_html: str) -> str:
 
 @pytest.mark.parametrize("text", EVERYTHING, ids=ids(EVERYTHING))
 def test_serving_docs_and_openapi_show_a_hostile_model_name_as_text(loaded, text):
-    client = TestClient(create_serving_app(dataclasses.replace(loaded, name=text), ServeOptions()))
+    app = create_serving_app(dataclasses.replace(loaded, name=text), ServeOptions())
+    client = TestClient(app, base_url="http://localhost")
     page = client.get("/docs")
     assert page.status_code == 200
     title = re.search(r"<title>(.*?)</title>", page.text, re.S).group(1)

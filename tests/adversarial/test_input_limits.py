@@ -34,6 +34,7 @@ JSON_LIMIT = MIB  # the default QUAYSIDE_MAX_REQUEST_BYTES
 UPLOAD_LIMIT = 64 * MIB  # this suite's QUAYSIDE_MAX_ARTIFACT_BYTES
 TRACKING, REGISTRY, MLFLOW = "/api/tracking", "/api/registry", "/api/2.0/mlflow"
 MLFLOW_ARTIFACTS = "/api/2.0/mlflow-artifacts/artifacts"
+TAR = {"content-type": "application/x-tar"}  # what a package upload declares (server/hardening.py)
 
 
 @pytest.fixture(scope="module")
@@ -116,9 +117,10 @@ def test_a_body_over_the_json_limit_is_a_413_in_the_routes_own_error_shape(
 
 
 def test_a_route_that_does_not_exist_reads_no_body(http: httpx.Client):
-    declared = http.post("/no/such/route", content=b" " * (JSON_LIMIT + 1))
+    json_type = {"content-type": "application/json"}
+    declared = http.post("/no/such/route", content=b" " * (JSON_LIMIT + 1), headers=json_type)
     assert declared.status_code == 413
-    streamed = http.post("/no/such/route", content=zeros(4 * MIB))
+    streamed = http.post("/no/such/route", content=zeros(4 * MIB), headers=json_type)
     assert streamed.status_code == 404  # answered without reading: nothing was held either way
 
 
@@ -126,7 +128,7 @@ def test_a_declared_length_over_the_limit_is_refused_before_the_body_is_sent(ser
     """Headers announcing 10 GiB, then nothing: the answer comes without the server waiting for the body."""
     with socket.create_connection(("127.0.0.1", server.port), timeout=30) as conn:
         conn.sendall(
-            b"POST /api/tracking/runs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"POST /api/tracking/runs HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
             b"Content-Length: 10737418240\r\n\r\n"
         )
         answer = b""
@@ -180,7 +182,7 @@ def test_an_artifact_over_the_upload_limit_is_a_413_and_leaves_nothing(
 
 def test_a_package_over_the_upload_limit_is_a_413_and_registers_nothing(http: httpx.Client, server: Server):
     name = f"huge-{uuid.uuid4().hex[:8]}"
-    response = http.post(f"{REGISTRY}/models/{name}/versions", content=zeros(UPLOAD_LIMIT + MIB))
+    response = http.post(f"{REGISTRY}/models/{name}/versions", content=zeros(UPLOAD_LIMIT + MIB), headers=TAR)
     assert response.status_code == 413
     assert response.json()["error"]["code"] == "payload_too_large"
     assert "QUAYSIDE_MAX_ARTIFACT_BYTES" in response.json()["error"]["message"]
@@ -202,7 +204,8 @@ def test_an_upload_declaring_more_than_the_upload_limit_is_refused_before_the_bo
 ):
     with socket.create_connection(("127.0.0.1", server.port), timeout=30) as conn:
         conn.sendall(
-            f"{request_line} HTTP/1.1\r\nHost: x\r\nContent-Length: {UPLOAD_LIMIT + 1}\r\n\r\n".encode()
+            f"{request_line} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/octet-stream\r\n"
+            f"Content-Length: {UPLOAD_LIMIT + 1}\r\n\r\n".encode()
         )
         answer = b""
         while b"QUAYSIDE_MAX_ARTIFACT_BYTES" not in answer and (chunk := conn.recv(65536)):
@@ -669,7 +672,7 @@ def test_a_hostile_package_archive_is_refused_and_nothing_is_unpacked_or_registe
     artifacts = server.home / "artifacts"
     before = files_in(artifacts) if artifacts.exists() else set()
 
-    response = http.post(f"{REGISTRY}/models/{name}/versions", content=make())
+    response = http.post(f"{REGISTRY}/models/{name}/versions", content=make(), headers=TAR)
 
     assert response.status_code == status, response.text
     assert message in response.json()["error"]["message"]
@@ -696,7 +699,9 @@ def test_a_package_larger_than_the_json_limit_registers(
     assert len(body) > JSON_LIMIT
 
     response = http.post(
-        f"{REGISTRY}/models/{name}/versions", content=(body[i : i + MIB] for i in range(0, len(body), MIB))
+        f"{REGISTRY}/models/{name}/versions",
+        content=(body[i : i + MIB] for i in range(0, len(body), MIB)),
+        headers=TAR,
     )
 
     assert response.status_code == 201, response.text

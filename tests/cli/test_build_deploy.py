@@ -107,6 +107,42 @@ def test_dry_run_prints_manifests_that_validate(package):
         assert manifest["metadata"]["namespace"] == "ml"
 
 
+def test_dry_run_with_a_token_secret_mounts_it_and_validates(package):
+    result = run(
+        "deploy", str(package), "--target", "kubernetes", "--dry-run", "--auth-token-secret", "diabetes-token"
+    )
+    assert result.returncode == 0, result.stderr
+    manifests = [m for m in yaml.safe_load_all(result.stdout) if m]
+    for manifest in manifests:
+        kubernetes_validate.validate(manifest, kubernetes_validate.latest_version(), strict=True)
+    pod = manifests[0]["spec"]["template"]["spec"]
+    assert {"name": "QUAYSIDE_AUTH_TOKEN_FILE", "value": "/var/run/secrets/quayside/token"} in pod[
+        "containers"
+    ][0]["env"]
+    assert pod["volumes"][1]["secret"]["secretName"] == "diabetes-token"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["--target", "docker", "--auth-token-secret", "t"],
+            "--auth-token-secret is for --target kubernetes",
+        ),
+        (
+            ["--target", "kubernetes", "--dry-run", "--auth-token-file", "f"],
+            "--auth-token-file is for --target docker",
+        ),
+        (["--target", "docker", "--auth-token-file", "/nonexistent/token"], "--auth-token-file: no file"),
+    ],
+    ids=["secret-on-docker", "file-on-kubernetes", "missing-file"],
+)
+def test_a_token_option_for_the_other_target_or_a_missing_file_is_a_clear_error(package, args, message):
+    result = run("deploy", str(package), *args, env=NO_ENGINE)
+    assert result.returncode == 1
+    assert message in result.stderr
+
+
 def test_output_yaml_of_a_canary_renders_the_canary_deployment(package):
     result = run(
         "deploy", str(package), "--target", "kubernetes", "-o", "yaml", "--canary", "20", "--replicas", "5"

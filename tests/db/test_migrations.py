@@ -120,5 +120,51 @@ def test_a_database_of_the_previous_release_upgrades_and_keeps_its_runs(
     store = TrackingStore(empty_database_url, tmp_path / "artifacts")
     assert store.get_run("0123456789abcdef0123456789abcdef").name == "kept"
     with store.engine.connect() as connection:
-        assert migrate.current_revisions(connection) == migrate.head_revisions() == {"0003_mlflow_compat"}
+        assert migrate.current_revisions(connection) == migrate.head_revisions() == {"0004_identity"}
     assert {"mlflow_models", "mlflow_dataset_inputs"} <= set(inspect(store.engine).get_table_names())
+
+
+def test_a_database_of_the_release_before_identity_upgrades_and_keeps_its_data(
+    empty_database_url: str, tmp_path: Path
+):
+    from quayside.identity.model import Level, Resource, ResourceKind
+    from quayside.identity.store import IdentityStore
+
+    engine = create_engine(empty_database_url)
+    with engine.connect() as connection:
+        command.upgrade(migrate.alembic_config(connection), "0003_mlflow_compat")
+        connection.commit()
+    # What a 0003 database holds: an experiment, a run, a registered model with a version.
+    with engine.begin() as connection:
+        connection.execute(
+            text("INSERT INTO experiments (name, lifecycle, created_at) VALUES ('old', 'active', 1)")
+        )
+        connection.execute(
+            text(
+                "INSERT INTO runs (id, experiment_id, name, status, lifecycle, start_time) "
+                "VALUES ('0123456789abcdef0123456789abcdef', 1, 'kept', 'FINISHED', 'active', 1)"
+            )
+        )
+        connection.execute(
+            text(
+                "INSERT INTO registered_models (name, description, allow_multiple_production, "
+                "last_version, created_at, updated_at) VALUES ('iris', 'kept', false, 1, 1, 1)"
+            )
+        )
+    engine.dispose()
+    store = TrackingStore(empty_database_url, tmp_path / "artifacts")  # first use migrates to head
+    assert store.get_run("0123456789abcdef0123456789abcdef").name == "kept"
+    with store.engine.connect() as connection:
+        assert migrate.current_revisions(connection) == {"0004_identity"}
+        assert connection.execute(text("SELECT description FROM registered_models")).scalar() == "kept"
+    assert {"users", "api_tokens", "groups", "group_members", "grants", "auth_events"} <= set(
+        inspect(store.engine).get_table_names()
+    )
+    # The new tables work on the upgraded database.
+    identity = IdentityStore(store.sessions)
+    assert not identity.has_users()
+    identity.create_user("admin", admin=True)
+    new = identity.create_token("admin", actor="admin")
+    assert identity.authenticate_token(new.token).name == "admin"
+    identity.grant("admin", Resource(ResourceKind.EXPERIMENT, "1"), Level.READ, actor="admin")
+    assert [grant.principal for grant in identity.list_grants()] == ["admin"]

@@ -28,7 +28,7 @@ def test_create_app_builds_one_frozen_state_over_the_settings(tmp_path: Path):
 def test_rest_mlflow_and_the_ui_read_and_write_through_the_same_stores(tmp_path: Path):
     app = create_app(Settings(home=tmp_path))
     state = app_state(app)
-    with TestClient(app) as http:
+    with TestClient(app, base_url="http://localhost") as http:
         experiment = http.post("/api/tracking/experiments", json={"name": "shared"}).json()
         run = http.post("/api/tracking/runs", json={"experiment_id": experiment["id"], "name": "r1"}).json()
         logged = http.post(

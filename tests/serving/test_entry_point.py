@@ -20,13 +20,15 @@ def _serve_flags() -> set[str]:
     return {flag for flag in flags if flag.startswith("-")}
 
 
-def test_every_flag_of_quayside_serve_but_the_cli_only_ones_works_on_the_entry_point():
+def test_every_flag_of_quayside_serve_but_the_cli_only_ones_works_on_the_entry_point(tmp_path):
+    token_file = tmp_path / "token"
+    token_file.write_text("a-token-of-sixteen-or-more\n")
+    values = {"--host": "127.0.0.1", "--auth-token-file": str(token_file), "--allowed-hosts": "localhost"}
     for flag in sorted(_serve_flags() - CLI_ONLY):
         if flag.startswith("--no-") or flag == "-q" or flag in {"--batching", "--quiet"}:
             argv = ["pkg", flag]
         else:
-            value = "1" if flag != "--host" else "127.0.0.1"
-            argv = ["pkg", flag, value]
+            argv = ["pkg", flag, values.get(flag, "1")]
         assert parse_options(argv)[0] == "pkg", flag
 
 

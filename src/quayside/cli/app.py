@@ -14,6 +14,7 @@ from typing import Annotated
 import typer
 
 from quayside import __version__
+from quayside.cli import admin as admin_commands
 from quayside.cli import build as build_command
 from quayside.cli import convert as convert_command
 from quayside.cli import deploy as deploy_commands
@@ -21,6 +22,7 @@ from quayside.cli import experiments as experiment_commands
 from quayside.cli import export as export_commands
 from quayside.cli import importers as import_commands
 from quayside.cli import loadtest as loadtest_command
+from quayside.cli import login as login_commands
 from quayside.cli import model as model_commands
 from quayside.cli import project as project_command
 from quayside.cli import promote as promote_command
@@ -56,6 +58,13 @@ app.command("deploy")(deploy_commands.deploy)
 app.command("deployments")(deploy_commands.deployments)
 app.command("loadtest")(loadtest_command.loadtest)
 app.command("promote")(promote_command.promote)
+app.add_typer(admin_commands.admin_app, name="admin")
+app.add_typer(admin_commands.users_app, name="users")
+app.add_typer(admin_commands.groups_app, name="groups")
+app.add_typer(admin_commands.grants_app, name="grants")
+app.add_typer(admin_commands.tokens_app, name="tokens")
+app.command("login")(login_commands.login)
+app.command("logout")(login_commands.logout)
 
 _state = {"debug": False}
 

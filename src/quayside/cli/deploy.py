@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -30,6 +31,7 @@ def _deploy_docker(
     base_image: str,
     down: bool,
     grace_period: float,
+    auth_token_file: Path | None,
 ) -> None:
     if down:
         if not name:
@@ -47,6 +49,7 @@ def _deploy_docker(
         image=image,
         base_image=base_image,
         grace_period_s=grace_period,
+        auth_token_file=auth_token_file,
         log=err.print,
     )
     if done.build is not None:
@@ -108,6 +111,22 @@ def deploy(
     kubeconfig: Annotated[
         str | None, typer.Option(help="Kubeconfig file (default $KUBECONFIG, ~/.kube/config, or in-cluster).")
     ] = None,
+    auth_token_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="Docker: mount this file read-only into the container; its server then requires the token "
+            "in it ('Authorization: Bearer') on every route but health, readiness and /metrics.",
+            show_default=False,
+        ),
+    ] = None,
+    auth_token_secret: Annotated[
+        str | None,
+        typer.Option(
+            help="Kubernetes: mount the Secret NAME (key 'token': kubectl create secret generic NAME "
+            "--from-file=token=FILE) and require its token, as --auth-token-file does for Docker.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Deploy a model: a Docker container on this host, or a Deployment on Kubernetes.
 
@@ -118,6 +137,10 @@ def deploy(
     applies them server-side, or prints them with --dry-run / -o yaml.
     """
     if target is Target.docker:
+        if auth_token_secret is not None:
+            raise UsageError(
+                "--auth-token-secret is for --target kubernetes; on Docker use --auth-token-file"
+            )
         _deploy_docker(
             model_uri,
             name=name,
@@ -127,8 +150,14 @@ def deploy(
             base_image=base_image,
             down=down,
             grace_period=grace_period,
+            auth_token_file=auth_token_file,
         )
         return
+    if auth_token_file is not None:
+        raise UsageError(
+            "--auth-token-file is for --target docker; on Kubernetes put the token in a Secret and pass "
+            "--auth-token-secret NAME"
+        )
     _deploy_kubernetes(
         model_uri,
         name=name,
@@ -149,6 +178,7 @@ def deploy(
         max_replicas=max_replicas,
         target_cpu=target_cpu,
         grace_period_s=int(grace_period),
+        auth_token_secret=auth_token_secret,
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -10,7 +11,9 @@ import typer
 from quayside.cli.console import err, styled
 from quayside.compose.models import resolve_registered
 from quayside.errors import UsageError
+from quayside.hosts import ALLOWED_HOSTS_ENV, parse_allowed_hosts
 from quayside.packager.package import RUNTIMES, runtime_choices
+from quayside.serving.auth import AUTH_TOKEN_FILE_ENV, access_line, read_token_file
 from quayside.serving.options import DEFAULT_MAX_BODY_BYTES, MIB, ServeOptions, max_body_bytes
 
 
@@ -63,6 +66,26 @@ def serve(
         typer.Option("--trust", help="Allow a pickled native model (loading it runs code from the package)."),
     ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No access-log line per request.")] = False,
+    allowed_hosts: Annotated[
+        str | None,
+        typer.Option(
+            envvar=ALLOWED_HOSTS_ENV,
+            help="Host names the server answers to, comma-separated (any port; '*' for any); other Host "
+            "headers get 400 (DNS rebinding). The loopback names are always answered. Default: only them "
+            "bound to loopback; the address too bound to another; any bound to 0.0.0.0 or :: (as images "
+            "are, so that probes by pod IP and clients by Service name work).",
+            show_default=False,
+        ),
+    ] = None,
+    auth_token_file: Annotated[
+        Path | None,
+        typer.Option(
+            envvar=AUTH_TOKEN_FILE_ENV,
+            help="File holding a token (read once at start) that every route but the health, readiness "
+            "and /metrics ones needs as 'Authorization: Bearer <token>'.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Serve a model over REST until SIGTERM or Ctrl-C.
 
@@ -90,6 +113,8 @@ def serve(
         quiet=quiet,
         trust=trust,
         runtime=runtime,  # type: ignore[arg-type]  # checked above
+        allowed_hosts=parse_allowed_hosts(allowed_hosts),
+        auth_token=read_token_file(auth_token_file) if auth_token_file else None,
     )
     path, registered_name, registered_version = resolve_registered(model)
     if registered_name is not None:
@@ -105,4 +130,5 @@ def serve(
             f"with {workers} worker{'s' if workers > 1 else ''} — docs at /docs, metrics at /metrics",
         )
     )
+    err.print(access_line(options))
     run_server(path, options, loaded if workers == 1 else None)

@@ -10,8 +10,10 @@ the stable Deployment, and promoting it rolls the stable one to the canary's ima
 from __future__ import annotations
 
 import re
+import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from quayside.compose import Log, no_log
@@ -49,15 +51,28 @@ def deploy_docker(
     image: str | None = None,
     base_image: str,
     grace_period_s: float = 30,
+    auth_token_file: Path | None = None,
     log: Log = no_log,
 ) -> DockerRollout:
     """Run ``source`` as the Docker deployment ``name`` (default: the model's), replacing the previous one.
 
     The image ``image`` (default :meth:`ModelSource.default_tag`) is built when it does not hold this package.
+    With ``auth_token_file``, the container mounts it read-only and requires its token on inference
+    and metadata routes (checked here first: a missing or empty file stops the deploy before any build).
     """
     from quayside.packager.docker.build import docker_client
     from quayside.packager.docker.containers import connection_migration_enabled, deploy_container
+    from quayside.packager.docker.context import UID
+    from quayside.serving.auth import read_token_file
 
+    if auth_token_file is not None:
+        read_token_file(auth_token_file)
+        mode = auth_token_file.stat()
+        if mode.st_uid != UID and not mode.st_mode & stat.S_IROTH:
+            log(
+                f"note: the container runs as UID {UID}; it can read {auth_token_file} only if that user may "
+                f"(chown {UID} {auth_token_file}, or a group or mode that lets it)"
+            )
     deployment_name = check_portable_name("deployment", name or source.manifest.name)
     client = docker_client()
     tag = image or source.default_tag()
@@ -72,6 +87,7 @@ def deploy_docker(
         workers=workers,
         grace_period_s=grace_period_s,
         log=log,
+        auth_token_file=auth_token_file,
     )
     return DockerRollout(deployment, build)
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from quayside import config
 from quayside.config import Settings, load_settings
+from quayside.credentials import token_for
 from quayside.registry.backend import RegistryBackend
 from quayside.registry.entities import AuditEntry, ModelVersion, RegisteredModel
 from quayside.registry.stages import resolve_actor
@@ -26,7 +27,8 @@ def backend_for(settings: Settings, registry_uri: str | None = None) -> Registry
     def rest(uri: str) -> RegistryBackend:
         from quayside.registry.rest import RestRegistry
 
-        return RestRegistry(uri, settings.home / "cache" / "registry", timeout_s=settings.http_timeout_s)
+        cache = settings.home / "cache" / "registry"
+        return RestRegistry(uri, cache, timeout_s=settings.http_timeout_s, token=token_for(settings, uri))
 
     def local(settings: Settings) -> RegistryBackend:
         from quayside.registry.store import RegistryStore
@@ -56,7 +58,11 @@ class RegistryClient:
         self.backend = backend_for(self.settings, registry_uri)
         self.run_artifact_path = run_artifact_path
 
-    def _actor(self, actor: str | None) -> str:
+    def _actor(self, actor: str | None) -> str | None:
+        # A server that knows the caller from its token records that user; the OS user is only a
+        # guess for servers without auth. An actor given outright is still sent (and checked there).
+        if getattr(self.backend, "authenticated", False) and not (actor or self.settings.actor):
+            return None
         return resolve_actor(actor, self.settings.actor)
 
     # --- models ------------------------------------------------------------------------------

@@ -39,10 +39,19 @@ def _segment(value: Any) -> str:
 class RestRegistry:
     """The registry through a ``quayside server``; see :class:`RegistryBackend`."""
 
-    def __init__(self, base_url: str, cache_dir: Path, timeout_s: float = 30.0) -> None:
+    def __init__(
+        self, base_url: str, cache_dir: Path, timeout_s: float = 30.0, *, token: str | None = None
+    ) -> None:
         self.base_url = base_url.rstrip("/")
         self.cache_dir = Path(cache_dir)
-        self._api = JsonApi(self.base_url, API_PREFIX, what="registry server", timeout_s=timeout_s)
+        self._api = JsonApi(
+            self.base_url, API_PREFIX, what="registry server", timeout_s=timeout_s, token=token
+        )
+
+    @property
+    def authenticated(self) -> bool:
+        """Whether requests carry an API token (the server then knows who acts)."""
+        return "authorization" in self._api.http.headers
 
     def close(self) -> None:
         self._api.close()
@@ -101,7 +110,7 @@ class RestRegistry:
         }
         return RegisteredModel.from_dict(self._json("PATCH", self._model(name), json=body))
 
-    def delete_model(self, name: str, *, actor: str, reason: str = "") -> None:
+    def delete_model(self, name: str, *, actor: str | None, reason: str = "") -> None:
         self._request("DELETE", self._model(name), params={"actor": actor, "reason": reason})
 
     # --- versions --------------------------------------------------------------------------
@@ -111,7 +120,7 @@ class RestRegistry:
         name: str,
         package: Path,
         *,
-        actor: str,
+        actor: str | None,
         source: str | None = None,
         source_run_id: str | None = None,
         description: str = "",
@@ -196,7 +205,7 @@ class RestRegistry:
         version: int,
         stage: str,
         *,
-        actor: str,
+        actor: str | None,
         reason: str = "",
         evidence: Mapping[str, Any] | None = None,
         keep_previous: bool = False,
@@ -211,7 +220,7 @@ class RestRegistry:
         url = self._version_url(name, version) + "/transition"
         return ModelVersion.from_dict(self._json("POST", url, json=body))
 
-    def delete_version(self, name: str, version: int, *, actor: str, reason: str = "") -> ModelVersion:
+    def delete_version(self, name: str, version: int, *, actor: str | None, reason: str = "") -> ModelVersion:
         params = {"actor": actor, "reason": reason}
         return ModelVersion.from_dict(self._json("DELETE", self._version_url(name, version), params=params))
 
@@ -223,7 +232,7 @@ class RestRegistry:
         alias: str,
         version: int,
         *,
-        actor: str,
+        actor: str | None,
         reason: str = "",
         evidence: Mapping[str, Any] | None = None,
     ) -> ModelVersion:
@@ -231,7 +240,7 @@ class RestRegistry:
         url = f"{self._model(name)}/aliases/{_segment(check_alias(alias))}"
         return ModelVersion.from_dict(self._json("PUT", url, json=body))
 
-    def delete_alias(self, name: str, alias: str, *, actor: str, reason: str = "") -> None:
+    def delete_alias(self, name: str, alias: str, *, actor: str | None, reason: str = "") -> None:
         url = f"{self._model(name)}/aliases/{_segment(check_alias(alias))}"
         self._request("DELETE", url, params={"actor": actor, "reason": reason})
 

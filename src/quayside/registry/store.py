@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
@@ -138,9 +138,13 @@ class RegistryStore:
         with self._read() as session:
             return _models(session, [self._model_row(session, name)])[0]
 
-    def list_models(self) -> list[RegisteredModel]:
+    def list_models(self, *, names: Collection[str] | None = None) -> list[RegisteredModel]:
+        """Models by name; only those in ``names`` when given (the caller's permissions)."""
+        query = select(RegisteredModelRow).order_by(RegisteredModelRow.name)
+        if names is not None:
+            query = query.where(RegisteredModelRow.name.in_(names))
         with self._read() as session:
-            rows = list(session.scalars(select(RegisteredModelRow).order_by(RegisteredModelRow.name)))
+            rows = list(session.scalars(query))
             return _models(session, rows)
 
     def update_model(

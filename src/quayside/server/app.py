@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from quayside import __version__, scratch
 from quayside.config import Settings
@@ -10,9 +10,11 @@ from quayside.registry.artifacts import STAGING_PREFIX
 from quayside.server.context import RequestIdMiddleware
 from quayside.server.deps import AppState, install_state
 from quayside.server.errors import install_error_handlers
+from quayside.server.hardening import BrowserHardening, allowed_hosts
 from quayside.server.health import router as health_router
 from quayside.server.limits import BodyLimits
 from quayside.server.mlflow import install_mlflow
+from quayside.server.permissions import RouteGuard, authorize
 from quayside.server.registry import REGISTRY_PREFIX
 from quayside.server.registry import router as registry_router
 from quayside.server.tracking import TRACKING_PREFIX
@@ -28,13 +30,22 @@ def create_app(settings: Settings) -> FastAPI:
     The database is opened (and migrated) here, so a server that starts is a server
     that can write.
     """
-    app = FastAPI(title="Quayside", version=__version__, docs_url=None, redoc_url=None)
+    # Every route's permission rule (server/permissions.py) is checked before its handler runs.
+    app = FastAPI(
+        title="Quayside",
+        version=__version__,
+        docs_url=None,
+        redoc_url=None,
+        dependencies=[Depends(authorize)],
+    )
     install_docs(app)  # the same escaped Swagger UI page as a model server's
     install_state(app, AppState.from_settings(settings))
     # What uploads cut short by a crash left; a write another live server has in progress stays.
     scratch.sweep(settings.artifact_dir, legacy_prefixes=(UPLOAD_PREFIX, STAGING_PREFIX))
     install_error_handlers(app)
+    app.add_middleware(RouteGuard, router=app.router)  # the same check for mounts and plain routes
     app.add_middleware(BodyLimits, settings=settings)
+    app.add_middleware(BrowserHardening, hosts=allowed_hosts(settings))
     app.add_middleware(RequestIdMiddleware)  # outermost: a refused body gets an id too
     app.include_router(tracking_router, prefix=TRACKING_PREFIX)
     app.include_router(registry_router, prefix=REGISTRY_PREFIX)

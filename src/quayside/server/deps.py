@@ -11,19 +11,30 @@ dependencies here (``backend: Backend``, ``registry: Registry`` ...), never from
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, Request
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import HTTPConnection
 
 from quayside.config import Settings
+from quayside.errors import AuthenticationError, PermissionDeniedError
+from quayside.identity.model import ACTIONS, Identity, Level, Resource, ResourceKind
 from quayside.registry.store import RegistryStore
+from quayside.server.auth import local_identity, resolve_identity
+from quayside.server.sessions import SessionKeys
 from quayside.tracking.mlflow_datasets import MlflowDatasetStore
 from quayside.tracking.mlflow_models import MlflowModelStore
 from quayside.tracking.store import TrackingStore
 
+if TYPE_CHECKING:
+    from quayside.identity.store import IdentityStore
+
 _STATE_KEY = "quayside"
+_IDENTITY_KEY = "identity"
 
 
 @dataclass(frozen=True)
@@ -39,10 +50,19 @@ class AppState:
     """Models the MLflow client logs (MLflow 3's ``LoggedModel``), in the tracking database."""
     mlflow_datasets: MlflowDatasetStore
     """Datasets the MLflow client records as run inputs, in the tracking database."""
+    identity: IdentityStore
+    """Users, service accounts, groups, tokens and grants, in the tracking database."""
+
+    @functools.cached_property
+    def sessions(self) -> SessionKeys:
+        """The web UI's session signer; its secret is read (or made) on first use, so only with logins."""
+        return SessionKeys.from_settings(self.settings)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AppState:
         """The stores ``settings`` name; the tracking database is opened (and migrated) here."""
+        from quayside.identity.store import IdentityStore
+
         tracking = TrackingStore.from_settings(settings)
         return cls(
             settings=settings,
@@ -50,6 +70,7 @@ class AppState:
             registry=RegistryStore.from_settings(settings),
             mlflow_models=MlflowModelStore(tracking.sessions),
             mlflow_datasets=MlflowDatasetStore(tracking.sessions),
+            identity=IdentityStore(tracking.sessions),
         )
 
 
@@ -95,8 +116,92 @@ def get_mlflow_datasets(request: Request) -> MlflowDatasetStore:
     return get_state(request).mlflow_datasets
 
 
+def get_identity_store(request: Request) -> IdentityStore:
+    return get_state(request).identity
+
+
+# --- who is asking ------------------------------------------------------------------------------
+
+
+def default_level(settings: Settings) -> Level:
+    """What a signed-in user may do to a resource without a grant (``QUAYSIDE_AUTH_DEFAULT_PERMISSION``)."""
+    return Level.parse(settings.auth_default_permission)
+
+
+async def current_identity(connection: HTTPConnection) -> Identity | None:
+    """The request's identity (:func:`quayside.server.auth.resolve_identity`), resolved once per request
+    and kept on its state; ``None`` for a request without credentials on a server with auth on."""
+    state = connection.state
+    if hasattr(state, _IDENTITY_KEY):
+        return getattr(state, _IDENTITY_KEY)
+    app_state_ = app_state(connection.app)
+    settings = app_state_.settings
+    if settings.auth:
+        identity = await run_in_threadpool(resolve_identity, connection, settings, app_state_.identity)
+    else:
+        identity = local_identity(settings)
+    setattr(state, _IDENTITY_KEY, identity)
+    return identity
+
+
+def check_level(state: AppState, identity: Identity, resource: Resource, need: Level) -> None:
+    """Nothing if ``identity`` may do ``need`` on ``resource``, else 403 saying what it has.
+
+    For a route that learns which resource it touches only as it runs (an existing experiment
+    answered to a create); the route table checks every other route before it runs. Blocking.
+    """
+    have = state.identity.level_for(identity, resource, default=default_level(state.settings))
+    if have >= need:
+        return
+    has = "no permission" if have == Level.NONE else f"only {have} permission"
+    raise PermissionDeniedError(
+        f"'{identity.name}' has {has} on {resource}; this needs {need} "
+        f"({ACTIONS[resource.kind][need][0]}): ask an admin or a manager of it for a grant"
+    )
+
+
+async def require_identity(request: Request) -> Identity:
+    """The request's identity; 401 without one (the route's rule lets anonymous callers through)."""
+    identity = await current_identity(request)
+    if identity is None:
+        raise AuthenticationError(
+            "sign in: send an API token (Authorization: Bearer) or log in to the web UI"
+        )
+    return identity
+
+
+async def _readable(request: Request, kind: ResourceKind) -> frozenset[str] | None:
+    identity = await require_identity(request)
+    if identity.is_admin:
+        return None
+    state = get_state(request)
+    return await run_in_threadpool(
+        state.identity.readable_keys, identity, kind, default=default_level(state.settings)
+    )
+
+
+async def readable_experiments(request: Request) -> frozenset[int] | None:
+    """The ids of the experiments the caller may read, ``None`` for all: the filter every list and
+    search of experiments, runs and logged models passes to its query."""
+    keys = await _readable(request, ResourceKind.EXPERIMENT)
+    return None if keys is None else frozenset(int(k) for k in keys if k.isascii() and k.isdigit())
+
+
+async def readable_models(request: Request) -> frozenset[str] | None:
+    """The names of the registered models the caller may read, ``None`` for all."""
+    return await _readable(request, ResourceKind.MODEL)
+
+
+State = Annotated[AppState, Depends(get_state)]
 ServerSettings = Annotated[Settings, Depends(get_settings)]
 Backend = Annotated[TrackingStore, Depends(get_backend)]
 Registry = Annotated[RegistryStore, Depends(get_registry)]
 MlflowModels = Annotated[MlflowModelStore, Depends(get_mlflow_models)]
 MlflowDatasets = Annotated[MlflowDatasetStore, Depends(get_mlflow_datasets)]
+Identities = Annotated["IdentityStore", Depends(get_identity_store)]
+Caller = Annotated[Identity, Depends(require_identity)]
+"""Who the request acts as (never ``None``: the route's rule made sure of a caller)."""
+ReadableExperiments = Annotated[frozenset[int] | None, Depends(readable_experiments)]
+"""Experiment ids the caller may read (``None``: all), for a list or search to filter in its query."""
+ReadableModels = Annotated[frozenset[str] | None, Depends(readable_models)]
+"""Registered-model names the caller may read (``None``: all)."""

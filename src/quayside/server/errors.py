@@ -30,8 +30,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from quayside.config import Settings
 from quayside.db.engine import redact
-from quayside.errors import InvalidRequestError, QuaysideError, UnavailableError
+from quayside.errors import AuthenticationError, InvalidRequestError, QuaysideError, UnavailableError
 from quayside.request_ids import REQUEST_ID_HEADER
+from quayside.server.auth import challenge
 from quayside.server.context import request_id_of
 from quayside.server.deps import settings_of
 
@@ -89,6 +90,8 @@ def public_error(request: Request | None, error: QuaysideError) -> PublicError:
     the message is answered as it is, which suits the limits' own messages, the only such callers.
     """
     headers = {"Retry-After": str(error.retry_after_s)} if isinstance(error, UnavailableError) else {}
+    if isinstance(error, AuthenticationError) and request is not None:
+        headers["WWW-Authenticate"] = challenge(request)
     if request is None:
         return PublicError(error.message, headers)
     request_id = request_id_of(request)

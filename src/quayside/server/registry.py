@@ -16,14 +16,16 @@ from fastapi.responses import FileResponse, StreamingResponse
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from quayside.errors import UsageError
+from quayside.errors import PermissionDeniedError, UsageError
+from quayside.identity.model import Identity, PrincipalKind, Resource, ResourceKind
 from quayside.registry.archive import extract_tar
 from quayside.registry.artifacts import iter_tar
 from quayside.registry.entities import MAX_VERSION
 from quayside.registry.rest import API_PREFIX
 from quayside.registry.stages import resolve_actor
 from quayside.scratch import temporary_directory
-from quayside.server.deps import Registry, ServerSettings
+from quayside.server.deps import Caller, ReadableModels, Registry, ServerSettings, State
+from quayside.server.permissions import creates_model
 
 REGISTRY_PREFIX = API_PREFIX
 CHUNK = 1 << 20
@@ -35,8 +37,21 @@ router = APIRouter(tags=["registry"])
 VersionNumber = Annotated[int, PathParam(le=MAX_VERSION)]
 
 
-def _actor(settings: ServerSettings, actor: str | None) -> str:
-    return resolve_actor(actor, settings.actor)
+def _actor(caller: Identity, settings: ServerSettings, actor: str | None) -> str:
+    """Who the audit entry names: with auth on, the caller, whatever the request says.
+
+    An ``actor`` that names someone else is refused with 403, not overwritten: the caller is
+    known, and acting under another name is something it may not do (no level allows it).
+    Without auth, the request's actor, else ``QUAYSIDE_ACTOR``, else the OS user, as before.
+    """
+    if caller.kind == PrincipalKind.LOCAL:
+        return resolve_actor(actor, settings.actor)
+    if actor is not None and actor.strip() and actor.strip() != caller.name:
+        raise PermissionDeniedError(
+            f"the audit log records who really acts: '{caller.name}' cannot act as '{actor.strip()[:256]}'; "
+            "leave the actor out"
+        )
+    return caller.name
 
 
 class ModelIn(BaseModel):
@@ -76,14 +91,15 @@ class AliasIn(BaseModel):
 
 
 @router.post("/models", status_code=201)
-def create_model(body: ModelIn, registry: Registry) -> dict[str, Any]:
+def create_model(body: ModelIn, registry: Registry, caller: Caller, state: State) -> dict[str, Any]:
     model = registry.create_model(body.name, body.description, body.tags, body.allow_multiple_production)
+    state.identity.grant_creator(caller, Resource(ResourceKind.MODEL, model.name))
     return model.to_dict()
 
 
 @router.get("/models")
-def list_models(registry: Registry) -> dict[str, Any]:
-    return {"models": [m.to_dict() for m in registry.list_models()]}
+def list_models(registry: Registry, readable: ReadableModels) -> dict[str, Any]:
+    return {"models": [m.to_dict() for m in registry.list_models(names=readable)]}
 
 
 @router.get("/models/{name}")
@@ -104,9 +120,18 @@ def update_model(name: str, body: ModelPatch, registry: Registry) -> dict[str, A
 
 @router.delete("/models/{name}", status_code=204)
 def delete_model(
-    name: str, settings: ServerSettings, registry: Registry, actor: str | None = None, reason: str = ""
+    name: str,
+    settings: ServerSettings,
+    registry: Registry,
+    caller: Caller,
+    state: State,
+    actor: str | None = None,
+    reason: str = "",
 ) -> None:
-    registry.delete_model(name, actor=_actor(settings, actor), reason=reason)
+    resolved = _actor(caller, settings, actor)
+    registry.delete_model(name, actor=resolved, reason=reason)
+    # A model registered later under this name starts with no grants of this one's.
+    state.identity.forget_resource(Resource(ResourceKind.MODEL, name), actor=resolved)
 
 
 @router.get("/models/{name}/history")
@@ -125,6 +150,8 @@ async def register_version(
     request: Request,
     settings: ServerSettings,
     registry: Registry,
+    caller: Caller,
+    state: State,
     source: str = "",
     actor: str | None = None,
     source_run_id: str | None = None,
@@ -140,7 +167,8 @@ async def register_version(
     answers 413 for a larger one before this sees it); what it unpacks to is bounded here.
     """
     tags = _parse_tags(tag or [])
-    resolved_actor = _actor(settings, actor)
+    resolved_actor = _actor(caller, settings, actor)
+    creating = creates_model(request)
     # In the artifact root's scratch folder, so that a crash mid-upload leaves nothing a restart keeps.
     with temporary_directory(settings.artifact_dir) as scratch:
         spool_path = scratch / "package.tar"
@@ -169,6 +197,9 @@ async def register_version(
                 tags=tags,
                 allow_multiple_production=allow_multiple_production,
             )
+            if creating and version.version == 1:
+                # The permission check let a signed-in caller through because the model was new.
+                state.identity.grant_creator(caller, Resource(ResourceKind.MODEL, name))
             return version.to_dict()
 
         return await run_in_threadpool(unpack_and_register)
@@ -219,13 +250,18 @@ def download_package(name: str, version: VersionNumber, registry: Registry) -> S
 
 @router.post("/models/{name}/versions/{version}/transition")
 def transition(
-    name: str, version: VersionNumber, body: TransitionIn, settings: ServerSettings, registry: Registry
+    name: str,
+    version: VersionNumber,
+    body: TransitionIn,
+    settings: ServerSettings,
+    registry: Registry,
+    caller: Caller,
 ) -> dict[str, Any]:
     moved = registry.transition(
         name,
         version,
         body.stage,
-        actor=_actor(settings, body.actor),
+        actor=_actor(caller, settings, body.actor),
         reason=body.reason,
         evidence=body.evidence,
         keep_previous=body.keep_previous,
@@ -239,10 +275,12 @@ def delete_version(
     version: VersionNumber,
     settings: ServerSettings,
     registry: Registry,
+    caller: Caller,
     actor: str | None = None,
     reason: str = "",
 ) -> dict[str, Any]:
-    return registry.delete_version(name, version, actor=_actor(settings, actor), reason=reason).to_dict()
+    deleted = registry.delete_version(name, version, actor=_actor(caller, settings, actor), reason=reason)
+    return deleted.to_dict()
 
 
 # --- load-test reports -----------------------------------------------------------------------
@@ -276,13 +314,13 @@ def get_alias(name: str, alias: str, registry: Registry) -> dict[str, Any]:
 
 @router.put("/models/{name}/aliases/{alias}")
 def set_alias(
-    name: str, alias: str, body: AliasIn, settings: ServerSettings, registry: Registry
+    name: str, alias: str, body: AliasIn, settings: ServerSettings, registry: Registry, caller: Caller
 ) -> dict[str, Any]:
     moved = registry.set_alias(
         name,
         alias,
         body.version,
-        actor=_actor(settings, body.actor),
+        actor=_actor(caller, settings, body.actor),
         reason=body.reason,
         evidence=body.evidence,
     )
@@ -295,7 +333,8 @@ def delete_alias(
     alias: str,
     settings: ServerSettings,
     registry: Registry,
+    caller: Caller,
     actor: str | None = None,
     reason: str = "",
 ) -> None:
-    registry.delete_alias(name, alias, actor=_actor(settings, actor), reason=reason)
+    registry.delete_alias(name, alias, actor=_actor(caller, settings, actor), reason=reason)

@@ -8,8 +8,10 @@ a large body streams to disk without being held in memory.
 from __future__ import annotations
 
 import json
+import posixpath
 from collections import Counter
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -18,8 +20,9 @@ from fastapi.responses import FileResponse
 from pydantic import BaseModel, BeforeValidator, Field
 from starlette.concurrency import run_in_threadpool
 
-from quayside.errors import UsageError
-from quayside.server.deps import Backend
+from quayside.errors import AlreadyExistsError, UsageError
+from quayside.identity.model import Level, Resource, ResourceKind
+from quayside.server.deps import Backend, Caller, ReadableExperiments, State, check_level
 from quayside.tracking.artifacts import check_artifact_path
 from quayside.tracking.batches import MAX_BATCH_PARAMS, MAX_BATCH_POINTS, MAX_BATCH_TAGS
 from quayside.tracking.entities import Metric, decode_float
@@ -138,15 +141,26 @@ class ModelIn(BaseModel):
 
 
 @router.post("/experiments", status_code=201)
-def create_experiment(body: ExperimentIn, backend: Backend) -> dict[str, Any]:
-    if body.exist_ok:
-        return backend.get_or_create_experiment(body.name).to_dict()
-    return backend.create_experiment(body.name).to_dict()
+def create_experiment(body: ExperimentIn, backend: Backend, caller: Caller, state: State) -> dict[str, Any]:
+    try:
+        experiment = backend.create_experiment(body.name)
+    except AlreadyExistsError:
+        if not body.exist_ok:
+            raise
+        # Finding an experiment is not creating it: the caller gets no grant, and must be able to read it.
+        existing = backend.get_experiment_by_name(body.name)
+        check_level(state, caller, Resource(ResourceKind.EXPERIMENT, str(existing.id)), Level.READ)
+        return existing.to_dict()
+    state.identity.grant_creator(caller, Resource(ResourceKind.EXPERIMENT, str(experiment.id)))
+    return experiment.to_dict()
 
 
 @router.get("/experiments")
-def list_experiments(backend: Backend, include_deleted: bool = False) -> dict[str, Any]:
-    return {"experiments": [e.to_dict() for e in backend.list_experiments(include_deleted)]}
+def list_experiments(
+    backend: Backend, readable: ReadableExperiments, include_deleted: bool = False
+) -> dict[str, Any]:
+    experiments = backend.list_experiments(include_deleted, readable=readable)
+    return {"experiments": [e.to_dict() for e in experiments]}
 
 
 @router.get("/experiments/lookup")
@@ -181,8 +195,10 @@ def create_run(body: RunIn, backend: Backend) -> dict[str, Any]:
 
 
 @router.post("/runs/search")
-def search_runs(body: SearchIn, backend: Backend) -> dict[str, Any]:
-    runs = backend.search_runs(body.experiment_ids, body.filter, body.order_by, body.max_results, body.offset)
+def search_runs(body: SearchIn, backend: Backend, readable: ReadableExperiments) -> dict[str, Any]:
+    runs = backend.search_runs(
+        body.experiment_ids, body.filter, body.order_by, body.max_results, body.offset, readable=readable
+    )
     return {"runs": [r.to_dict() for r in runs]}
 
 
@@ -230,9 +246,24 @@ def list_artifacts(run_id: str, backend: Backend, path: str = "", recursive: boo
     return {"artifacts": [a.to_dict() for a in backend.list_artifacts(run_id, path, recursive=recursive)]}
 
 
+DOWNLOAD_HEADERS = {"X-Content-Type-Options": "nosniff", "Content-Security-Policy": "sandbox"}
+
+
+def artifact_download(file: Path, path: str) -> FileResponse:
+    """An artifact as a download, never rendered: an uploaded HTML or SVG file must not run as this site."""
+    name = posixpath.basename(path.rstrip("/")) or "artifact"
+    return FileResponse(
+        file,
+        media_type="application/octet-stream",
+        filename=name,
+        content_disposition_type="attachment",
+        headers=DOWNLOAD_HEADERS,
+    )
+
+
 @router.get("/runs/{run_id}/artifacts/file")
 def download_artifact(run_id: str, backend: Backend, path: Annotated[str, Query()]) -> FileResponse:
-    return FileResponse(backend.artifact_file(run_id, path), media_type="application/octet-stream")
+    return artifact_download(backend.artifact_file(run_id, path), path)
 
 
 @router.put("/runs/{run_id}/artifacts/file", status_code=201)

@@ -13,6 +13,8 @@ import os
 import sys
 
 from quayside.errors import QuaysideError
+from quayside.hosts import ALLOWED_HOSTS_ENV, parse_allowed_hosts
+from quayside.serving.auth import AUTH_TOKEN_FILE_ENV, access_line, read_token_file
 from quayside.serving.options import MIB, ServeOptions, max_body_bytes
 
 REUSE_PORT_ENV = "QUAYSIDE_REUSE_PORT"
@@ -50,6 +52,18 @@ def parse_options(argv: list[str]) -> tuple[str, ServeOptions]:
         default=os.environ.get(REUSE_PORT_ENV) == "1",
         help=f"share the port with a successor (also {REUSE_PORT_ENV}=1)",
     )
+    parser.add_argument(
+        "--allowed-hosts",
+        default=os.environ.get(ALLOWED_HOSTS_ENV) or None,
+        help=f"Host names answered, comma-separated ('*': any; also {ALLOWED_HOSTS_ENV}); default: any when "
+        "bound to 0.0.0.0 (as in an image: probes come by pod IP, clients by Service name), else the "
+        "bound address and the loopback names; the loopback names are always answered",
+    )
+    parser.add_argument(
+        "--auth-token-file",
+        default=os.environ.get(AUTH_TOKEN_FILE_ENV) or None,
+        help=f"file with the bearer token every route but health, readiness and /metrics needs (also {AUTH_TOKEN_FILE_ENV})",
+    )
     args = parser.parse_args(argv)
     options = ServeOptions(
         host=args.host,
@@ -65,6 +79,8 @@ def parse_options(argv: list[str]) -> tuple[str, ServeOptions]:
         model_name=args.model_name,
         reuse_port=args.reuse_port,
         model_version=args.model_version,
+        allowed_hosts=parse_allowed_hosts(args.allowed_hosts),
+        auth_token=read_token_file(args.auth_token_file) if args.auth_token_file else None,
     )
     return args.package, options
 
@@ -78,6 +94,7 @@ def main(argv: list[str] | None = None) -> None:
         print(
             f"serving {runtime.name} ({runtime.platform}) on {options.host}:{options.port}", file=sys.stderr
         )
+        print(access_line(options), file=sys.stderr)
         serve(package, options, runtime if options.workers == 1 else None)
     except QuaysideError as e:
         raise SystemExit(f"error: {e.message}") from None

@@ -13,9 +13,12 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from quayside.errors import PayloadTooLargeError, QuaysideError
+from quayside.hosts import HOST_HEADER, HostAllowList
+from quayside.serving.auth import AUTHORIZATION, CHALLENGE, BearerToken
 from quayside.serving.errors import JSON, error_response, unexpected_error_response
 from quayside.serving.model_server import ModelServer
 
@@ -69,15 +72,28 @@ async def read_limited_body(scope: Scope, receive: Receive, limit: int) -> bytes
 
 
 class FastPath:
-    """Routes the two inference endpoints straight to the model server; all else to ``app``."""
+    """Routes the two inference endpoints straight to the model server; all else to ``app``.
+
+    Every request passes the Host allow-list and, with a token, the bearer check first
+    (:mod:`quayside.hosts`, :mod:`quayside.serving.auth`), whichever way it is answered.
+    """
 
     def __init__(self, app: ASGIApp, server: ModelServer) -> None:
         self.app = app
         self.server = server
         self.v2_path = f"/v2/models/{server.runtime.name}/infer"
         self.limit = server.options.max_body_bytes
+        options = server.options
+        self.hosts = HostAllowList.for_server(options.host, options.allowed_hosts)
+        self.token = BearerToken(options.auth_token, server.runtime.name) if options.auth_token else None
+        self.gated = self.token is not None or not self.hosts.any_host
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.gated and scope["type"] == "http":
+            refusal = self._refusal(scope)
+            if refusal is not None:
+                await refusal(scope, receive, send)
+                return
         if scope["type"] == "http" and scope["method"] == "POST":
             path = scope["path"]
             if path == self.v2_path:
@@ -89,6 +105,24 @@ class FastPath:
                 await self._answer(scope, receive, send, self._invocations)
                 return
         await self.app(scope, receive, send)
+
+    def _refusal(self, scope: Scope) -> Response | None:
+        """The answer to a request with a Host not allowed or without the token; None to go on."""
+        host = authorization = None
+        for key, value in scope["headers"]:
+            if key == HOST_HEADER:
+                host = value
+            elif key == AUTHORIZATION:
+                authorization = value
+        if not self.hosts.allows(host):
+            assert host is not None
+            return error_response(self.hosts.refusal(host))
+        token = self.token
+        if token is None or scope["path"] in token.open_paths or token.accepts(authorization):
+            return None
+        response = error_response(token.refusal(authorization))
+        response.headers[CHALLENGE[0]] = CHALLENGE[1]
+        return response
 
     async def _v2(self, scope: Scope, body: bytes) -> bytes:
         return await self.server.infer_v2(self.server.runtime.name, body)

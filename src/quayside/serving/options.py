@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from quayside.errors import UsageError
 from quayside.packager.package import Runtime
@@ -49,6 +49,11 @@ class ServeOptions:
     else the package's own name."""
     model_version: str | None = None
     """Version reported in V2 metadata and responses (the registry version when served from one)."""
+    allowed_hosts: tuple[str, ...] | None = None
+    """Host names answered (any port; ``*``: any); None: by ``host`` (:func:`quayside.hosts.default_allowed_hosts`)."""
+    auth_token: bytes | None = field(default=None, repr=False)
+    """The bearer token inference and metadata routes need (read from ``--auth-token-file`` at
+    start, :mod:`quayside.serving.auth`); None: no token."""
 
     def __post_init__(self) -> None:
         checks = [

@@ -15,6 +15,7 @@ from typing import Any
 
 from quayside import config
 from quayside.config import Settings, load_settings
+from quayside.credentials import token_for
 from quayside.errors import NotFoundError, UsageError
 from quayside.tracking.backend import TrackingBackend
 from quayside.tracking.entities import (
@@ -35,7 +36,7 @@ def backend_for(settings: Settings, tracking_uri: str | None = None) -> Tracking
     def rest(uri: str) -> TrackingBackend:
         from quayside.tracking.rest import RestBackend
 
-        return RestBackend(uri, timeout_s=settings.http_timeout_s)
+        return RestBackend(uri, timeout_s=settings.http_timeout_s, token=token_for(settings, uri))
 
     def local(settings: Settings) -> TrackingBackend:
         from quayside.tracking.store import TrackingStore

@@ -25,9 +25,11 @@ API_PREFIX = "/api/tracking"
 class RestBackend:
     """Tracking through a ``quayside server``; see :class:`TrackingBackend`."""
 
-    def __init__(self, base_url: str, timeout_s: float = 30.0) -> None:
+    def __init__(self, base_url: str, timeout_s: float = 30.0, *, token: str | None = None) -> None:
         self.base_url = base_url.rstrip("/")
-        self._api = JsonApi(self.base_url, API_PREFIX, what="tracking server", timeout_s=timeout_s)
+        self._api = JsonApi(
+            self.base_url, API_PREFIX, what="tracking server", timeout_s=timeout_s, token=token
+        )
 
     def close(self) -> None:
         self._api.close()

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
@@ -132,11 +132,16 @@ class TrackingStore:
         except AlreadyExistsError:  # another process created it in between
             return self.get_experiment_by_name(name)
 
-    def list_experiments(self, include_deleted: bool = False) -> list[Experiment]:
+    def list_experiments(
+        self, include_deleted: bool = False, *, readable: Collection[int] | None = None
+    ) -> list[Experiment]:
+        """Experiments by id; only those in ``readable`` when given (the caller's permissions)."""
         with self._read() as session:
             query = select(ExperimentRow).order_by(ExperimentRow.id)
             if not include_deleted:
                 query = query.where(ExperimentRow.lifecycle == Lifecycle.ACTIVE)
+            if readable is not None:
+                query = query.where(ExperimentRow.id.in_(readable))
             return [_experiment(row) for row in session.scalars(query)]
 
     def rename_experiment(self, experiment_id: int, name: str) -> Experiment:
@@ -213,6 +218,14 @@ class TrackingStore:
             if row is None:
                 raise NotFoundError(f"no run with id '{run_id}'")
             return _runs(session, [row])[0]
+
+    def run_experiment_id(self, run_id: str) -> int:
+        """The experiment a run belongs to (one indexed read: the permission check asks it per request)."""
+        with self._read() as session:
+            experiment_id = session.scalar(select(RunRow.experiment_id).where(RunRow.id == run_id))
+            if experiment_id is None:
+                raise NotFoundError(f"no run with id '{run_id}'")
+            return experiment_id
 
     def update_run(
         self,
@@ -468,19 +481,28 @@ class TrackingStore:
         order_by: Sequence[str] | str | None = None,
         max_results: int = 50,
         offset: int = 0,
+        *,
+        readable: Collection[int] | None = None,
     ) -> list[Run]:
         """Active runs matching the filter, ordered (newest first by default), at most ``max_results``
-        after skipping ``offset`` (a page of the ordered result)."""
+        after skipping ``offset`` (a page of the ordered result). ``readable``, when given, keeps to
+        runs of those experiments (the caller's permissions), in the query, before the page is cut."""
         max_results, offset = check_page(max_results, offset)
         ordering = search.compile_order_by(search.parse_order_by(order_by))
-        query = select(RunRow).where(_search_condition(experiment_ids, filter_string))
+        query = select(RunRow).where(_search_condition(experiment_ids, filter_string, readable))
         with self._read() as session:
             rows = list(session.scalars(query.order_by(*ordering).offset(offset).limit(max_results)))
             return _runs(session, rows)
 
-    def count_runs(self, experiment_ids: Iterable[int] | None = None, filter_string: str = "") -> int:
+    def count_runs(
+        self,
+        experiment_ids: Iterable[int] | None = None,
+        filter_string: str = "",
+        *,
+        readable: Collection[int] | None = None,
+    ) -> int:
         """How many active runs match the filter (the length of the result :meth:`search_runs` pages)."""
-        condition = _search_condition(experiment_ids, filter_string)
+        condition = _search_condition(experiment_ids, filter_string, readable)
         with self._read() as session:
             return session.scalar(select(func.count()).select_from(RunRow).where(condition)) or 0
 
@@ -526,11 +548,16 @@ def writable_run_row(session: Session, run_id: str) -> RunRow:
     return row
 
 
-def _search_condition(experiment_ids: Iterable[int] | None, filter_string: str) -> ColumnElement[bool]:
-    """Active runs matching the filter, in these experiments (all when ``None``)."""
+def _search_condition(
+    experiment_ids: Iterable[int] | None, filter_string: str, readable: Collection[int] | None = None
+) -> ColumnElement[bool]:
+    """Active runs matching the filter, in these experiments (all when ``None``) and, when given,
+    in ``readable`` ones."""
     condition = and_(
         RunRow.lifecycle == Lifecycle.ACTIVE, search.compile_filter(search.parse_filter(filter_string))
     )
+    if readable is not None:
+        condition = and_(condition, RunRow.experiment_id.in_(readable))
     if experiment_ids is None:
         return condition
     return and_(condition, RunRow.experiment_id.in_(check_experiment_ids(experiment_ids)))

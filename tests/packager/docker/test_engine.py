@@ -234,3 +234,55 @@ def test_a_docker_deployment_is_replaced_without_a_failed_request(
             all=True, filters={"label": f"io.quayside.deployment={name}"}
         ):
             container.remove(force=True)
+
+
+def test_a_docker_deployment_with_a_token_file_requires_the_token_and_stays_healthy(
+    first_build, quayside_home, docker_client, training_data, tmp_path
+):
+    token = "a-token-for-the-deployed-model-server"
+    token_file = tmp_path / "token"
+    token_file.write_text(token + "\n")
+    token_file.chmod(0o644)  # the container's user (UID 10001) reads it through the read-only mount
+    name, port = f"qstoken-{free_port()}", free_port()
+    X, _ = training_data
+    body = {"inputs": {"input": X[:1].tolist()}}
+    url = f"http://127.0.0.1:{port}"
+    try:
+        quayside_cli(
+            "deploy",
+            str(first_build.package),
+            "--name",
+            name,
+            "--port",
+            str(port),
+            "--image",
+            first_build.tag,
+            "--auth-token-file",
+            str(token_file),
+            home=quayside_home,
+        )
+        assert httpx.get(f"{url}/v2/health/ready", timeout=10).status_code == 200
+        refused = httpx.post(f"{url}/invocations", json=body, timeout=10)
+        assert refused.status_code == 401 and refused.headers["www-authenticate"].startswith("Bearer")
+        answered = httpx.post(
+            f"{url}/invocations", json=body, headers={"Authorization": f"Bearer {token}"}, timeout=10
+        )
+        assert answered.status_code == 200, answered.text
+        (container,) = docker_client.containers.list(filters={"label": f"io.quayside.deployment={name}"})
+        (mount,) = [
+            m for m in container.attrs["Mounts"] if m["Destination"] == "/run/secrets/quayside-auth-token"
+        ]
+        assert mount["RW"] is False
+        assert token not in str(container.attrs["Config"]["Env"])  # the file's path is passed, not the token
+        deadline = time.monotonic() + 90  # the image's HEALTHCHECK probes /v2/health/ready every 10 s
+        while time.monotonic() < deadline:
+            container.reload()
+            if container.attrs["State"]["Health"]["Status"] == "healthy":
+                break
+            time.sleep(1)
+        assert container.attrs["State"]["Health"]["Status"] == "healthy"
+    finally:
+        for container in docker_client.containers.list(
+            all=True, filters={"label": f"io.quayside.deployment={name}"}
+        ):
+            container.remove(force=True)

@@ -114,3 +114,50 @@ def test_promoting_takes_the_canarys_image_into_the_stable_deployment():
 def test_a_name_kubernetes_would_refuse_is_refused_with_the_rule(name):
     with pytest.raises(UsageError, match="DNS label"):
         DeploymentSpec(**{**SPEC.__dict__, "name": name})
+
+
+TOKENED = DeploymentSpec(**{**SPEC.__dict__, "auth_token_secret": "diabetes-token"})
+
+
+@pytest.mark.parametrize(
+    "manifests",
+    [
+        pytest.param(render_manifests(TOKENED), id="plain"),
+        pytest.param([render_canary(TOKENED, 25)[0]], id="canary"),
+    ],
+)
+def test_a_token_secret_renders_a_read_only_mount_and_the_env_var_and_validates(manifests):
+    for manifest in manifests:
+        validate(manifest)
+    pod = by_kind(manifests)["Deployment"]["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    env = {e["name"]: e["value"] for e in container["env"]}
+    assert env["QUAYSIDE_AUTH_TOKEN_FILE"] == "/var/run/secrets/quayside/token"
+    assert {"name": "auth-token", "mountPath": "/var/run/secrets/quayside", "readOnly": True} in container[
+        "volumeMounts"
+    ]
+    (volume,) = [v for v in pod["volumes"] if v["name"] == "auth-token"]
+    assert volume["secret"]["secretName"] == "diabetes-token"
+    assert volume["secret"]["items"] == [{"key": "token", "path": "token"}]
+    assert volume["secret"]["defaultMode"] == 0o440  # the pod's group (fsGroup) reads it, no one else
+    # The probes hit the health routes, which need no token.
+    assert container["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready"
+    assert container["livenessProbe"]["httpGet"]["path"] == "/v2/health/live"
+
+
+def test_without_a_token_secret_nothing_is_mounted():
+    pod = by_kind(render_manifests(SPEC))["Deployment"]["spec"]["template"]["spec"]
+    assert [v["name"] for v in pod["volumes"]] == ["tmp"]
+    assert "QUAYSIDE_AUTH_TOKEN_FILE" not in {e["name"] for e in pod["containers"][0]["env"]}
+
+
+def test_promoting_a_canary_keeps_the_token_secret():
+    canary, _ = render_canary(TOKENED, 25)
+    stable = by_kind(render_manifests(promoted(TOKENED, canary)))["Deployment"]
+    assert stable["spec"]["template"]["spec"]["volumes"][1]["secret"]["secretName"] == "diabetes-token"
+
+
+@pytest.mark.parametrize("name", ["Diabetes_Token", "-x", "a" * 254, "x/y", ""])
+def test_a_secret_name_kubernetes_would_refuse_is_refused(name):
+    with pytest.raises(UsageError, match="Secret name"):
+        DeploymentSpec(**{**SPEC.__dict__, "auth_token_secret": name})

@@ -50,7 +50,7 @@ def site(tmp_path_factory: pytest.TempPathFactory, iris_classifier, iris) -> dic
     }.items():
         (files / name).write_bytes(data)
         backend.upload_artifact(runs[0].id, files / name, name)
-    client = TestClient(app)
+    client = TestClient(app, base_url="http://localhost")
     registry = RegistryStore.from_settings(settings)
     package = home / "package"
     save_model(iris_classifier, package, input_example=iris[0].head(5))
@@ -239,7 +239,7 @@ def test_the_wheel_ships_the_templates_and_static_files_and_an_install_serves_th
         "import quayside, sys; from fastapi.testclient import TestClient; "
         "from quayside.config import Settings; from quayside.server.app import create_app; "
         f"assert quayside.__file__.startswith({str(target)!r}), quayside.__file__; "
-        f"c = TestClient(create_app(Settings(home={str(tmp_path / 'home')!r}))); "
+        f"c = TestClient(create_app(Settings(home={str(tmp_path / 'home')!r})), base_url='http://localhost'); "
         "assert c.get('/static/charts.js').status_code == 200; assert 'Experiments' in c.get('/').text"
     )
     result = subprocess.run(

@@ -32,6 +32,9 @@ from quayside.packager.labels import (
 Log = Callable[[str], None]
 
 REUSE_PORT_ENV = "QUAYSIDE_REUSE_PORT"
+AUTH_TOKEN_FILE_ENV = "QUAYSIDE_AUTH_TOKEN_FILE"
+"""Read by the image's server (quayside.serving.auth, which this leaf does not import)."""
+CONTAINER_TOKEN_PATH = "/run/secrets/quayside-auth-token"
 _LISTEN = "0A"
 MIGRATE_SYSCTL = Path("/proc/sys/net/ipv4/tcp_migrate_req")
 
@@ -106,18 +109,29 @@ def deploy_container(
     grace_period_s: float,
     log: Log,
     ready_timeout_s: float = 120,
+    auth_token_file: Path | None = None,
 ) -> Deployment:
-    """Start ``image`` as deployment ``name`` on ``port``; stop the previous container once it serves."""
+    """Start ``image`` as deployment ``name`` on ``port``; stop the previous container once it serves.
+
+    With ``auth_token_file``, that file is mounted read-only into the container and its server
+    requires the token in it on inference and metadata routes.
+    """
     previous = [c for c in _containers(client, name) if c.status == "running"]
     baseline = listeners(port)
     if not previous and baseline:
         raise UsageError(f"port {port} is already in use on this host; choose another with --port")
+    environment = {"PORT": str(port), "WORKERS": str(workers), REUSE_PORT_ENV: "1"}
+    volumes = {}
+    if auth_token_file is not None:
+        volumes[str(auth_token_file.resolve())] = {"bind": CONTAINER_TOKEN_PATH, "mode": "ro"}
+        environment[AUTH_TOKEN_FILE_ENV] = CONTAINER_TOKEN_PATH
     container = client.containers.run(
         image,
         detach=True,
         name=f"quayside-{name}-{time.time_ns() // 1_000_000}",
         network_mode="host",
-        environment={"PORT": str(port), "WORKERS": str(workers), REUSE_PORT_ENV: "1"},
+        environment=environment,
+        volumes=volumes,
         labels={DEPLOYMENT_LABEL: name, DEPLOYMENT_PORT_LABEL: str(port)},
         restart_policy={"Name": "unless-stopped"},
         stop_signal="SIGTERM",

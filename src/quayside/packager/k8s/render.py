@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 
 from quayside.errors import InvalidNameError, UsageError
-from quayside.names import check_dns_label
+from quayside.names import DNS_LABEL_PATTERN, DNS_LABEL_RULE, check_dns_label, shown
 from quayside.packager.docker.context import UID
 from quayside.packager.labels import (
     KUBE_IMAGE_ANNOTATION,
@@ -34,6 +34,10 @@ NAME_LABEL = "app.kubernetes.io/name"
 _LABEL_VALUE = re.compile(r"[^A-Za-z0-9._-]+")
 MAX_DEPLOYMENT_NAME = 56
 """A DNS label has 63 characters; 7 are kept for ``-canary``."""
+DNS_SUBDOMAIN_LENGTH = 253
+AUTH_TOKEN_DIR = "/var/run/secrets/quayside"
+AUTH_TOKEN_KEY = "token"
+"""The key of the token in the Secret: ``kubectl create secret generic NAME --from-file=token=FILE``."""
 
 
 @dataclass(frozen=True)
@@ -56,14 +60,28 @@ class DeploymentSpec:
     max_replicas: int | None = None
     target_cpu: int = 70
     grace_period_s: int = 30
+    auth_token_secret: str | None = None
+    """A Secret (key ``token``) whose token the server requires on inference and metadata routes."""
 
     def __post_init__(self) -> None:
         check_deployment_name(self.name)
         check_dns_label("namespace", self.namespace)
+        if self.auth_token_secret is not None:
+            check_secret_name(self.auth_token_secret)
         if self.max_replicas is not None and (self.min_replicas or 1) > self.max_replicas:
             raise UsageError(
                 f"--min-replicas {self.min_replicas} is above --max-replicas {self.max_replicas}"
             )
+
+
+def check_secret_name(name: str) -> str:
+    """A Secret's name: a DNS subdomain (labels of lower-case letters, digits and '-', joined by '.')."""
+    if len(name) > DNS_SUBDOMAIN_LENGTH or not all(DNS_LABEL_PATTERN.fullmatch(p) for p in name.split(".")):
+        raise InvalidNameError(
+            f"--auth-token-secret {shown(name)} is not a Kubernetes Secret name: {DNS_LABEL_RULE}, "
+            f"in labels joined by '.', at most {DNS_SUBDOMAIN_LENGTH} characters"
+        )
+    return name
 
 
 def check_deployment_name(name: str) -> str:
@@ -159,6 +177,10 @@ def render_deployment(
         model_version=spec.model_version,
         cpu=spec.cpu,
         memory=spec.memory,
+        auth_token_secret=spec.auth_token_secret,
+        auth_token_dir=AUTH_TOKEN_DIR,
+        auth_token_key=AUTH_TOKEN_KEY,
+        auth_token_path=f"{AUTH_TOKEN_DIR}/{AUTH_TOKEN_KEY}",
     )
 
 

@@ -15,7 +15,7 @@ from fastapi.responses import FileResponse
 from quayside.errors import UsageError
 from quayside.server.deps import Backend
 from quayside.server.mlflow.errors import MlflowRoute
-from quayside.server.tracking import upload_artifact
+from quayside.server.tracking import artifact_download, upload_artifact
 
 router = APIRouter(tags=["mlflow"], route_class=MlflowRoute)
 
@@ -44,7 +44,7 @@ def list_artifacts(backend: Backend, path: Annotated[str, Query()] = "") -> dict
 @router.get("/artifacts/{path:path}")
 def download_artifact(path: str, backend: Backend) -> FileResponse:
     run_id, inside = split_artifact_path(path)
-    return FileResponse(backend.artifact_file(run_id, inside), media_type="application/octet-stream")
+    return artifact_download(backend.artifact_file(run_id, inside), inside)
 
 
 @router.put("/artifacts/{path:path}")

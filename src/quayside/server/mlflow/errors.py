@@ -18,9 +18,11 @@ from fastapi.routing import APIRoute
 
 from quayside.errors import (
     AlreadyExistsError,
+    AuthenticationError,
     InvalidStateError,
     NotFoundError,
     PayloadTooLargeError,
+    PermissionDeniedError,
     QuaysideError,
     UnavailableError,
     UsageError,
@@ -30,6 +32,8 @@ from quayside.server.errors import describe_validation_error, public_error
 # (error class, MLflow error code, HTTP status); the first match along the MRO wins.
 # MLflow's client retries 5xx answers for minutes, so only true server faults are 5xx.
 _ERROR_CODES: tuple[tuple[type[QuaysideError], str, int], ...] = (
+    (AuthenticationError, "UNAUTHENTICATED", 401),
+    (PermissionDeniedError, "PERMISSION_DENIED", 403),
     (NotFoundError, "RESOURCE_DOES_NOT_EXIST", 404),
     (AlreadyExistsError, "RESOURCE_ALREADY_EXISTS", 400),
     (InvalidStateError, "INVALID_PARAMETER_VALUE", 400),

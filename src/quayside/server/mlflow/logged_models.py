@@ -16,7 +16,7 @@ from typing import Any
 from fastapi import APIRouter
 
 from quayside.errors import UsageError
-from quayside.server.deps import Backend, MlflowModels, ServerSettings
+from quayside.server.deps import Backend, MlflowModels, ReadableExperiments, ServerSettings
 from quayside.server.mlflow.errors import MlflowRoute
 from quayside.server.mlflow.messages import (
     ModelCreate,
@@ -97,7 +97,11 @@ def log_logged_model_params(model_id: str, body: ModelParams, models: MlflowMode
 
 @router.post("/logged-models/search")
 def search_logged_models(
-    body: ModelSearch, backend: Backend, settings: ServerSettings, models: MlflowModels
+    body: ModelSearch,
+    backend: Backend,
+    settings: ServerSettings,
+    models: MlflowModels,
+    readable: ReadableExperiments,
 ) -> dict[str, Any]:
     if body.filter.strip() or body.datasets or body.order_by:
         raise UsageError(
@@ -107,6 +111,8 @@ def search_logged_models(
     if not body.experiment_ids:
         raise UsageError("missing value for required parameter 'experiment_ids'")
     ids = [experiment_id_of(e, backend, settings) for e in body.experiment_ids]
+    # In the query's own terms: experiments the caller may not read are not searched at all.
+    ids = [i for i in ids if readable is None or i in readable]
     limit = min(max(body.max_results, 1), MAX_LOGGED_MODELS_PER_PAGE)
     offset = page_offset(body.page_token)
     found, total = models.search(ids, limit, offset)

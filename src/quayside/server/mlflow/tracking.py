@@ -14,7 +14,16 @@ from fastapi import APIRouter, Depends, Request
 
 from quayside.db.sql import Lifecycle
 from quayside.errors import AlreadyExistsError, UsageError
-from quayside.server.deps import Backend, MlflowDatasets, MlflowModels, ServerSettings
+from quayside.identity.model import Identity, PrincipalKind, Resource, ResourceKind
+from quayside.server.deps import (
+    Backend,
+    Caller,
+    MlflowDatasets,
+    MlflowModels,
+    ReadableExperiments,
+    ServerSettings,
+    State,
+)
 from quayside.server.mlflow.errors import MlflowRoute
 from quayside.server.mlflow.messages import (
     ExperimentCreate,
@@ -44,7 +53,7 @@ from quayside.server.mlflow.messages import (
 )
 from quayside.server.tracking import repeated
 from quayside.tracking.experiment_filter import experiment_name_filter
-from quayside.tracking.mlflow_runs import run_start
+from quayside.tracking.mlflow_runs import USER_TAG, run_start
 from quayside.tracking.store import TrackingStore
 
 router = APIRouter(tags=["mlflow"], route_class=MlflowRoute)
@@ -54,10 +63,14 @@ router = APIRouter(tags=["mlflow"], route_class=MlflowRoute)
 
 
 @router.post("/experiments/create")
-def create_experiment(body: ExperimentCreate, backend: Backend) -> dict[str, Any]:
+def create_experiment(
+    body: ExperimentCreate, backend: Backend, caller: Caller, state: State
+) -> dict[str, Any]:
     if body.tags:
         raise UsageError("Quayside experiments have no tags; set tags on runs instead")
-    return {"experiment_id": str(backend.create_experiment(body.name).id)}
+    experiment = backend.create_experiment(body.name)
+    state.identity.grant_creator(caller, Resource(ResourceKind.EXPERIMENT, str(experiment.id)))
+    return {"experiment_id": str(experiment.id)}
 
 
 @router.get("/experiments/get")
@@ -75,10 +88,12 @@ def get_experiment_by_name(backend: Backend, experiment_name: str) -> dict[str, 
 
 
 @router.post("/experiments/search")
-def search_experiments(body: ExperimentSearch, backend: Backend) -> dict[str, Any]:
+def search_experiments(
+    body: ExperimentSearch, backend: Backend, readable: ReadableExperiments
+) -> dict[str, Any]:
     if body.view_type not in ("ACTIVE_ONLY", "ALL", "DELETED_ONLY"):
         raise UsageError(f"view_type must be ACTIVE_ONLY, DELETED_ONLY or ALL, not '{body.view_type}'")
-    experiments = backend.list_experiments(include_deleted=body.view_type != "ACTIVE_ONLY")
+    experiments = backend.list_experiments(include_deleted=body.view_type != "ACTIVE_ONLY", readable=readable)
     if body.view_type == "DELETED_ONLY":
         experiments = [e for e in experiments if e.lifecycle == Lifecycle.DELETED]
     limit = page_size(body.max_results)
@@ -107,8 +122,8 @@ def delete_experiment(body: ExperimentRef, backend: Backend, settings: ServerSet
 
 
 @router.post("/runs/create")
-def create_run(body: RunCreate, backend: Backend, settings: ServerSettings) -> dict[str, Any]:
-    start = run_start(pairs(body.tags), user_id=body.user_id, run_name=body.run_name)
+def create_run(body: RunCreate, backend: Backend, settings: ServerSettings, caller: Caller) -> dict[str, Any]:
+    start = run_start(_user_tags(pairs(body.tags), caller), user_id=body.user_id, run_name=body.run_name)
     experiment_id = experiment_id_of(body.experiment_id, backend, settings)
     run = backend.create_run(experiment_id, start.name, start.tags, start.parent_run_id, body.start_time)
     return {"run": run_out(run)}
@@ -130,6 +145,14 @@ def get_run(
     }
 
 
+def _user_tags(tags: dict[str, str], caller: Identity) -> dict[str, str]:
+    """With auth on, the run's user is the caller. The MLflow client always sends its OS user
+    (``user_id``, ``mlflow.user``), so a differing one is replaced rather than refused."""
+    if caller.kind == PrincipalKind.LOCAL:
+        return tags
+    return tags | {USER_TAG: caller.name}
+
+
 @router.post("/runs/update")
 def update_run(body: RunUpdate, backend: Backend) -> dict[str, Any]:
     run = backend.update_run(
@@ -148,7 +171,9 @@ def delete_run(body: RunRef, backend: Backend) -> dict[str, Any]:
 
 
 @router.post("/runs/search")
-def search_runs(body: RunSearch, backend: Backend, settings: ServerSettings) -> dict[str, Any]:
+def search_runs(
+    body: RunSearch, backend: Backend, settings: ServerSettings, readable: ReadableExperiments
+) -> dict[str, Any]:
     if body.run_view_type != "ACTIVE_ONLY":
         raise UsageError(
             f"run_view_type {body.run_view_type} is not supported: Quayside searches active runs only"
@@ -156,7 +181,7 @@ def search_runs(body: RunSearch, backend: Backend, settings: ServerSettings) -> 
     limit = page_size(body.max_results)
     offset = page_offset(body.page_token)
     ids = [experiment_id_of(e, backend, settings) for e in body.experiment_ids]
-    runs = backend.search_runs(ids, body.filter, body.order_by, limit, offset)
+    runs = backend.search_runs(ids, body.filter, body.order_by, limit, offset, readable=readable)
     answer: dict[str, Any] = {"runs": [run_out(r) for r in runs]}
     if len(runs) == limit:
         answer["next_page_token"] = str(offset + limit)

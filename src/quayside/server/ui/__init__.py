@@ -12,6 +12,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from quayside.server.ui.login import router as login_router
 from quayside.server.ui.routes import router
 from quayside.server.ui.templating import STATIC_DIR, error_page
 
@@ -33,6 +34,7 @@ def install_ui(app: FastAPI) -> None:
     clients keep the JSON error body the server's handler gives.
     """
     app.mount(STATIC_PREFIX, StaticFiles(directory=STATIC_DIR), name="static")
+    app.include_router(login_router)
     app.include_router(router)
     api_handler = app.exception_handlers[StarletteHTTPException]
 

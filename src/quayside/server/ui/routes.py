@@ -10,15 +10,27 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import FileResponse
 
 from quayside.errors import FilterError, UsageError
+from quayside.identity.model import Identity, Level, Resource, ResourceKind
 from quayside.packager.signature import Signature
 from quayside.registry.stages import Stage
-from quayside.server.deps import Backend, MlflowDatasets, MlflowModels, Registry
+from quayside.server.deps import (
+    Backend,
+    Caller,
+    MlflowDatasets,
+    MlflowModels,
+    ReadableExperiments,
+    ReadableModels,
+    Registry,
+    default_level,
+    get_state,
+)
 from quayside.server.registry import VersionNumber
 from quayside.server.tracking import ExperimentIdPath
 from quayside.server.ui import views
@@ -52,8 +64,8 @@ def _histories(backend: TrackingStore, runs: Iterable[Run]) -> dict[str, dict[st
 
 
 @router.get("/")
-def experiments_page(request: Request, backend: Backend) -> Response:
-    experiments = backend.list_experiments()
+def experiments_page(request: Request, backend: Backend, readable: ReadableExperiments) -> Response:
+    experiments = backend.list_experiments(readable=readable)
     activity = backend.experiment_activity()
     return render(request, "experiments.html", experiments=experiments, activity=activity)
 
@@ -180,15 +192,33 @@ def compare_page(
 # --- registry ---------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class ModelAccess:
+    """What the caller may do to a model's versions, so that a page disables what it may not."""
+
+    edit: bool
+    manage: bool
+
+
+def _model_access(request: Request, caller: Identity, name: str) -> ModelAccess:
+    if caller.is_admin:
+        return ModelAccess(edit=True, manage=True)
+    state = get_state(request)
+    level = state.identity.level_for(
+        caller, Resource(ResourceKind.MODEL, name), default=default_level(state.settings)
+    )
+    return ModelAccess(edit=level >= Level.EDIT, manage=level >= Level.MANAGE)
+
+
 @router.get("/models")
-def models_page(request: Request, registry: Registry) -> Response:
-    models = registry.list_models()
+def models_page(request: Request, registry: Registry, readable: ReadableModels) -> Response:
+    models = registry.list_models(names=readable)
     versions = {m.name: registry.list_versions(m.name) for m in models}
     return render(request, "models.html", models=models, versions=versions)
 
 
 @router.get("/models/{name}")
-def model_page(request: Request, registry: Registry, name: str) -> Response:
+def model_page(request: Request, registry: Registry, caller: Caller, name: str) -> Response:
     """A model's versions (stage, aliases, lineage), the controls to move them, and its audit log."""
     return render(
         request,
@@ -197,11 +227,14 @@ def model_page(request: Request, registry: Registry, name: str) -> Response:
         versions=registry.list_versions(name),
         history=list(reversed(registry.history(name))),
         stages=[s.value for s in Stage],
+        access=_model_access(request, caller, name),
     )
 
 
 @router.get("/models/{name}/versions/{version}")
-def version_page(request: Request, registry: Registry, name: str, version: VersionNumber) -> Response:
+def version_page(
+    request: Request, registry: Registry, caller: Caller, name: str, version: VersionNumber
+) -> Response:
     """One version: its package, lineage, history and load-test reports (the chart is drawn from the API)."""
     found = registry.get_version(name, version)
     return render(
@@ -213,4 +246,5 @@ def version_page(request: Request, registry: Registry, name: str, version: Versi
         reports=registry.loadtest_reports(name, version),
         signature=Signature.from_dict(found.signature),
         stages=[s.value for s in Stage],
+        access=_model_access(request, caller, name),
     )

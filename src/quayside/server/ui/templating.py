@@ -12,16 +12,19 @@ import time
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import jinja2
 from fastapi import Request, Response
 from fastapi.exceptions import RequestValidationError
+from fastapi.responses import RedirectResponse
 from fastapi.routing import APIRoute
 from fastapi.templating import Jinja2Templates
 
 from quayside import __version__
-from quayside.errors import InvalidRequestError, QuaysideError
+from quayside.errors import AuthenticationError, InvalidRequestError, QuaysideError
 from quayside.server.errors import describe_validation_error, public_error
+from quayside.server.sessions import csrf_token, current_session
 
 HERE = Path(__file__).parent
 STATIC_DIR = HERE / "static"
@@ -82,8 +85,17 @@ templates.env.globals.update(version=__version__)
 
 
 def render(request: Request, template: str, status_code: int = 200, **context: Any) -> Response:
-    """A page from ``template`` with ``context``."""
+    """A page from ``template`` with ``context``, and the logged-in user and CSRF token, if any."""
+    session = current_session(request)
+    context.setdefault("session_user", session.user if session else None)
+    context.setdefault("csrf_token", csrf_token(request) if session else None)
     return templates.TemplateResponse(request, template, context, status_code=status_code)
+
+
+def login_redirect(request: Request) -> Response:
+    """To the login page, coming back to this page (its path and query) after logging in."""
+    here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return RedirectResponse(f"/login?{urlencode({'next': here})}", status_code=303)
 
 
 def error_page(request: Request, status: int, code: str, message: str) -> Response:
@@ -99,6 +111,10 @@ class PageRoute(APIRoute):
         async def page(request: Request) -> Response:
             try:
                 return await handler(request)
+            except AuthenticationError:
+                if request.method in ("GET", "HEAD"):
+                    return login_redirect(request)  # only raised with auth on: no login page otherwise
+                raise
             except QuaysideError as e:
                 public = public_error(request, e)
                 response = error_page(request, e.http_status, e.code, public.message)

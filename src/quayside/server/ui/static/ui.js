@@ -4,8 +4,16 @@
 (function () {
   "use strict";
 
+  /* With a login session, every change carries the session's CSRF token (the server refuses it otherwise). */
+  function csrfToken() {
+    var meta = document.querySelector('meta[name="csrf-token"]');
+    return meta ? meta.content : null;
+  }
+
   function send(method, url, payload) {
-    var init = { method: method, headers: { Accept: "application/json" } };
+    var init = { method: method, headers: { Accept: "application/json" }, credentials: "same-origin" };
+    var token = csrfToken();
+    if (token && method !== "GET") { init.headers["X-CSRF-Token"] = token; }
     if (payload !== undefined) {
       init.headers["Content-Type"] = "application/json";
       init.body = JSON.stringify(payload);

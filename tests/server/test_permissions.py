@@ -524,3 +524,17 @@ def test_logged_model_searches_skip_experiments_the_caller_cannot_read(world: Wo
     assert [m["info"]["model_id"] for m in found["models"]] == [mine.json()["model"]["info"]["model_id"]]
     model_url = f"{MLFLOW}/logged-models/{theirs.json()['model']['info']['model_id']}"
     assert world.client("reader").get(model_url).json()["error_code"] == "PERMISSION_DENIED"
+
+
+def test_a_run_page_lists_only_the_versions_of_models_the_caller_may_read(world: World, tmp_path: Path):
+    things = make_things(world, tmp_path)
+    hidden = unique("hidden-model")
+    world.state.registry.register_version(hidden, world.package, source_run_id=things.run_id, actor="admin")
+    world.state.registry.register_version(
+        things.model, world.package, source_run_id=things.run_id, actor="admin"
+    )
+    reader_page = world.client("reader").get(f"/runs/{things.run_id}", headers={"accept": "text/html"})
+    assert reader_page.status_code == 200, reader_page.text
+    assert things.model in reader_page.text and hidden not in reader_page.text
+    admin_page = world.client("admin").get(f"/runs/{things.run_id}", headers={"accept": "text/html"})
+    assert hidden in admin_page.text

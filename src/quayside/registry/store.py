@@ -521,14 +521,19 @@ class RegistryStore:
             session.delete(row)
             model.updated_at = now_ms()
 
-    def versions_from_run(self, run_id: str) -> list[ModelVersion]:
-        """Live versions registered from a run (its lineage in the registry), by model then version."""
+    def versions_from_run(self, run_id: str, *, names: Collection[str] | None = None) -> list[ModelVersion]:
+        """Live versions registered from a run (its lineage in the registry), by model then version.
+
+        ``names`` keeps only those models' versions (the models a caller may read); None keeps all.
+        """
         query = (
             select(ModelVersionRow, RegisteredModelRow)
             .join(RegisteredModelRow, RegisteredModelRow.id == ModelVersionRow.model_id)
             .where(ModelVersionRow.source_run_id == run_id, ModelVersionRow.lifecycle == Lifecycle.ACTIVE)
             .order_by(RegisteredModelRow.name, ModelVersionRow.version)
         )
+        if names is not None:
+            query = query.where(RegisteredModelRow.name.in_(sorted(names)))
         with self._read() as session:
             found: list[ModelVersion] = []
             for row, model in session.execute(query).all():

@@ -125,10 +125,12 @@ def run_page(
     registry: Registry,
     mlflow_models: MlflowModels,
     datasets: MlflowDatasets,
+    readable_models: ReadableModels,
     run_id: str,
     artifacts: str = "",
 ) -> Response:
-    """A run: params, tags, latest metrics, metric charts, artifacts and the versions registered from it."""
+    """A run: params, tags, latest metrics, metric charts, artifacts and the versions registered from it
+    (of the models the caller may read)."""
     run = backend.get_run(run_id)
     entries = backend.list_artifacts(run_id, artifacts)
     return render(
@@ -139,7 +141,7 @@ def run_page(
         histories=_histories(backend, [run]),
         artifact_dir=artifacts,
         artifacts=[(entry, preview_kind(entry.path)) for entry in entries],
-        versions=registry.versions_from_run(run_id),
+        versions=registry.versions_from_run(run_id, names=readable_models),
         mlflow_models=mlflow_models.for_run(run_id),
         datasets=datasets.for_run(run_id),
     )

@@ -27,7 +27,7 @@ from quayside.errors import UsageError
 from quayside.identity.model import Level, Resource, ResourceKind
 
 if TYPE_CHECKING:
-    from quayside.identity.entities import NewToken, TokenInfo
+    from quayside.identity.entities import Group, NewToken, TokenInfo
     from quayside.identity.store import IdentityStore
 
 admin_app = typer.Typer(
@@ -263,8 +263,7 @@ def add_member(
     user: Annotated[str, typer.Argument(help="The user to add.")],
 ) -> None:
     """Add a user to a group (it gets what the group is granted)."""
-    found = _store().add_member(group, user, actor=_actor())
-    out.print(f"group '{found.name}': {', '.join(found.members)}")
+    _print_members(_store().add_member(group, user, actor=_actor()))
 
 
 @groups_app.command("remove")
@@ -273,8 +272,11 @@ def remove_member(
     user: Annotated[str, typer.Argument(help="The user to remove.")],
 ) -> None:
     """Remove a user from a group."""
-    found = _store().remove_member(group, user, actor=_actor())
-    out.print(f"group '{found.name}': {', '.join(found.members) or '(no members)'}")
+    _print_members(_store().remove_member(group, user, actor=_actor()))
+
+
+def _print_members(group: Group) -> None:
+    out.print(f"group '{group.name}': {', '.join(group.members) or '(no members)'}")
 
 
 @groups_app.command("delete")

@@ -23,6 +23,7 @@ user's own machine) shows it after the message; no response body carries it.
     ├── NotFoundError                404 not_found
     ├── AlreadyExistsError           409 already_exists
     ├── InvalidStateError            409 invalid_state
+    ├── PolicyError                  409 policy_not_met
     ├── PayloadTooLargeError         413 payload_too_large
     ├── UnsupportedMediaTypeError    415 unsupported_media_type
     ├── SignatureError               422 signature_mismatch
@@ -141,6 +142,16 @@ class InvalidStateError(QuaysideError):
     """The thing exists but cannot do that in its current state."""
 
     code = "invalid_state"
+    http_status = 409
+
+
+class PolicyError(QuaysideError):
+    """The model's promotion policy refuses the move: no qualifying load test for a protected stage or alias.
+
+    The message says what is missing and the command that produces it; nothing has changed.
+    """
+
+    code = "policy_not_met"
     http_status = 409
 
 

@@ -8,7 +8,7 @@ import re
 from quayside.loadtesting.payloads import Payloads
 from quayside.loadtesting.report import build_report, summary_for_slo, write_report
 from quayside.loadtesting.runner import LoadOptions, LoadResult, Tick
-from quayside.loadtesting.slo import evaluate, parse_slo
+from quayside.slo import evaluate, parse_slo
 
 
 def _result() -> LoadResult:

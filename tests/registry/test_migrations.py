@@ -2,23 +2,123 @@
 
 from __future__ import annotations
 
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import create_engine, inspect, text
 
 from quayside.db import migrate
 from quayside.db.base import Base
 from quayside.db.engine import get_engine
+from tests.db import test_migrations as db_migrations
 from tests.db.test_migrations import import_every_components_tables
+
+# An empty database on SQLite and on PostgreSQL, one per test.
+empty_database_url = db_migrations.empty_database_url
+
+SLO = "p95_ms<=25,error_rate<=0.001"
 
 
 def test_head_holds_the_registry_tables_and_matches_the_models(database_url):
     assert "registry" in import_every_components_tables()
     engine = get_engine(database_url)
     with engine.connect() as connection:
-        assert migrate.current_revisions(connection) == {"0004_identity"} == migrate.head_revisions()
+        assert migrate.current_revisions(connection) == {"0005_promotion_policy"} == migrate.head_revisions()
         context = MigrationContext.configure(connection, opts={"compare_type": True})
         assert compare_metadata(context, Base.metadata) == []
     tables = set(inspect(engine).get_table_names())
     assert {"registered_models", "registered_model_tags", "model_versions", "model_aliases"} <= tables
-    assert "registry_audit_log" in tables
+    assert {"registry_audit_log", "registry_policies", "loadtest_reports"} <= tables
+
+
+def _database_of_the_identity_release(url: str) -> None:
+    """Migrate an empty database to 0004 and fill it as that release would have: a model with an SLO tag."""
+    engine = create_engine(url)
+    with engine.connect() as connection:
+        command.upgrade(migrate.alembic_config(connection), "0004_identity")
+        connection.commit()
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO registered_models (name, description, allow_multiple_production, "
+                "last_version, created_at, updated_at) VALUES ('iris', '', false, 1, 1, 1)"
+            )
+        )
+        connection.execute(
+            text(
+                "INSERT INTO registered_model_tags (model_id, key, value) "
+                "VALUES (1, 'quayside.slo', :slo), (1, 'team', 'ml')"
+            ),
+            {"slo": SLO},
+        )
+        connection.execute(
+            text(
+                "INSERT INTO model_versions (model_id, version, stage, lifecycle, digest, flavor, "
+                "signature, onnx_servable, source_run_id, source, storage_path, description, "
+                "created_at, updated_at) VALUES (1, 1, 'production', 'active', :digest, 'sklearn', "
+                "'{}', false, NULL, '/tmp/iris', 'models/iris/1', '', 1, 1)"
+            ),
+            {"digest": "0" * 64},
+        )
+        connection.execute(
+            text(
+                "INSERT INTO registry_audit_log (model, version, action, alias, from_value, to_value, "
+                "actor, timestamp, reason, evidence) VALUES ('iris', 1, 'transition', NULL, 'staging', "
+                "'production', 'alice', 2, 'ship it', '{}')"
+            )
+        )
+    engine.dispose()
+
+
+def test_a_database_of_the_previous_release_gets_a_policy_with_its_slo_and_keeps_its_versions(
+    empty_database_url: str,
+):
+    _database_of_the_identity_release(empty_database_url)
+    engine = create_engine(empty_database_url)
+    migrate.upgrade(engine)
+    with engine.connect() as connection:
+        assert migrate.current_revisions(connection) == migrate.head_revisions() == {"0005_promotion_policy"}
+        policies = connection.execute(text("SELECT * FROM registry_policies")).mappings().all()
+        assert len(policies) == 1
+        policy = dict(policies[0])
+        assert policy.pop("updated_at") > 1_700_000_000_000  # the time of the migration, in ms
+        assert policy == {
+            "model_id": 1,
+            "protected_stages": '["production"]',
+            "protected_aliases": "[]",
+            "slo": SLO,
+            "max_report_age_s": 604800,
+            "min_users": 1,
+            "min_duration_s": 10.0,
+            "require_image": False,
+            "updated_by": "migration 0005_promotion_policy",
+        }
+        # The policy is the one place the SLO lives now; the model's other tags stay.
+        tags = connection.execute(text("SELECT key, value FROM registered_model_tags")).all()
+        assert [tuple(tag) for tag in tags] == [("team", "ml")]
+        assert connection.execute(text("SELECT stage FROM model_versions")).scalar_one() == "production"
+        audit = connection.execute(text("SELECT reason, override FROM registry_audit_log")).one()
+        assert audit.reason == "ship it"
+        assert audit.override is not None and not audit.override  # false (0 on SQLite)
+    engine.dispose()
+
+
+def test_downgrading_puts_the_slo_back_as_a_tag(empty_database_url: str):
+    _database_of_the_identity_release(empty_database_url)
+    engine = create_engine(empty_database_url)
+    with engine.connect() as connection:
+        command.upgrade(migrate.alembic_config(connection), "0005_promotion_policy")
+        connection.commit()
+        command.downgrade(migrate.alembic_config(connection), "0004_identity")
+        connection.commit()
+    with engine.connect() as connection:
+        assert migrate.current_revisions(connection) == {"0004_identity"}
+        tags = connection.execute(text("SELECT key, value FROM registered_model_tags ORDER BY key")).all()
+        assert [tuple(tag) for tag in tags] == [("quayside.slo", SLO), ("team", "ml")]
+    inspector = inspect(engine)
+    assert not {"registry_policies", "loadtest_reports"} & set(inspector.get_table_names())
+    assert "override" not in {column["name"] for column in inspector.get_columns("registry_audit_log")}
+    assert {index["name"] for index in inspector.get_indexes("registry_audit_log")} == {
+        "ix_registry_audit_log_model"
+    }
+    engine.dispose()

@@ -62,7 +62,7 @@ def loadtest(
     from quayside.loadtesting.payloads import PROTOCOLS
     from quayside.loadtesting.report import new_report_id
     from quayside.loadtesting.runner import LoadOptions
-    from quayside.loadtesting.slo import parse_slo
+    from quayside.slo import parse_slo
 
     objectives = parse_slo(slo) if slo is not None else ()
     if protocol not in PROTOCOLS:

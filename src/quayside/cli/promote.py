@@ -1,9 +1,11 @@
-"""``quayside promote NAME VERSION --to production``: the promotion gate.
+"""``quayside promote NAME VERSION [--to production] [--alias champion]``: the promotion workflow.
 
 The workflow is :func:`quayside.compose.promotion.promote`: the version is served here
-(or its built image with ``--image``), load-tested, its report stored beside the
-registry's package copies, and moved only when every objective passes. This command
-prints the figures and the verdict, and exits 1 when the version stays where it was.
+(or its built image with ``--image``), load-tested against the model's promotion policy,
+its report stored with the version in the registry (local or a server), which judges it;
+the version moves only when that verdict passes, and the registry checks its policy again
+in the move itself. This command prints the figures and the registry's verdict, and exits
+1 when the version stays where it was.
 """
 
 from __future__ import annotations
@@ -23,11 +25,16 @@ def promote(
     name: Annotated[str, typer.Argument(help="Registered model name.", show_default=False)],
     version: Annotated[int, typer.Argument(help="Version to promote.", show_default=False, min=1)],
     to: Annotated[
-        str, typer.Option("--to", help="Stage to move it to when the load test passes.")
-    ] = "production",
-    slo: Annotated[
         str | None,
-        typer.Option(help="Objectives (default: the model's, set with `quayside registry slo set`)."),
+        typer.Option(
+            "--to",
+            help="Stage to move it to when the load test passes (default: production, unless only --alias is given).",
+            show_default=False,
+        ),
+    ] = None,
+    alias: Annotated[
+        str | None,
+        typer.Option("--alias", help="Point this alias (e.g. champion) at it when the test passes."),
     ] = None,
     image: Annotated[
         str | None, typer.Option(help="Load-test this built image (docker run --network host) instead.")
@@ -41,7 +48,11 @@ def promote(
     actor: ActorOption = None,
     reason: ReasonOption = "",
 ) -> None:
-    """Load-test a registered version and move it to --to only if every SLO objective passes."""
+    """Load-test a registered version against its model's SLO; store the report; move it only if it passes.
+
+    The SLO, the minimum load shape and the protected stages and aliases are the model's
+    promotion policy (quayside registry policy show NAME).
+    """
     from quayside.loadtesting.runner import LoadOptions
 
     client = registry_client()
@@ -49,8 +60,8 @@ def promote(
     result = promote_version(
         name,
         version,
-        to=to,
-        slo=slo,
+        to=to if to is not None or alias is not None else "production",
+        alias=alias,
         image=image,
         options=options,
         rows=rows,
@@ -62,15 +73,23 @@ def promote(
         log=err.print,
         console=err,
     )
-    print_summary(result.report)
-    print_verdict(result.verdict)
-    out.print(f"report {result.report_id}: {result.report_path}")
+    print_summary(result.document)
+    judgement = result.report.judgement
+    if judgement is not None and judgement.verdict is not None:
+        print_verdict(judgement.verdict)
+    out.print(
+        f"report {result.report.id} stored with {result.version.uri} (quayside registry reports {name} {version})"
+    )
     if result.promoted is None:
         out.print(styled(("not promoted:", "red"), f" {result.version.uri} stays {result.version.stage}"))
         raise typer.Exit(1)
     moved = result.promoted
+    where = [moved.stage] if to is not None or alias is None else []
+    where += [f"@{alias}"] if alias is not None else []
     out.print(
         styled(
-            f"promoted {moved.uri} to ", (moved.stage, "green"), f" (evidence: load test {result.report_id})"
+            f"promoted {moved.uri} to ",
+            (" and ".join(where), "green"),
+            f" (evidence: load test {result.report.id})",
         )
     )

@@ -273,7 +273,7 @@ def set_slo(
     slo: Annotated[str, typer.Argument(help="Objectives, e.g. 'p95_ms<=25,p99_ms<=60,error_rate<=0.001'.")],
 ) -> None:
     """Set the SLO `quayside promote NAME VERSION` uses when --slo is omitted (kept as a model tag)."""
-    from quayside.loadtesting.slo import DEFAULT_SLO_TAG, parse_slo
+    from quayside.slo import DEFAULT_SLO_TAG, parse_slo
 
     objectives = parse_slo(slo)
     text = ",".join(str(o) for o in objectives)
@@ -284,7 +284,7 @@ def set_slo(
 @slo_app.command("show")
 def show_slo(name: Annotated[str, typer.Argument(help="Registered model name.")]) -> None:
     """Print the model's default SLO."""
-    from quayside.loadtesting.slo import DEFAULT_SLO_TAG
+    from quayside.slo import DEFAULT_SLO_TAG
 
     text = registry_client().get_model(name).tags.get(DEFAULT_SLO_TAG)
     if not text:

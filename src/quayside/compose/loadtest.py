@@ -1,7 +1,7 @@
 """A model under load: served here or as a built image, loaded with requests from its signature, reported on.
 
 ``quayside loadtest`` and :func:`quayside.compose.promotion.promote` both run load
-through these functions; judging the figures is :mod:`quayside.loadtesting.slo`'s job.
+through these functions; judging the figures is :mod:`quayside.slo`'s job.
 Locust is imported only when load starts (it monkey-patches on import).
 """
 
@@ -27,8 +27,10 @@ from quayside.errors import UsageError
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from quayside.compose.clients import RegistryClient
     from quayside.loadtesting.runner import LoadOptions
-    from quayside.loadtesting.slo import Objective, Verdict
+    from quayside.registry.loadtests import LoadTestReport
+    from quayside.slo import Objective, Verdict
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
@@ -123,8 +125,23 @@ def served_image(image: str, *, model_name: str, model_version: str | None) -> I
         subprocess.run(["docker", "rm", "-f", container], capture_output=True, check=False)
 
 
-def package_inputs(model: str, *, settings: Settings | None = None) -> tuple[Path, str, Any, Any]:
-    """A package's directory, serving name, input schema and decoded input example (or None)."""
+@dataclass(frozen=True)
+class PackageInputs:
+    """What a load test needs from a package: where it is, its serving name, inputs, example and digest."""
+
+    path: Path
+    name: str
+    schema: Any
+    example: Any
+    digest: str
+
+    def tested(self, **where: str) -> dict[str, Any]:
+        """The report's ``tested`` field for this package (served here, or as ``where`` says)."""
+        return {"kind": "package", "package_digest": self.digest} | where
+
+
+def package_inputs(model: str, *, settings: Settings | None = None) -> PackageInputs:
+    """A package's directory, serving name, input schema, decoded input example (or None) and digest."""
     from quayside.packager.example import decode_example
     from quayside.packager.manifest import PackageReader
 
@@ -134,7 +151,40 @@ def package_inputs(model: str, *, settings: Settings | None = None) -> tuple[Pat
     example = None
     if manifest.input_example is not None:
         example = decode_example(manifest.input_example, schema)
-    return path, registered_name or manifest.name, schema, example
+    return PackageInputs(path, registered_name or manifest.name, schema, example, manifest.digest())
+
+
+def image_identity(image: str) -> dict[str, Any]:
+    """The report's ``tested`` field for a built image: its reference, id, repository digest and package digest.
+
+    The package digest is the image's own label (written by ``quayside build``); an image
+    without one cannot be bound to a registered version.
+    """
+    import json
+
+    from quayside.packager.labels import MODEL_DIGEST_LABEL
+
+    try:
+        found = subprocess.run(
+            ["docker", "image", "inspect", "--format", "{{json .}}", image],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+    except FileNotFoundError:
+        raise UsageError("--image needs the docker command line, and it is not installed") from None
+    if found.returncode != 0:
+        raise UsageError(f"no image '{image}' in the local Docker engine: build it with quayside build")
+    details = json.loads(found.stdout)
+    labels = (details.get("Config") or {}).get("Labels") or {}
+    digest = labels.get(MODEL_DIGEST_LABEL)
+    if not digest:
+        raise UsageError(f"image '{image}' has no {MODEL_DIGEST_LABEL} label: build it with quayside build")
+    tested = {"kind": "image", "package_digest": digest, "image": image, "image_id": details.get("Id")}
+    repo_digests = details.get("RepoDigests") or []
+    if repo_digests:
+        tested["repo_digest"] = repo_digests[0]
+    return tested
 
 
 @dataclass(frozen=True)
@@ -145,6 +195,9 @@ class LoadTestRun:
     verdict: Verdict | None
     json_path: Path
     html_path: Path
+
+    def html(self) -> str:
+        return self.html_path.read_text()
 
 
 def run_and_report(
@@ -159,22 +212,31 @@ def run_and_report(
     objectives: tuple[Objective, ...],
     out_dir: Path,
     report_id: str,
+    tested: dict[str, Any] | None = None,
     console: Console | None = None,
 ) -> LoadTestRun:
     """Generate payloads, load the server, build and write the report, judged against ``objectives``.
 
+    ``tested`` says what was under load (see :meth:`PackageInputs.tested`, :func:`image_identity`);
     ``console`` shows the live progress panel (default: a console on stderr).
     """
     from quayside.loadtesting.payloads import build_payloads
     from quayside.loadtesting.report import build_report, summary_for_slo, with_verdict, write_report
     from quayside.loadtesting.runner import run_load
-    from quayside.loadtesting.slo import evaluate
+    from quayside.slo import evaluate
 
     payloads = build_payloads(schema, example, protocol=protocol, model_name=model_name, rows=rows)  # type: ignore[arg-type]
     result = run_load(base_url, payloads, options, console=console)
-    report = build_report(result, model=model_name, report_id=report_id)
+    report = build_report(result, model=model_name, report_id=report_id, tested=tested)
     verdict = evaluate(objectives, summary_for_slo(report)) if objectives else None
     if verdict is not None:
         report = with_verdict(report, verdict)
     json_path, html_path = write_report(report, out_dir)
     return LoadTestRun(report, verdict, json_path, html_path)
+
+
+def register_report(client: RegistryClient, name: str, version: int, run: LoadTestRun) -> LoadTestReport:
+    """Store a finished run's report with a registered version; the registry's record carries its own verdict."""
+    if not (run.report.get("tested") or {}).get("package_digest"):
+        raise UsageError("this load test does not say which package it tested, so it cannot be registered")
+    return client.add_loadtest_report(name, version, run.report, run.html())

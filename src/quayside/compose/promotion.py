@@ -1,21 +1,31 @@
-"""The promotion gate: a registered version is served, load-tested, and moved only if every objective passes.
+"""The promotion workflow: load-test a registered version, hand the report to the registry, ask for the move.
 
-The version is served here (``quayside serve models:/NAME/VERSION``, or its built
-image with ``image=``), load-tested, and its report stored in the artifact store
-beside the registry's package copies (the layout is :mod:`quayside.registry.loadtests`'s).
-Only when every objective passes does the version move; the audit entry's evidence
-names the report. Otherwise stages and aliases stay as they were.
+The version is served here (``quayside serve models:/NAME/VERSION``), or its built
+image with ``image=``, and load-tested with the model's promotion policy in view (its
+SLO, its minimum load shape). The report goes to the registry — the local store or a
+``quayside server``, the same way — which keeps it, judges its figures itself and
+answers with the verdict. Only then is the move asked for, and the registry allows it
+or not by its own rule (:mod:`quayside.registry.policy`): this function decides
+nothing the registry would not decide again.
 """
 
 from __future__ import annotations
 
 import contextlib
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from quayside.compose import Log, no_log
-from quayside.compose.loadtest import package_inputs, run_and_report, served_image, served_locally
+from quayside.compose.loadtest import (
+    image_identity,
+    package_inputs,
+    register_report,
+    run_and_report,
+    served_image,
+    served_locally,
+)
 from quayside.errors import UsageError
 
 if TYPE_CHECKING:
@@ -23,38 +33,63 @@ if TYPE_CHECKING:
 
     from quayside.compose.clients import RegistryClient
     from quayside.loadtesting.runner import LoadOptions
-    from quayside.loadtesting.slo import Verdict
     from quayside.registry.entities import ModelVersion
+    from quayside.registry.loadtests import LoadTestReport
+    from quayside.registry.policy import PromotionPolicy
 
 
 @dataclass(frozen=True)
 class PromotionResult:
-    """What the gate measured and decided.
+    """What was measured, how the registry judged it, and what moved.
 
-    ``version`` is the version as it was before the gate; ``promoted`` is the version
-    after its transition, or None when the SLO was not met and nothing moved.
+    ``version`` is the version as it was before; ``promoted`` is it after the moves, or
+    None when the registry's verdict failed and nothing moved.
     """
 
     version: ModelVersion
-    slo: str
-    report_id: str
-    report: dict[str, Any]
-    verdict: Verdict
-    report_path: Path
+    policy: PromotionPolicy
+    report: LoadTestReport
+    """The registry's record of the uploaded report, judged by the registry."""
+    document: dict[str, Any]
+    """The report as the load generator wrote it (figures per interval included)."""
     promoted: ModelVersion | None
 
     @property
     def passed(self) -> bool:
-        """Whether every objective was met (and so the version moved)."""
-        return self.verdict.passed
+        """Whether the registry found every objective met."""
+        return bool(self.report.passed)
+
+
+def check_shape(policy: PromotionPolicy, options: LoadOptions, *, name: str, image: str | None) -> None:
+    """Refuse, before any load, a test whose report the policy could never accept."""
+    if policy.slo is None:
+        raise UsageError(
+            f"model '{name}' has no SLO in its promotion policy; set one with: "
+            f"quayside registry policy set {name} --slo 'p95_ms<=25,error_rate<=0.001'"
+        )
+    if options.users < policy.min_users:
+        raise UsageError(
+            f"the promotion policy of '{name}' needs at least {policy.min_users} users; "
+            f"--users {options.users} would not qualify"
+        )
+    if options.duration_s < policy.min_duration_s:
+        raise UsageError(
+            f"the promotion policy of '{name}' needs a load test of at least {policy.min_duration_s:g} s; "
+            f"--duration {options.duration_s:g}s would not qualify"
+        )
+    if policy.require_image and image is None:
+        raise UsageError(
+            f"the promotion policy of '{name}' requires a load test of the built image: "
+            "pass --image (build it with quayside build)"
+        )
 
 
 def promote(
     name: str,
     version: int,
     *,
-    to: str = "production",
-    slo: str | None = None,
+    to: str | None = "production",
+    alias: str | None = None,
     image: str | None = None,
     options: LoadOptions | None = None,
     rows: int = 1,
@@ -66,72 +101,79 @@ def promote(
     log: Log = no_log,
     console: Console | None = None,
 ) -> PromotionResult:
-    """Load-test version ``version`` of ``name`` and move it to ``to`` only if every SLO objective passes.
+    """Load-test version ``version`` of ``name``, store the report with it, and move it if the registry agrees.
 
-    ``slo`` defaults to the model's own (``quayside registry slo set``); with neither, a
-    :class:`~quayside.errors.UsageError`. ``image`` load-tests that built image
-    (``docker run --network host``) instead of serving the package here. ``options``
-    sets users, spawn rate and duration (default :class:`~quayside.loadtesting.runner.LoadOptions`).
-    Progress lines go to ``log``; ``console`` shows the live load panel (default: stderr).
+    Moves it to stage ``to`` (None: no stage change) and points ``alias`` at it, each only
+    when the registry's verdict on the report passes; a protected stage or alias is then
+    checked once more by the registry itself, in the move's own transaction. ``image``
+    load-tests that built image (``docker run --network host``) instead of serving the
+    package here. ``options`` sets users, spawn rate and duration (default
+    :class:`~quayside.loadtesting.runner.LoadOptions`). Progress lines go to ``log``;
+    ``console`` shows the live load panel (default: stderr).
     """
     from quayside.compose.clients import RegistryClient
     from quayside.loadtesting.report import new_report_id
     from quayside.loadtesting.runner import LoadOptions
-    from quayside.loadtesting.slo import DEFAULT_SLO_TAG, parse_slo
-    from quayside.registry.loadtests import report_dir
 
+    if to is None and alias is None:
+        raise UsageError("nothing to promote to: give a stage (--to) or an alias (--alias)")
     client = client or RegistryClient()
     options = options or LoadOptions()
     registered = client.get_version(name, version)
-    slo_text = slo or client.get_model(name).tags.get(DEFAULT_SLO_TAG)
-    if not slo_text:
-        raise UsageError(
-            f"no SLO for '{name}': pass --slo or set one with: quayside registry slo set {name} '...'"
-        )
-    objectives = parse_slo(slo_text)
-    uri = registered.uri
-    _, _, schema, example = package_inputs(uri, settings=client.settings)
-    report_id = new_report_id()
-    directory = report_dir(client.settings.artifact_dir, name, version, report_id)
+    policy = client.get_policy(name)
+    check_shape(policy, options, name=name, image=image)
+    inputs = package_inputs(registered.uri, settings=client.settings)
+    if image is not None:
+        tested = image_identity(image)
+        if tested["package_digest"] != registered.digest:
+            raise UsageError(
+                f"image '{image}' was built from package {tested['package_digest'][:12]}, not from "
+                f"version {version} of '{name}' ({registered.digest[:12]}): build it with quayside build {registered.uri}"
+            )
+    else:
+        tested = inputs.tested()
     with contextlib.ExitStack() as stack:
+        # The report lives with the registry; here it is only written to be uploaded.
+        workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="quayside-promote-")))
         if image is not None:
             server = served_image(image, model_name=name, model_version=str(version))
         else:
             server = served_locally(
-                uri, trust=trust, log_path=directory / "server.log", settings=client.settings, log=log
+                registered.uri,
+                trust=trust,
+                log_path=workdir / "server.log",
+                settings=client.settings,
+                log=log,
             )
         base_url = stack.enter_context(server)
-        log(f"load-testing {uri} at {base_url} for {options.duration_s:g} s against: {slo_text}")
+        log(f"load-testing {registered.uri} at {base_url} for {options.duration_s:g} s against: {policy.slo}")
         run = run_and_report(
             base_url=base_url,
             model_name=name,
-            schema=schema,
-            example=example,
+            schema=inputs.schema,
+            example=inputs.example,
             protocol=protocol,
             rows=rows,
             options=options,
-            objectives=objectives,
-            out_dir=directory,
-            report_id=report_id,
+            objectives=policy.objectives,
+            out_dir=workdir / "report",
+            report_id=new_report_id(),
+            tested=tested,
             console=console,
         )
-    assert run.verdict is not None  # objectives were given
+        stored = register_report(client, name, version, run)
+    log(f"report {stored.id} stored with {registered.uri}")
     promoted = None
-    if run.verdict.passed:
-        promoted = client.transition(
-            name,
-            version,
-            to,
-            reason=reason or f"load test {report_id} met {slo_text}",
-            actor=actor,
-            evidence={"loadtest_report": report_id, "report_path": str(run.json_path), "slo": slo_text},
-        )
+    if stored.passed:
+        why = reason or f"load test {stored.id} met {policy.slo}"
+        if to is not None:
+            promoted = client.transition(name, version, to, reason=why, actor=actor)
+        if alias is not None:
+            promoted = client.set_alias(name, alias, version, reason=why, actor=actor)
     return PromotionResult(
         version=registered,
-        slo=slo_text,
-        report_id=report_id,
-        report=run.report,
-        verdict=run.verdict,
-        report_path=run.json_path,
+        policy=policy,
+        report=stored,
+        document=run.report,
         promoted=promoted,
     )

@@ -37,7 +37,7 @@ class Level(IntEnum):
 
 class ResourceKind(StrEnum):
     """What a grant can be on. Runs, their artifacts and logged models belong to their experiment;
-    versions, stages, aliases and SLOs belong to their registered model."""
+    versions, stages, aliases, policies and load-test reports belong to their registered model."""
 
     EXPERIMENT = "experiment"
     MODEL = "model"
@@ -93,7 +93,7 @@ ACTIONS: dict[ResourceKind, dict[Level, tuple[str, ...]]] = {
     },
     ResourceKind.MODEL: {
         Level.READ: (
-            "see the model, its versions, stages, aliases, audit log, SLO and load-test reports",
+            "see the model, its versions, stages, aliases, audit log, promotion policy and load-test reports",
             "download its packages",
         ),
         Level.EDIT: (
@@ -103,7 +103,7 @@ ACTIONS: dict[ResourceKind, dict[Level, tuple[str, ...]]] = {
         ),
         Level.MANAGE: (
             "move a version to production",
-            "set the SLO; delete versions and the model",
+            "set the promotion policy; delete versions and the model",
             "grant and revoke permissions on it",
         ),
     },

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import json
+import os
 import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -18,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from quayside.loadtesting.runner import LoadResult
-from quayside.loadtesting.slo import Verdict
+from quayside.slo import Verdict
 
 PERCENTILES = {"p50_ms": 50, "p90_ms": 90, "p95_ms": 95, "p99_ms": 99}
 REPORT_JSON = "report.json"
@@ -62,10 +63,35 @@ def _series(result: LoadResult) -> list[dict[str, Any]]:
     return points
 
 
+SATURATED_CPU_PERCENT = 90.0
+"""Above this share of one core, the load generator itself was the bottleneck."""
+
+
+def generator_figures(result: LoadResult) -> dict[str, Any]:
+    """How busy the load generator was: its CPU seconds, as a share of one core, and whether that saturated it."""
+    percent = 100.0 * result.generator_cpu_s / result.elapsed_s if result.elapsed_s > 0 else 0.0
+    return {
+        "processes": 1,
+        "cpu_s": round(result.generator_cpu_s, 3),
+        "cpu_percent": round(percent, 1),
+        "saturated": percent >= SATURATED_CPU_PERCENT,
+        "cores": os.cpu_count(),
+    }
+
+
 def build_report(
-    result: LoadResult, *, model: str, report_id: str | None = None, verdict: Verdict | None = None
+    result: LoadResult,
+    *,
+    model: str,
+    report_id: str | None = None,
+    verdict: Verdict | None = None,
+    tested: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The report as a JSON-ready document; ``summary`` holds what SLOs are judged on."""
+    """The report as a JSON-ready document; ``summary`` holds what SLOs are judged on.
+
+    ``tested`` says what was load-tested (``{"kind": "package", "package_digest": ...}``, or an
+    image's reference and id): the registry binds a report to a version by it.
+    """
     requests = len(result.latencies_ms)
     summary: dict[str, Any] = {
         "requests": requests,
@@ -92,6 +118,8 @@ def build_report(
             for kind, count in sorted(result.errors.items(), key=lambda item: -item[1])
         ],
         "timeseries": _series(result),
+        "generator": generator_figures(result),
+        "tested": dict(tested) if tested is not None else None,
         "verdict": verdict.to_dict() if verdict is not None else None,
     }
 
@@ -186,6 +214,15 @@ def _verdict_table(verdict: Mapping[str, Any] | None) -> str:
     return f'<p class="{outcome}">SLO {outcome}.</p><table>{head}{rows}</table>'
 
 
+def _generator_line(generator: Mapping[str, Any] | None) -> str:
+    if not generator:
+        return ""
+    line = f"Load generator: {_number(generator.get('cpu_percent'))}% of one core"
+    if generator.get("saturated"):
+        return f'<p class="fail">{line}: saturated, so these figures bound the generator, not only the server.</p>'
+    return f"<p>{line}.</p>"
+
+
 CSP = "default-src 'none'; style-src 'unsafe-inline'"
 """The page runs no script and loads nothing: whatever a report holds, opening it executes nothing."""
 
@@ -215,6 +252,7 @@ def render_html(report: Mapping[str, Any]) -> str:
         f"<p>{_text(report['target'])} ({_text(report['protocol'])}, "
         f"{_number(report['rows_per_request'])} row(s) per request), {_number(report['users'])} users "
         f"for {_number(report['duration_s'])} s</p>"
+        f"{_generator_line(report.get('generator'))}"
         f"<h2>Summary</h2><table>{_rows(list(summary.items()))}</table>"
         f"<h2>Verdict</h2>{_verdict_table(report.get('verdict'))}"
         f"<h2>Charts</h2>{latency}{throughput}"

@@ -99,6 +99,9 @@ class LoadResult:
     failures: int
     errors: dict[str, int]
     ticks: tuple[Tick, ...]
+    generator_cpu_s: float = 0.0
+    """CPU time the load generator (this process) used during the run: near ``elapsed_s`` means one
+    core was saturated, and the figures then bound the generator as much as the server."""
 
 
 def _panel(recorder: Recorder, tick: Tick | None, elapsed: float, options: LoadOptions) -> Any:
@@ -131,7 +134,7 @@ def run_load(
     environment.events.request.add_listener(recorder.on_request)
     runner = environment.create_local_runner()
     started_at = time.time()
-    start = time.monotonic()
+    start, cpu_start = time.monotonic(), time.process_time()
     display = console or Console(stderr=True)
     with Live(_panel(recorder, None, 0, options), console=display, auto_refresh=False) as live:
         runner.start(options.users, spawn_rate=options.spawn_rate)
@@ -147,6 +150,7 @@ def run_load(
             gevent.sleep(max(0.0, start + options.duration_s - time.monotonic()))
             recorder.tick(options.duration_s, runner.user_count)
             elapsed = time.monotonic() - start
+        cpu_s = time.process_time() - cpu_start
         recorder.closed = True
         runner.quit()
     if not display.is_terminal:
@@ -161,4 +165,5 @@ def run_load(
         failures=recorder.failures,
         errors=dict(recorder.errors),
         ticks=tuple(recorder.ticks),
+        generator_cpu_s=cpu_s,
     )

@@ -6,11 +6,13 @@ Python API works on a laptop's SQLite file and against a ``quayside server``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
 from quayside.registry.entities import AuditEntry, ModelVersion, RegisteredModel
+from quayside.registry.loadtests import LoadTestReport
+from quayside.registry.policy import PromotionPolicy
 
 
 class RegistryBackend(Protocol):
@@ -61,8 +63,8 @@ class RegistryBackend(Protocol):
         *,
         actor: str,
         reason: str = "",
-        evidence: Mapping[str, Any] | None = None,
         keep_previous: bool = False,
+        override: bool = False,
     ) -> ModelVersion: ...
     def delete_version(self, name: str, version: int, *, actor: str, reason: str = "") -> ModelVersion: ...
 
@@ -74,8 +76,30 @@ class RegistryBackend(Protocol):
         *,
         actor: str,
         reason: str = "",
-        evidence: Mapping[str, Any] | None = None,
+        override: bool = False,
     ) -> ModelVersion: ...
     def delete_alias(self, name: str, alias: str, *, actor: str, reason: str = "") -> None: ...
+
+    def get_policy(self, name: str) -> PromotionPolicy: ...
+    def set_policy(
+        self,
+        name: str,
+        *,
+        actor: str,
+        reason: str = "",
+        protected_stages: Sequence[str] | None = None,
+        protected_aliases: Sequence[str] | None = None,
+        slo: str | None = None,
+        max_report_age_s: float | None = None,
+        min_users: int | None = None,
+        min_duration_s: float | None = None,
+        require_image: bool | None = None,
+    ) -> PromotionPolicy: ...
+
+    def add_loadtest_report(
+        self, name: str, version: int, document: Mapping[str, Any], html: str, *, actor: str
+    ) -> LoadTestReport: ...
+    def loadtest_reports(self, name: str, version: int) -> list[LoadTestReport]: ...
+    def loadtest_report(self, name: str, version: int, report_id: str) -> dict[str, Any]: ...
 
     def history(self, name: str, version: int | None = None) -> list[AuditEntry]: ...

@@ -8,7 +8,7 @@ log is the ``actor`` argument, else ``QUAYSIDE_ACTOR``, else the OS user.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,8 @@ from quayside.config import Settings, load_settings
 from quayside.credentials import token_for
 from quayside.registry.backend import RegistryBackend
 from quayside.registry.entities import AuditEntry, ModelVersion, RegisteredModel
+from quayside.registry.loadtests import LoadTestReport
+from quayside.registry.policy import PromotionPolicy
 from quayside.registry.stages import resolve_actor
 from quayside.registry.uris import ResolvedModel, RunArtifactPath, parse_model_uri, resolve_model_uri
 
@@ -155,18 +157,24 @@ class RegistryClient:
         *,
         reason: str = "",
         actor: str | None = None,
-        evidence: Mapping[str, Any] | None = None,
         keep_previous: bool = False,
+        override: bool = False,
     ) -> ModelVersion:
-        """Move a version to ``stage``; ``evidence`` (e.g. ``{"loadtest_report": id}``) goes in the audit log."""
+        """Move a version to ``stage``, as the model's promotion policy allows.
+
+        A protected stage (``production`` by default) needs a qualifying load-test report,
+        else :class:`~quayside.errors.PolicyError` (``quayside promote`` runs and uploads
+        one). ``override=True`` with a ``reason`` moves anyway: admins only, marked in the
+        audit log.
+        """
         return self.backend.transition(
             name,
             version,
             stage,
             actor=self._actor(actor),
             reason=reason,
-            evidence=evidence,
             keep_previous=keep_previous,
+            override=override,
         )
 
     def delete_version(
@@ -184,10 +192,11 @@ class RegistryClient:
         *,
         actor: str | None = None,
         reason: str = "",
-        evidence: Mapping[str, Any] | None = None,
+        override: bool = False,
     ) -> ModelVersion:
+        """Point ``alias`` at ``version``; a protected alias needs what a protected stage needs (see :meth:`transition`)."""
         return self.backend.set_alias(
-            name, alias, version, actor=self._actor(actor), reason=reason, evidence=evidence
+            name, alias, version, actor=self._actor(actor), reason=reason, override=override
         )
 
     def delete_alias(self, name: str, alias: str, *, actor: str | None = None, reason: str = "") -> None:
@@ -195,6 +204,60 @@ class RegistryClient:
 
     def history(self, name: str, version: int | None = None) -> list[AuditEntry]:
         return self.backend.history(name, version)
+
+    # --- promotion policy and load-test reports ------------------------------------------------
+
+    def get_policy(self, name: str) -> PromotionPolicy:
+        """The model's promotion policy: protected stages and aliases, SLO, report age and load shape."""
+        return self.backend.get_policy(name)
+
+    def set_policy(
+        self,
+        name: str,
+        *,
+        protected_stages: Sequence[str] | None = None,
+        protected_aliases: Sequence[str] | None = None,
+        slo: str | None = None,
+        max_report_age_s: float | None = None,
+        min_users: int | None = None,
+        min_duration_s: float | None = None,
+        require_image: bool | None = None,
+        actor: str | None = None,
+        reason: str = "",
+    ) -> PromotionPolicy:
+        """Change the given fields of the model's policy (``None`` keeps one; ``slo=""`` clears the SLO)."""
+        return self.backend.set_policy(
+            name,
+            actor=self._actor(actor),
+            reason=reason,
+            protected_stages=protected_stages,
+            protected_aliases=protected_aliases,
+            slo=slo,
+            max_report_age_s=max_report_age_s,
+            min_users=min_users,
+            min_duration_s=min_duration_s,
+            require_image=require_image,
+        )
+
+    def add_loadtest_report(
+        self,
+        name: str,
+        version: int,
+        document: Mapping[str, Any],
+        html: str,
+        *,
+        actor: str | None = None,
+    ) -> LoadTestReport:
+        """Store a load-test report with the version; the registry judges it and answers with its verdict."""
+        return self.backend.add_loadtest_report(name, version, document, html, actor=self._actor(actor))
+
+    def loadtest_reports(self, name: str, version: int) -> list[LoadTestReport]:
+        """The version's reports, newest first, judged against the policy in force now."""
+        return self.backend.loadtest_reports(name, version)
+
+    def loadtest_report(self, name: str, version: int, report_id: str) -> dict[str, Any]:
+        """One report's full document, with the registry's judgement under ``record``."""
+        return self.backend.loadtest_report(name, version, report_id)
 
     def resolve(self, uri: str | Path) -> ResolvedModel:
         """The local package directory of a path or model URI (see :mod:`quayside.registry.uris`)."""

@@ -23,11 +23,20 @@ def check_version(version: Any) -> int:
     return version
 
 
+RETIRED_SLO_TAG = "quayside.slo"
+"""Where older releases kept a model's SLO; migration 0005 moved it into the promotion policy."""
+
+
 def check_tags(tags: Mapping[str, Any] | None) -> dict[str, str]:
     values: dict[str, str] = {}
     for key, value in (tags or {}).items():
         if not isinstance(key, str) or not TAG_KEY_PATTERN.fullmatch(key):
             raise UsageError(f"tag key {key!r} is invalid: use 1 to 250 letters, digits, spaces and _ - . /")
+        if key == RETIRED_SLO_TAG:
+            raise UsageError(
+                f"the '{RETIRED_SLO_TAG}' tag is no longer read: a model's SLO is part of its promotion "
+                "policy; set it with: quayside registry policy set NAME --slo '...'"
+            )
         text = str(value)
         if len(text) > MAX_TAG_LENGTH:
             raise UsageError(f"tag '{key}' is {len(text)} characters long; the limit is {MAX_TAG_LENGTH}")
@@ -146,9 +155,11 @@ class ModelVersion:
 class AuditEntry:
     """One line of a model's history: what changed, from what to what, who did it, when, why, on what evidence.
 
-    ``action`` is one of ``register``, ``transition``, ``alias_set``, ``alias_delete``, ``delete``
-    and ``delete_model``. For alias entries ``from_value``/``to_value`` are version numbers (as text);
-    otherwise they are stages.
+    ``action`` is one of ``register``, ``transition``, ``alias_set``, ``alias_delete``, ``delete``,
+    ``delete_model`` and ``policy_set``. For alias entries ``from_value``/``to_value`` are version
+    numbers (as text); otherwise they are stages. ``evidence`` is the registry's own: the load-test
+    report a protected move was cleared by, or a policy's values before and after. ``override``
+    marks an admin's move past the promotion policy.
     """
 
     id: int
@@ -162,6 +173,7 @@ class AuditEntry:
     timestamp: int
     reason: str
     evidence: Mapping[str, Any]
+    override: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -176,6 +188,7 @@ class AuditEntry:
             "timestamp": self.timestamp,
             "reason": self.reason,
             "evidence": dict(self.evidence),
+            "override": self.override,
         }
 
     @classmethod
@@ -192,4 +205,5 @@ class AuditEntry:
             timestamp=int(data["timestamp"]),
             reason=str(data.get("reason", "")),
             evidence=dict(data.get("evidence") or {}),
+            override=bool(data.get("override", False)),
         )

@@ -1,31 +1,34 @@
-"""Where the load-test reports of registered versions lie, and reading them back.
+"""Load-test reports as registry records: the uploaded document checked, its files laid out, the record handed out.
 
-``quayside promote`` load-tests a version and keeps the report beside the registry's
-package copies, one folder per report::
+A report arrives as the JSON document :func:`quayside.loadtesting.report.build_report`
+writes (with ``tested``: what was load-tested, and ``generator``: the load generator's CPU
+use) and its HTML page. :func:`check_document` keeps the figures the policy needs and
+refuses a document without them; the derived figures (error rate, requests per second)
+are computed here from the raw counts, and a ``verdict`` the client sent is dropped: the
+registry judges the figures itself with the policy in force (:mod:`quayside.registry.policy`).
 
-    ARTIFACT_ROOT/loadtests/NAME/VERSION/REPORT_ID/report.json   (and report.html, server.log)
+The files lie in the artifact root, one folder per report, written in a scratch folder
+and renamed into place before the row that points at them is inserted::
 
-``NAME`` is :func:`quayside.names.path_component` of the model name, which is the
-name itself for every valid registered name (they are portable file names), so
-reports written before that function existed are where they always were.
-
-This module is the one place that knows that layout: the promotion gate asks it where
-to write, and the server lists and reads reports through it for the API and the web UI.
-The report document itself is written by :mod:`quayside.loadtesting.report`.
+    ARTIFACT_ROOT/loadtests/NAME/VERSION/REPORT_ID/report.json   (and report.html)
 """
 
 from __future__ import annotations
 
 import json
+import math
 import re
+import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
 from typing import Any
 
-from quayside.errors import NotFoundError, UsageError
+from quayside import scratch
+from quayside.errors import NotFoundError, PackageIntegrityError, UsageError
 from quayside.names import check_model_name, path_component
 from quayside.registry.entities import check_version
+from quayside.registry.policy import Judgement, ReportFacts
 
 LOADTESTS_DIR = "loadtests"
 REPORT_JSON = "report.json"
@@ -33,24 +36,16 @@ REPORT_JSON = "report.json"
 REPORT_HTML = "report.html"
 """The name it gives the self-contained HTML report (pinned by the same test)."""
 REPORT_ID_PATTERN = re.compile(r"[A-Za-z0-9_\-]{1,64}")
+DIGEST_PATTERN = re.compile(r"[0-9a-f]{64}")
+TESTED_KINDS = ("package", "image", "server")
+"""What a report can have load-tested: the package served here, its built image, or a running server."""
+LATENCY_KEYS = ("p50_ms", "p90_ms", "p95_ms", "p99_ms", "max_ms", "mean_ms")
+MAX_DOCUMENT_BYTES = 16 * 1024 * 1024
+MAX_HTML_BYTES = 32 * 1024 * 1024
 
 
-@dataclass(frozen=True)
-class ReportSummary:
-    """One stored report, as a list shows it: when it ran, whether it met its SLO, and its numbers."""
-
-    id: str
-    started_at: float | None
-    passed: bool | None
-    summary: Mapping[str, Any]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "started_at": self.started_at,
-            "passed": self.passed,
-            "summary": dict(self.summary),
-        }
+def new_report_id() -> str:
+    return uuid.uuid4().hex[:16]
 
 
 def check_report_id(report_id: str) -> str:
@@ -59,61 +54,264 @@ def check_report_id(report_id: str) -> str:
     return report_id
 
 
-def version_dir(artifact_root: Path, name: str, version: int) -> Path:
-    """The folder holding every report of one version."""
-    return (
-        artifact_root / LOADTESTS_DIR / path_component(check_model_name(name)) / str(check_version(version))
+@dataclass(frozen=True)
+class LoadTestReport:
+    """One stored report: what was tested, the load shape, the figures, and how the policy in force judges it."""
+
+    id: str
+    model: str
+    version: int
+    package_digest: str
+    tested: Mapping[str, Any]
+    users: int
+    duration_s: float
+    started_at: int
+    uploaded_at: int
+    uploaded_by: str
+    summary: Mapping[str, Any]
+    judgement: Judgement | None = field(default=None, compare=False)
+
+    @property
+    def passed(self) -> bool | None:
+        """Whether the figures meet the SLO in force (None without an SLO)."""
+        if self.judgement is None or self.judgement.verdict is None:
+            return None
+        return self.judgement.verdict.passed
+
+    def facts(self) -> ReportFacts:
+        return ReportFacts(
+            id=self.id,
+            package_digest=self.package_digest,
+            tested_kind=str(self.tested.get("kind", "package")),
+            users=self.users,
+            duration_s=self.duration_s,
+            started_at=self.started_at,
+            uploaded_at=self.uploaded_at,
+            summary=self.summary,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        judged = self.judgement.to_dict() if self.judgement is not None else {}
+        return {
+            "id": self.id,
+            "model": self.model,
+            "version": self.version,
+            "package_digest": self.package_digest,
+            "tested": dict(self.tested),
+            "users": self.users,
+            "duration_s": self.duration_s,
+            "started_at": self.started_at,
+            "uploaded_at": self.uploaded_at,
+            "uploaded_by": self.uploaded_by,
+            "summary": dict(self.summary),
+            "passed": self.passed,
+            "verdict": judged.get("verdict"),
+            "qualifies": judged.get("qualifies"),
+            "problems": judged.get("problems", []),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> LoadTestReport:
+        from quayside.slo import Objective, ObjectiveResult, Verdict
+
+        judgement = None
+        if data.get("qualifies") is not None:
+            verdict = None
+            if data.get("verdict"):
+                verdict = Verdict(
+                    tuple(
+                        ObjectiveResult(
+                            Objective(o["metric"], o["comparison"], float(o["required"])),
+                            math.nan if o["measured"] is None else float(o["measured"]),
+                            bool(o["passed"]),
+                        )
+                        for o in data["verdict"]["objectives"]
+                    )
+                )
+            judgement = Judgement(verdict, tuple(data.get("problems") or ()))
+        return cls(
+            id=str(data["id"]),
+            model=str(data["model"]),
+            version=int(data["version"]),
+            package_digest=str(data["package_digest"]),
+            tested=dict(data["tested"]),
+            users=int(data["users"]),
+            duration_s=float(data["duration_s"]),
+            started_at=int(data["started_at"]),
+            uploaded_at=int(data["uploaded_at"]),
+            uploaded_by=str(data["uploaded_by"]),
+            summary=dict(data["summary"]),
+            judgement=judgement,
+        )
+
+
+# --- the uploaded document ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CheckedDocument:
+    """An uploaded report reduced to what the registry keeps: the stored document and the record's figures."""
+
+    document: dict[str, Any]
+    package_digest: str
+    tested: dict[str, Any]
+    users: int
+    duration_s: float
+    started_at: int
+    summary: dict[str, Any]
+
+
+def _fail(what: str) -> UsageError:
+    return UsageError(f"the load-test report {what}")
+
+
+def _number(document: Mapping[str, Any], key: str, *, low: float = 0, whole: bool = False) -> float:
+    value = document.get(key)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise _fail(f"has no number '{key}' (got {value!r})")
+    if value < low or (whole and value != int(value)):
+        kind = "a whole number" if whole else "a number"
+        raise _fail(f"field '{key}' must be {kind} >= {low:g}, not {value!r}")
+    return float(value)
+
+
+def _tested(document: Mapping[str, Any]) -> dict[str, Any]:
+    tested = document.get("tested")
+    if not isinstance(tested, Mapping):
+        raise _fail("does not say what was tested ('tested': {'kind': ..., 'package_digest': ...})")
+    kind, digest = tested.get("kind"), tested.get("package_digest")
+    if kind not in TESTED_KINDS:
+        raise _fail(f"'tested.kind' must be one of {', '.join(TESTED_KINDS)}, not {kind!r}")
+    if not isinstance(digest, str) or not DIGEST_PATTERN.fullmatch(digest):
+        raise _fail(
+            f"'tested.package_digest' must be a package's sha256 digest (64 hex digits), not {digest!r}"
+        )
+    kept = {"kind": kind, "package_digest": digest}
+    for key in ("image", "image_id", "repo_digest", "url"):
+        value = tested.get(key)
+        if value is not None:
+            if not isinstance(value, str) or len(value) > 512:
+                raise _fail(f"'tested.{key}' must be text of at most 512 characters")
+            kept[key] = value
+    return kept
+
+
+def _summary(document: Mapping[str, Any], elapsed_s: float) -> dict[str, Any]:
+    raw = document.get("summary")
+    if not isinstance(raw, Mapping):
+        raise _fail("has no 'summary' of overall figures")
+    requests = int(_number(raw, "requests", whole=True))
+    failures = int(_number(raw, "failures", whole=True))
+    if failures > requests:
+        raise _fail(f"counts {failures} failures in {requests} requests")
+    summary: dict[str, Any] = {
+        "requests": requests,
+        "failures": failures,
+        # Derived here from the raw counts: the client's own error rate and throughput are not used.
+        "error_rate": round(failures / requests, 6) if requests else 1.0,
+        "rps": round(requests / elapsed_s, 3) if elapsed_s > 0 else 0.0,
+    }
+    for key in LATENCY_KEYS:
+        value = raw.get(key)
+        summary[key] = None if value is None else _number(raw, key)
+    if requests and any(summary[key] is None for key in ("p50_ms", "p95_ms", "p99_ms")):
+        raise _fail(f"counts {requests} requests but gives no latency percentiles")
+    return summary
+
+
+def _timeseries(document: Mapping[str, Any]) -> list[Any]:
+    series = document.get("timeseries")
+    if not isinstance(series, list) or not all(isinstance(point, Mapping) for point in series):
+        raise _fail("has no 'timeseries' (the figures per interval, a list of objects)")
+    return series
+
+
+def check_document(document: Any, *, report_id: str, model: str, version: int) -> CheckedDocument:
+    """The document to keep and the record's figures; a :class:`UsageError` naming what is missing."""
+    if not isinstance(document, Mapping):
+        raise _fail("must be a JSON object")
+    if len(json.dumps(document, allow_nan=False, default=str).encode()) > MAX_DOCUMENT_BYTES:
+        raise _fail(f"is over {MAX_DOCUMENT_BYTES // (1024 * 1024)} MiB")
+    tested = _tested(document)
+    users = int(_number(document, "users", low=1, whole=True))
+    duration_s = _number(document, "duration_s")
+    elapsed_s = _number(document, "elapsed_s")
+    started_at = _number(document, "started_at")
+    summary = _summary(document, elapsed_s)
+    _timeseries(document)
+    generator = document.get("generator")
+    if generator is not None and not isinstance(generator, Mapping):
+        raise _fail("field 'generator' must be an object (the load generator's CPU use)")
+    kept = {key: value for key, value in document.items() if key != "verdict"}
+    kept |= {"id": report_id, "model": model, "version": version, "tested": tested, "summary": summary}
+    return CheckedDocument(
+        document=kept,
+        package_digest=tested["package_digest"],
+        tested=tested,
+        users=users,
+        duration_s=duration_s,
+        started_at=int(started_at * 1000),
+        summary=summary,
     )
 
 
-def report_dir(artifact_root: Path, name: str, version: int, report_id: str) -> Path:
-    """The folder of one report (where the promotion gate writes it)."""
-    return version_dir(artifact_root, name, version) / check_report_id(report_id)
+def check_html(html: Any) -> str:
+    if not isinstance(html, str) or not html.strip():
+        raise _fail("has no HTML page")
+    if len(html.encode()) > MAX_HTML_BYTES:
+        raise _fail(f"HTML page is over {MAX_HTML_BYTES // (1024 * 1024)} MiB")
+    return html
 
 
-def read_report(artifact_root: Path, name: str, version: int, report_id: str) -> dict[str, Any]:
-    """One report's JSON document; :class:`NotFoundError` when there is no such report."""
-    path = report_dir(artifact_root, name, version, report_id) / REPORT_JSON
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        raise NotFoundError(
-            f"model '{name}' version {version} has no load-test report '{report_id}'"
-        ) from None
-    except (OSError, ValueError) as e:
-        raise NotFoundError(
-            f"load-test report '{report_id}' of model '{name}' version {version} is unreadable: {e}"
-        ) from None
+# --- files ------------------------------------------------------------------------------------
 
 
-def report_html(artifact_root: Path, name: str, version: int, report_id: str) -> Path:
-    """The path of one report's HTML page; :class:`NotFoundError` when it has none."""
-    path = report_dir(artifact_root, name, version, report_id) / REPORT_HTML
-    if not path.is_file():
-        raise NotFoundError(f"model '{name}' version {version} has no HTML load-test report '{report_id}'")
-    return path
+class ReportFiles:
+    """Report folders under ``ARTIFACT_ROOT/loadtests/``: written whole (scratch, then rename), read, removed."""
 
+    def __init__(self, artifact_root: Path) -> None:
+        self.root = Path(artifact_root).expanduser()
 
-def list_reports(artifact_root: Path, name: str, version: int) -> list[ReportSummary]:
-    """The version's reports, newest first; folders without a readable report (a run cut short) are left out."""
-    directory = version_dir(artifact_root, name, version)
-    if not directory.is_dir():
-        return []
-    summaries = []
-    for child in directory.iterdir():
-        if not REPORT_ID_PATTERN.fullmatch(child.name) or not (child / REPORT_JSON).is_file():
-            continue
+    def storage_path(self, name: str, version: int, report_id: str) -> str:
+        model = path_component(check_model_name(name))
+        return f"{LOADTESTS_DIR}/{model}/{check_version(version)}/{check_report_id(report_id)}"
+
+    def location(self, storage_path: str) -> Path:
+        relative = PurePosixPath(storage_path)
+        if relative.is_absolute() or ".." in relative.parts or relative.parts[:1] != (LOADTESTS_DIR,):
+            raise PackageIntegrityError(f"load-test report path '{storage_path}' is not inside the registry")
+        return self.root / relative
+
+    def write(self, storage_path: str, document: Mapping[str, Any], html: str) -> None:
+        target = self.location(storage_path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = scratch.TempDir(self.root, "loadtest")
         try:
-            report = json.loads((child / REPORT_JSON).read_text())
+            (staging.path / REPORT_JSON).write_text(json.dumps(document, indent=2) + "\n")
+            (staging.path / REPORT_HTML).write_text(html)
+            staging.commit(target)
+        except BaseException:
+            staging.abort()
+            raise
+
+    def document(self, storage_path: str, what: str) -> dict[str, Any]:
+        try:
+            return json.loads((self.location(storage_path) / REPORT_JSON).read_text())
         except (OSError, ValueError):
-            continue
-        verdict = report.get("verdict") or {}
-        summaries.append(
-            ReportSummary(
-                id=child.name,
-                started_at=report.get("started_at"),
-                passed=verdict.get("passed"),
-                summary=report.get("summary") or {},
-            )
-        )
-    return sorted(summaries, key=lambda s: s.started_at or 0.0, reverse=True)
+            raise NotFoundError(f"the files of {what} are missing from the artifact store") from None
+
+    def html(self, storage_path: str, what: str) -> Path:
+        path = self.location(storage_path) / REPORT_HTML
+        if not path.is_file():
+            raise NotFoundError(f"the HTML page of {what} is missing from the artifact store")
+        return path
+
+    def remove(self, storage_path: str) -> None:
+        import shutil
+
+        shutil.rmtree(self.location(storage_path), ignore_errors=True)
+
+    def remove_model(self, name: str) -> None:
+        import shutil
+
+        shutil.rmtree(self.root / LOADTESTS_DIR / path_component(check_model_name(name)), ignore_errors=True)

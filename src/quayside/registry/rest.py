@@ -11,7 +11,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -27,6 +27,8 @@ from quayside.registry.entities import (
     RegisteredModel,
     check_version,
 )
+from quayside.registry.loadtests import LoadTestReport, check_report_id
+from quayside.registry.policy import PromotionPolicy
 from quayside.restclient import JsonApi
 
 API_PREFIX = "/api/registry"
@@ -207,15 +209,15 @@ class RestRegistry:
         *,
         actor: str | None,
         reason: str = "",
-        evidence: Mapping[str, Any] | None = None,
         keep_previous: bool = False,
+        override: bool = False,
     ) -> ModelVersion:
         body = {
             "stage": stage,
             "actor": actor,
             "reason": reason,
-            "evidence": dict(evidence or {}),
             "keep_previous": keep_previous,
+            "override": override,
         }
         url = self._version_url(name, version) + "/transition"
         return ModelVersion.from_dict(self._json("POST", url, json=body))
@@ -234,15 +236,61 @@ class RestRegistry:
         *,
         actor: str | None,
         reason: str = "",
-        evidence: Mapping[str, Any] | None = None,
+        override: bool = False,
     ) -> ModelVersion:
-        body = {"version": version, "actor": actor, "reason": reason, "evidence": dict(evidence or {})}
+        body = {"version": version, "actor": actor, "reason": reason, "override": override}
         url = f"{self._model(name)}/aliases/{_segment(check_alias(alias))}"
         return ModelVersion.from_dict(self._json("PUT", url, json=body))
 
     def delete_alias(self, name: str, alias: str, *, actor: str | None, reason: str = "") -> None:
         url = f"{self._model(name)}/aliases/{_segment(check_alias(alias))}"
         self._request("DELETE", url, params={"actor": actor, "reason": reason})
+
+    # --- promotion policy and load-test reports ------------------------------------------------
+
+    def get_policy(self, name: str) -> PromotionPolicy:
+        return PromotionPolicy.from_dict(self._json("GET", f"{self._model(name)}/policy"))
+
+    def set_policy(
+        self,
+        name: str,
+        *,
+        actor: str | None,
+        reason: str = "",
+        protected_stages: Sequence[str] | None = None,
+        protected_aliases: Sequence[str] | None = None,
+        slo: str | None = None,
+        max_report_age_s: float | None = None,
+        min_users: int | None = None,
+        min_duration_s: float | None = None,
+        require_image: bool | None = None,
+    ) -> PromotionPolicy:
+        changes = {
+            "protected_stages": None if protected_stages is None else list(protected_stages),
+            "protected_aliases": None if protected_aliases is None else list(protected_aliases),
+            "slo": slo,
+            "max_report_age_s": max_report_age_s,
+            "min_users": min_users,
+            "min_duration_s": min_duration_s,
+            "require_image": require_image,
+        }
+        body = {"actor": actor, "reason": reason, **{k: v for k, v in changes.items() if v is not None}}
+        return PromotionPolicy.from_dict(self._json("PATCH", f"{self._model(name)}/policy", json=body))
+
+    def add_loadtest_report(
+        self, name: str, version: int, document: Mapping[str, Any], html: str, *, actor: str | None
+    ) -> LoadTestReport:
+        body = {"report": dict(document), "html": html, "actor": actor}
+        url = self._version_url(name, version) + "/loadtests"
+        return LoadTestReport.from_dict(self._json("POST", url, json=body))
+
+    def loadtest_reports(self, name: str, version: int) -> list[LoadTestReport]:
+        body = self._json("GET", self._version_url(name, version) + "/loadtests")
+        return [LoadTestReport.from_dict(r) for r in body["reports"]]
+
+    def loadtest_report(self, name: str, version: int, report_id: str) -> dict[str, Any]:
+        url = self._version_url(name, version) + f"/loadtests/{_segment(check_report_id(report_id))}"
+        return dict(self._json("GET", url))
 
     def history(self, name: str, version: int | None = None) -> list[AuditEntry]:
         params = {"version": version} if version is not None else {}

@@ -18,14 +18,10 @@ promoting a version archives the current one unless ``keep_previous`` is asked f
 from __future__ import annotations
 
 import getpass
-import json
 from collections.abc import Mapping
 from enum import StrEnum
-from typing import Any
 
 from quayside.errors import InvalidStateError, UsageError
-
-MAX_EVIDENCE_BYTES = 64 * 1024
 
 
 class Stage(StrEnum):
@@ -81,18 +77,3 @@ def check_actor(actor: str) -> str:
     if not isinstance(actor, str) or not actor.strip() or len(actor) > 256:
         raise UsageError(f"actor {actor!r} is invalid: use 1 to 256 characters")
     return actor
-
-
-def check_evidence(evidence: Mapping[str, Any] | None) -> dict[str, Any]:
-    """Evidence is a JSON object (e.g. ``{"loadtest_report": "r-42"}``) of at most 64 KiB."""
-    if evidence is None:
-        return {}
-    if not isinstance(evidence, Mapping) or not all(isinstance(k, str) for k in evidence):
-        raise UsageError("evidence must be a mapping with string keys, e.g. {'loadtest_report': 'r-42'}")
-    try:
-        text = json.dumps(dict(evidence), sort_keys=True, allow_nan=False)
-    except (TypeError, ValueError):
-        raise UsageError("evidence must hold JSON values only (strings, numbers, lists, mappings)") from None
-    if len(text.encode()) > MAX_EVIDENCE_BYTES:
-        raise UsageError(f"evidence is over {MAX_EVIDENCE_BYTES // 1024} KiB; attach an id or a link instead")
-    return json.loads(text)

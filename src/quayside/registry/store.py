@@ -7,14 +7,22 @@ are serialised by ``BEGIN IMMEDIATE``), so version numbers, the one-production r
 aliases stay consistent under concurrent writers. Each transition and alias move appends
 to the audit log in the same transaction as the change itself; no method updates or
 deletes an audit row.
+
+The promotion policy is enforced here, under the same lock and in the same transaction as
+the move: entering a protected stage or moving a protected alias needs a qualifying
+load-test report (:mod:`quayside.registry.policy`), read and judged inside that
+transaction, or an admin's override. The audit entry's evidence is what this store found
+(the report, the SLO, the figures), never anything a caller passed in.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from collections import defaultdict
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from contextlib import AbstractContextManager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +33,8 @@ from sqlalchemy.orm import Session
 from quayside.config import Settings
 from quayside.db.engine import DatabaseTimeouts, Sessions
 from quayside.db.sql import Lifecycle, now_ms, on_conflict_insert
-from quayside.errors import AlreadyExistsError, InvalidStateError, NotFoundError, UsageError
+from quayside.errors import AlreadyExistsError, InvalidStateError, NotFoundError, PolicyError, UsageError
 from quayside.names import check_alias, check_model_name
-from quayside.registry import loadtests
 from quayside.registry.artifacts import PackageStore
 from quayside.registry.entities import (
     MAX_DESCRIPTION_LENGTH,
@@ -39,28 +46,40 @@ from quayside.registry.entities import (
     check_text,
     check_version,
 )
-from quayside.registry.stages import (
-    INITIAL_STAGE,
-    Stage,
-    check_actor,
-    check_evidence,
-    check_transition,
-    parse_stage,
+from quayside.registry.loadtests import (
+    LoadTestReport,
+    ReportFiles,
+    check_document,
+    check_html,
+    check_report_id,
+    new_report_id,
 )
+from quayside.registry.policy import DEFAULT_POLICY, PromotionPolicy, judge, refusal
+from quayside.registry.stages import INITIAL_STAGE, Stage, check_actor, check_transition, parse_stage
 from quayside.registry.tables import (
     AuditEntryRow,
+    LoadTestReportRow,
     ModelAliasRow,
     ModelVersionRow,
+    PromotionPolicyRow,
     RegisteredModelRow,
     RegisteredModelTagRow,
 )
+
+Clock = Callable[[], float]
+"""Seconds since the epoch; the store judges a report's age by it (tests pass their own)."""
 
 
 class RegistryStore:
     """Registry metadata in a SQL database (migrated on first use) and package copies under the artifact root."""
 
     def __init__(
-        self, database_url: str, artifact_root: Path, *, timeouts: DatabaseTimeouts | None = None
+        self,
+        database_url: str,
+        artifact_root: Path,
+        *,
+        timeouts: DatabaseTimeouts | None = None,
+        clock: Clock = time.time,
     ) -> None:
         self.url = database_url
         self.sessions = Sessions(
@@ -68,6 +87,11 @@ class RegistryStore:
         )
         self.engine: Engine = self.sessions.engine
         self.packages = PackageStore(artifact_root)
+        self.reports = ReportFiles(artifact_root)
+        self.clock = clock
+
+    def _now_ms(self) -> int:
+        return int(self.clock() * 1000)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RegistryStore:
@@ -197,11 +221,14 @@ class RegistryStore:
                     "deleting the model"
                 )
             _audit(session, model=name, version=None, action="delete_model", actor=actor, reason=reason)
+            session.execute(delete(LoadTestReportRow).where(LoadTestReportRow.model_id == row.id))
+            session.execute(delete(PromotionPolicyRow).where(PromotionPolicyRow.model_id == row.id))
             session.execute(delete(ModelAliasRow).where(ModelAliasRow.model_id == row.id))
             session.execute(delete(ModelVersionRow).where(ModelVersionRow.model_id == row.id))
             session.execute(delete(RegisteredModelTagRow).where(RegisteredModelTagRow.model_id == row.id))
             session.delete(row)
         self.packages.remove_model(name)
+        self.reports.remove_model(name)
 
     # --- versions ----------------------------------------------------------------------------
 
@@ -359,24 +386,43 @@ class RegistryStore:
         *,
         actor: str,
         reason: str = "",
-        evidence: Mapping[str, Any] | None = None,
         keep_previous: bool = False,
+        override: bool = False,
     ) -> ModelVersion:
-        """Move a version to another stage, as the transitions table allows; audit it (with evidence).
+        """Move a version to another stage, as the transitions table and the model's policy allow; audit it.
 
-        Promoting to production archives the model's current production version(s), each
-        with its own audit entry, unless ``keep_previous`` (which needs a model that allows
-        several production versions). Anything refused changes nothing.
+        Entering a protected stage needs a qualifying load-test report (see
+        :mod:`quayside.registry.policy`), else :class:`~quayside.errors.PolicyError`;
+        ``override`` (with a ``reason``) moves anyway, marked so in the audit log; only an
+        admin may ask for it, which the server checks before it calls this. Promoting to
+        production archives the model's current production version(s), each with its own
+        audit entry, unless ``keep_previous`` (which needs a model that allows several
+        production versions). Anything refused changes nothing.
         """
         target = parse_stage(stage)
         check_actor(actor)
         check_text("reason", reason, MAX_REASON_LENGTH)
-        proof = check_evidence(evidence)
         with self._write() as session:
             model = self._model_row(session, name, lock=True)
             row = self._live_version_row(session, model, version)
             current = Stage(row.stage)
             check_transition(name, version, current, target)
+            proof: dict[str, Any] = {}
+            policy = _policy(session, model.id)
+            if policy.protects_stage(target.value):
+                command = f"quayside promote {name} {version}"
+                if target is not Stage.PRODUCTION:
+                    command += f" --to {target.value}"
+                proof = self._clearance(
+                    session,
+                    model,
+                    row,
+                    policy,
+                    move=f"enter {target.value}",
+                    command=command,
+                    override=override,
+                    reason=reason,
+                )
             displaced: list[ModelVersionRow] = []
             if target is Stage.PRODUCTION:
                 displaced = self._displaced_by_promotion(session, model, version, keep_previous)
@@ -393,7 +439,6 @@ class RegistryStore:
                     to_value=Stage.ARCHIVED,
                     actor=actor,
                     reason=why,
-                    evidence=proof,
                 )
             row.stage, row.updated_at = target.value, now
             model.updated_at = now
@@ -407,8 +452,52 @@ class RegistryStore:
                 actor=actor,
                 reason=reason,
                 evidence=proof,
+                override=bool(proof.get("override")),
             )
         return self.get_version(name, version)
+
+    def _clearance(
+        self,
+        session: Session,
+        model: RegisteredModelRow,
+        row: ModelVersionRow,
+        policy: PromotionPolicy,
+        *,
+        move: str,
+        command: str,
+        override: bool,
+        reason: str,
+    ) -> dict[str, Any]:
+        """The evidence that lets a protected move happen, or :class:`PolicyError`; read under the model's lock."""
+        now = self._now_ms()
+        judged = [
+            (report, judge(policy, report.facts(), digest=row.digest, now_ms=now))
+            for report in _reports(session, model, row.version)
+        ]
+        passing = next(((r, j) for r, j in judged if j.qualifies), None)
+        if passing is not None:
+            report, judgement = passing
+            assert judgement.verdict is not None  # a qualifying report was judged against an SLO
+            return {
+                "loadtest_report": report.id,
+                "slo": policy.slo,
+                "figures": {o["metric"]: o["measured"] for o in judgement.verdict.to_dict()["objectives"]},
+                "tested": dict(report.tested),
+                "users": report.users,
+                "duration_s": report.duration_s,
+                "uploaded_by": report.uploaded_by,
+            }
+        newest = (judged[0][0].facts(), judged[0][1]) if judged else None
+        message = refusal(
+            model=model.name, version=row.version, move=move, policy=policy, newest=newest, command=command
+        )
+        if not override:
+            raise PolicyError(message)
+        if not reason.strip():
+            raise UsageError(
+                "an override of the promotion policy needs a reason (--reason TEXT); the audit log keeps it"
+            )
+        return {"override": True, "policy_refused": message, "slo": policy.slo}
 
     def _displaced_by_promotion(
         self, session: Session, model: RegisteredModelRow, version: int, keep_previous: bool
@@ -467,19 +556,35 @@ class RegistryStore:
         *,
         actor: str,
         reason: str = "",
-        evidence: Mapping[str, Any] | None = None,
+        override: bool = False,
     ) -> ModelVersion:
-        """Point an alias at a live version (creating or moving it); audited unless it already pointed there."""
+        """Point an alias at a live version (creating or moving it); audited unless it already pointed there.
+
+        A protected alias moves only to a version with a qualifying load-test report, or
+        with an admin's ``override`` (see :meth:`transition`).
+        """
         check_alias(alias)
         check_actor(actor)
         check_text("reason", reason, MAX_REASON_LENGTH)
-        proof = check_evidence(evidence)
         with self._write() as session:
             model = self._model_row(session, name, lock=True)
-            self._live_version_row(session, model, version)
+            target = self._live_version_row(session, model, version)
             row = session.get(ModelAliasRow, (model.id, alias))
             previous = row.version if row is not None else None
             if previous != version:
+                proof: dict[str, Any] = {}
+                policy = _policy(session, model.id)
+                if policy.protects_alias(alias):
+                    proof = self._clearance(
+                        session,
+                        model,
+                        target,
+                        policy,
+                        move=f"take the protected alias '{alias}'",
+                        command=f"quayside promote {name} {version} --alias {alias}",
+                        override=override,
+                        reason=reason,
+                    )
                 if row is None:
                     session.add(ModelAliasRow(model_id=model.id, alias=alias, version=version))
                 else:
@@ -496,6 +601,7 @@ class RegistryStore:
                     actor=actor,
                     reason=reason,
                     evidence=proof,
+                    override=bool(proof.get("override")),
                 )
         return self.get_version(name, version)
 
@@ -540,22 +646,154 @@ class RegistryStore:
                 found.extend(_versions(session, model, [row]))
             return found
 
+    # --- promotion policy ----------------------------------------------------------------------
+
+    def get_policy(self, name: str) -> PromotionPolicy:
+        """The model's promotion policy (the default one until it is first set)."""
+        with self._read() as session:
+            return _policy(session, self._model_row(session, name).id)
+
+    def set_policy(
+        self,
+        name: str,
+        *,
+        actor: str,
+        reason: str = "",
+        protected_stages: Sequence[str] | None = None,
+        protected_aliases: Sequence[str] | None = None,
+        slo: str | None = None,
+        max_report_age_s: float | None = None,
+        min_users: int | None = None,
+        min_duration_s: float | None = None,
+        require_image: bool | None = None,
+    ) -> PromotionPolicy:
+        """Change the fields given (``None`` keeps one; ``slo=""`` clears the SLO); audited with before and after."""
+        check_actor(actor)
+        check_text("reason", reason, MAX_REASON_LENGTH)
+        with self._write() as session:
+            model = self._model_row(session, name, lock=True)
+            before = _policy(session, model.id)
+            after = before.changed(
+                protected_stages=protected_stages,
+                protected_aliases=protected_aliases,
+                slo=slo,
+                max_report_age_s=max_report_age_s,
+                min_users=min_users,
+                min_duration_s=min_duration_s,
+                require_image=require_image,
+            )
+            now = now_ms()
+            values = {
+                "protected_stages": json.dumps(list(after.protected_stages)),
+                "protected_aliases": json.dumps(list(after.protected_aliases)),
+                "slo": after.slo,
+                "max_report_age_s": after.max_report_age_s,
+                "min_users": after.min_users,
+                "min_duration_s": after.min_duration_s,
+                "require_image": after.require_image,
+                "updated_at": now,
+                "updated_by": actor,
+            }
+            stored = session.get(PromotionPolicyRow, model.id)
+            if stored is None:
+                session.add(PromotionPolicyRow(model_id=model.id, **values))
+            else:
+                for key, value in values.items():
+                    setattr(stored, key, value)
+            model.updated_at = now
+            _audit(
+                session,
+                model=name,
+                version=None,
+                action="policy_set",
+                actor=actor,
+                reason=reason,
+                evidence={"before": _policy_values(before), "after": _policy_values(after)},
+            )
+        return self.get_policy(name)
+
     # --- load-test reports ---------------------------------------------------------------------
 
-    def loadtest_reports(self, name: str, version: int) -> list[loadtests.ReportSummary]:
-        """The load-test reports kept for a version (by ``quayside promote``), newest first."""
-        self.get_version(name, version)
-        return loadtests.list_reports(self.packages.root, name, version)
+    def add_loadtest_report(
+        self, name: str, version: int, document: Mapping[str, Any], html: str, *, actor: str
+    ) -> LoadTestReport:
+        """Keep a load-test report of a live version: files first (whole), then the row; judged on the way out.
+
+        The report id is the store's; the verdict is computed from the figures with the
+        policy in force, never taken from the document.
+        """
+        check_actor(actor)
+        report_id = new_report_id()
+        checked = check_document(document, report_id=report_id, model=name, version=version)
+        page = check_html(html)
+        with self._read() as session:
+            self._live_version_row(session, self._model_row(session, name), version)
+        storage_path = self.reports.storage_path(name, version, report_id)
+        self.reports.write(storage_path, checked.document, page)
+        try:
+            with self._write() as session:
+                model = self._model_row(session, name, lock=True)
+                self._live_version_row(session, model, version)
+                session.add(
+                    LoadTestReportRow(
+                        id=report_id,
+                        model_id=model.id,
+                        version=version,
+                        package_digest=checked.package_digest,
+                        target=json.dumps(checked.tested, sort_keys=True),
+                        users=checked.users,
+                        duration_s=checked.duration_s,
+                        started_at=checked.started_at,
+                        uploaded_at=self._now_ms(),
+                        uploaded_by=actor,
+                        summary=json.dumps(checked.summary, sort_keys=True),
+                        storage_path=storage_path,
+                    )
+                )
+        except BaseException:
+            self.reports.remove(storage_path)
+            raise
+        return self.loadtest_record(name, version, report_id)
+
+    def loadtest_reports(self, name: str, version: int) -> list[LoadTestReport]:
+        """A version's load-test reports, newest first, each judged against the policy in force now."""
+        with self._read() as session:
+            model = self._model_row(session, name)
+            row = self._version_row(session, model, version)
+            policy, now = _policy(session, model.id), self._now_ms()
+            return [_judged(r, policy, row.digest, now) for r in _reports(session, model, version)]
+
+    def loadtest_record(self, name: str, version: int, report_id: str) -> LoadTestReport:
+        """One report's record, judged against the policy in force now."""
+        with self._read() as session:
+            model, row, stored = self._report_row(session, name, version, report_id)
+            report = _report(stored, model.name)
+            return _judged(report, _policy(session, model.id), row.digest, self._now_ms())
 
     def loadtest_report(self, name: str, version: int, report_id: str) -> dict[str, Any]:
-        """One load-test report's JSON document."""
-        self.get_version(name, version)
-        return loadtests.read_report(self.packages.root, name, version, report_id)
+        """One report's full document (figures per interval included), with the registry's judgement now."""
+        record = self.loadtest_record(name, version, report_id)
+        with self._read() as session:
+            _, _, stored = self._report_row(session, name, version, report_id)
+            path = stored.storage_path
+        document = self.reports.document(path, f"load-test report '{report_id}'")
+        return {**document, "record": record.to_dict(), "verdict": record.to_dict()["verdict"]}
 
     def loadtest_report_html(self, name: str, version: int, report_id: str) -> Path:
-        """The path of one load-test report's self-contained HTML page."""
-        self.get_version(name, version)
-        return loadtests.report_html(self.packages.root, name, version, report_id)
+        """The path of one report's self-contained HTML page, as the load generator rendered it."""
+        with self._read() as session:
+            _, _, stored = self._report_row(session, name, version, report_id)
+            return self.reports.html(stored.storage_path, f"load-test report '{report_id}'")
+
+    def _report_row(
+        self, session: Session, name: str, version: int, report_id: str
+    ) -> tuple[RegisteredModelRow, ModelVersionRow, LoadTestReportRow]:
+        model = self._model_row(session, name)
+        row = self._version_row(session, model, version)
+        stored = session.get(LoadTestReportRow, check_report_id(report_id))
+        if stored is None or stored.model_id != model.id or stored.version != version:
+            raise NotFoundError(f"model '{name}' version {version} has no load-test report '{report_id}'")
+        return model, row, stored
 
     # --- audit -------------------------------------------------------------------------------
 
@@ -614,6 +852,59 @@ def _aliases_of(session: Session, model_id: int) -> dict[int, tuple[str, ...]]:
     return {version: tuple(aliases) for version, aliases in by_version.items()}
 
 
+def _policy(session: Session, model_id: int) -> PromotionPolicy:
+    row = session.get(PromotionPolicyRow, model_id)
+    if row is None:
+        return DEFAULT_POLICY
+    return PromotionPolicy(
+        protected_stages=tuple(json.loads(row.protected_stages)),
+        protected_aliases=tuple(json.loads(row.protected_aliases)),
+        slo=row.slo,
+        max_report_age_s=row.max_report_age_s,
+        min_users=row.min_users,
+        min_duration_s=row.min_duration_s,
+        require_image=bool(row.require_image),
+        updated_at=row.updated_at,
+        updated_by=row.updated_by,
+    )
+
+
+def _policy_values(policy: PromotionPolicy) -> dict[str, Any]:
+    values = policy.to_dict()
+    del values["updated_at"], values["updated_by"]
+    return values
+
+
+def _reports(session: Session, model: RegisteredModelRow, version: int) -> list[LoadTestReport]:
+    """The version's reports, newest first (by when they were measured, then uploaded)."""
+    rows = session.scalars(
+        select(LoadTestReportRow)
+        .where(LoadTestReportRow.model_id == model.id, LoadTestReportRow.version == version)
+        .order_by(LoadTestReportRow.started_at.desc(), LoadTestReportRow.uploaded_at.desc())
+    )
+    return [_report(row, model.name) for row in rows]
+
+
+def _report(row: LoadTestReportRow, model: str) -> LoadTestReport:
+    return LoadTestReport(
+        id=row.id,
+        model=model,
+        version=row.version,
+        package_digest=row.package_digest,
+        tested=json.loads(row.target),
+        users=row.users,
+        duration_s=row.duration_s,
+        started_at=row.started_at,
+        uploaded_at=row.uploaded_at,
+        uploaded_by=row.uploaded_by,
+        summary=json.loads(row.summary),
+    )
+
+
+def _judged(report: LoadTestReport, policy: PromotionPolicy, digest: str, now_ms: int) -> LoadTestReport:
+    return replace(report, judgement=judge(policy, report.facts(), digest=digest, now_ms=now_ms))
+
+
 def _audit(
     session: Session,
     *,
@@ -626,6 +917,7 @@ def _audit(
     from_value: Any = None,
     to_value: Any = None,
     evidence: Mapping[str, Any] | None = None,
+    override: bool = False,
 ) -> None:
     """Append one entry to the audit log, in the caller's transaction; ``None`` values stay NULL."""
     session.add(
@@ -640,6 +932,7 @@ def _audit(
             timestamp=now_ms(),
             reason=reason or "",
             evidence=json.dumps(dict(evidence or {}), sort_keys=True),
+            override=override,
         )
     )
 
@@ -716,4 +1009,5 @@ def _entry(row: AuditEntryRow) -> AuditEntry:
         timestamp=row.timestamp,
         reason=row.reason,
         evidence=json.loads(row.evidence),
+        override=bool(row.override),
     )

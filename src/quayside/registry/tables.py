@@ -8,7 +8,7 @@ nothing in the code updates or deletes its rows.
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import BigInteger, Boolean, Float, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from quayside.db.base import Base
@@ -91,4 +91,56 @@ class AuditEntryRow(Base):
     timestamp: Mapped[int] = mapped_column(BigInteger)
     reason: Mapped[str] = mapped_column(Text, default="")
     evidence: Mapped[str] = mapped_column(Text, default="{}")
-    """A JSON object: what the change was based on (e.g. a load-test report id)."""
+    """A JSON object the store writes: what the change was based on (the report it checked, the
+    SLO and the figures; a policy's values before and after). Never taken from a request."""
+    override: Mapped[bool] = mapped_column(Boolean, default=False)
+    """An admin moved a version past the promotion policy (the entry's reason says why)."""
+
+
+class PromotionPolicyRow(Base):
+    """A registered model's promotion policy; a model without a row has the default policy."""
+
+    __tablename__ = "registry_policies"
+
+    model_id: Mapped[int] = mapped_column(
+        ForeignKey("registered_models.id", ondelete="CASCADE"), primary_key=True
+    )
+    protected_stages: Mapped[str] = mapped_column(Text)
+    """A JSON list of stage names."""
+    protected_aliases: Mapped[str] = mapped_column(Text)
+    """A JSON list of alias names."""
+    slo: Mapped[str | None] = mapped_column(Text)
+    max_report_age_s: Mapped[int] = mapped_column(Integer)
+    min_users: Mapped[int] = mapped_column(Integer)
+    min_duration_s: Mapped[float] = mapped_column(Float)
+    require_image: Mapped[bool] = mapped_column(Boolean)
+    updated_at: Mapped[int] = mapped_column(BigInteger)
+    updated_by: Mapped[str] = mapped_column(String(256))
+
+
+class LoadTestReportRow(Base):
+    """A load-test report of one version: its figures here, its full document and HTML page in the artifact root.
+
+    Bound to the version and to the package digest that was tested; the verdict is not stored,
+    it is computed from ``summary`` with the policy in force whenever it is needed.
+    """
+
+    __tablename__ = "loadtest_reports"
+    __table_args__ = (Index("ix_loadtest_reports_model_id_version", "model_id", "version"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("registered_models.id", ondelete="CASCADE"))
+    version: Mapped[int] = mapped_column(Integer)
+    package_digest: Mapped[str] = mapped_column(String(64))
+    """The digest of the package that was load-tested (read from the image's label for an image)."""
+    target: Mapped[str] = mapped_column(Text)
+    """A JSON object: what was tested (``{"kind": "package"}`` or the image's reference, id and digest)."""
+    users: Mapped[int] = mapped_column(Integer)
+    duration_s: Mapped[float] = mapped_column(Float)
+    started_at: Mapped[int] = mapped_column(BigInteger)
+    uploaded_at: Mapped[int] = mapped_column(BigInteger)
+    uploaded_by: Mapped[str] = mapped_column(String(256))
+    summary: Mapped[str] = mapped_column(Text)
+    """A JSON object of the overall figures an SLO is judged on (requests, failures, rps, p50_ms ...)."""
+    storage_path: Mapped[str] = mapped_column(String(512))
+    """The report's folder, relative to the artifact root."""

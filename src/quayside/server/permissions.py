@@ -384,6 +384,11 @@ REGISTRY_RULES: dict[str, Rule] = {
     "POST /models/{name}/versions/{version}/transition": Rule.on(
         MODEL, EDIT, _model, MOVE, raise_to=production_move
     ),
+    "GET /models/{name}/policy": Rule.on(MODEL, READ, _model, "promotion policy"),
+    "PATCH /models/{name}/policy": Rule.on(MODEL, MANAGE, _model, "set the promotion policy"),
+    "POST /models/{name}/versions/{version}/loadtests": Rule.on(
+        MODEL, EDIT, _model, "store load-test reports"
+    ),
     "GET /models/{name}/versions/{version}/loadtests": Rule.on(MODEL, READ, _model, "load-test reports"),
     "GET /models/{name}/versions/{version}/loadtests/{report_id}": Rule.on(
         MODEL, READ, _model, "load-test reports"

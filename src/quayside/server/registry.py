@@ -1,4 +1,4 @@
-"""The registry REST router: models, versions (uploaded as tar packages), stages, aliases and history.
+"""The registry REST router: models, versions (uploaded as tar packages), stages, aliases, policies, reports, history.
 
 Handlers parse, call one method of the registry store, and render. Database work runs
 in plain ``def`` handlers (FastAPI's thread pool); the upload is ``async`` so that a
@@ -75,16 +75,47 @@ class TransitionIn(BaseModel):
     stage: str
     reason: str = ""
     actor: str | None = None
-    evidence: dict[str, Any] = Field(default_factory=dict)
-    """What the move is based on, e.g. {"loadtest_report": "r-42"}; kept in the audit log."""
     keep_previous: bool = False
+    override: bool = False
+    """Move past the promotion policy (admins only; needs a reason; marked in the audit log)."""
 
 
 class AliasIn(BaseModel):
     version: int = Field(le=MAX_VERSION)
     reason: str = ""
     actor: str | None = None
-    evidence: dict[str, Any] = Field(default_factory=dict)
+    override: bool = False
+
+
+class PolicyPatch(BaseModel):
+    """The fields to change; one left out keeps its value, ``slo: ""`` clears the SLO."""
+
+    protected_stages: list[str] | None = None
+    protected_aliases: list[str] | None = None
+    slo: str | None = None
+    max_report_age_s: float | None = None
+    min_users: int | None = None
+    min_duration_s: float | None = None
+    require_image: bool | None = None
+    reason: str = ""
+    actor: str | None = None
+
+
+class ReportIn(BaseModel):
+    report: dict[str, Any]
+    """The JSON document ``quayside loadtest`` writes; a ``verdict`` in it is ignored."""
+    html: str
+    actor: str | None = None
+
+
+def _override(caller: Identity, requested: bool) -> bool:
+    """Only an admin may move past the promotion policy: anyone else asking is refused, not ignored."""
+    if requested and not caller.is_admin:
+        raise PermissionDeniedError(
+            f"'{caller.name}' is not an admin: only an admin may override the promotion policy; "
+            "run the load test instead (quayside promote)"
+        )
+    return requested
 
 
 # --- models ----------------------------------------------------------------------------------
@@ -263,8 +294,8 @@ def transition(
         body.stage,
         actor=_actor(caller, settings, body.actor),
         reason=body.reason,
-        evidence=body.evidence,
         keep_previous=body.keep_previous,
+        override=_override(caller, body.override),
     )
     return moved.to_dict()
 
@@ -283,25 +314,72 @@ def delete_version(
     return deleted.to_dict()
 
 
-# --- load-test reports -----------------------------------------------------------------------
+# --- promotion policy and load-test reports ---------------------------------------------------
+
+
+@router.get("/models/{name}/policy")
+def get_policy(name: str, registry: Registry) -> dict[str, Any]:
+    """The model's promotion policy: protected stages and aliases, SLO, maximum report age, load shape."""
+    return registry.get_policy(name).to_dict()
+
+
+@router.patch("/models/{name}/policy")
+def set_policy(
+    name: str, body: PolicyPatch, settings: ServerSettings, registry: Registry, caller: Caller
+) -> dict[str, Any]:
+    policy = registry.set_policy(
+        name,
+        actor=_actor(caller, settings, body.actor),
+        reason=body.reason,
+        protected_stages=body.protected_stages,
+        protected_aliases=body.protected_aliases,
+        slo=body.slo,
+        max_report_age_s=body.max_report_age_s,
+        min_users=body.min_users,
+        min_duration_s=body.min_duration_s,
+        require_image=body.require_image,
+    )
+    return policy.to_dict()
+
+
+@router.post("/models/{name}/versions/{version}/loadtests", status_code=201)
+def add_loadtest(
+    name: str,
+    version: VersionNumber,
+    body: ReportIn,
+    settings: ServerSettings,
+    registry: Registry,
+    caller: Caller,
+) -> dict[str, Any]:
+    """Keep a load-test report with the version; the answer carries the registry's own verdict."""
+    actor = _actor(caller, settings, body.actor)
+    return registry.add_loadtest_report(name, version, body.report, body.html, actor=actor).to_dict()
 
 
 @router.get("/models/{name}/versions/{version}/loadtests")
 def list_loadtests(name: str, version: VersionNumber, registry: Registry) -> dict[str, Any]:
-    """The version's load-test reports (kept by ``quayside promote``), newest first."""
+    """The version's load-test reports, newest first, judged against the policy in force now."""
     return {"reports": [r.to_dict() for r in registry.loadtest_reports(name, version)]}
 
 
 @router.get("/models/{name}/versions/{version}/loadtests/{report_id}")
 def get_loadtest(name: str, version: VersionNumber, report_id: str, registry: Registry) -> dict[str, Any]:
-    """One load-test report: summary, verdict, errors and the per-second time series."""
+    """One load-test report: figures per interval and overall, the load shape, and the registry's judgement."""
     return registry.loadtest_report(name, version, report_id)
+
+
+REPORT_PAGE_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    # The page was rendered by whoever uploaded it: it runs no script and loads nothing here.
+    "Content-Security-Policy": "sandbox; default-src 'none'; style-src 'unsafe-inline'; img-src data:",
+}
 
 
 @router.get("/models/{name}/versions/{version}/loadtests/{report_id}/html", response_class=FileResponse)
 def get_loadtest_html(name: str, version: VersionNumber, report_id: str, registry: Registry) -> FileResponse:
-    """One load-test report as the self-contained HTML page ``quayside loadtest`` wrote (works offline)."""
-    return FileResponse(registry.loadtest_report_html(name, version, report_id), media_type="text/html")
+    """One load-test report as the self-contained HTML page its load generator rendered (works offline)."""
+    path = registry.loadtest_report_html(name, version, report_id)
+    return FileResponse(path, media_type="text/html", headers=REPORT_PAGE_HEADERS)
 
 
 # --- aliases ---------------------------------------------------------------------------------
@@ -322,7 +400,7 @@ def set_alias(
         body.version,
         actor=_actor(caller, settings, body.actor),
         reason=body.reason,
-        evidence=body.evidence,
+        override=_override(caller, body.override),
     )
     return moved.to_dict()
 

@@ -13,7 +13,7 @@ import httpx
 
 from quayside import Metric, RegistryClient
 from quayside.loadtesting.report import write_report
-from quayside.loadtesting.slo import evaluate, parse_slo
+from quayside.slo import evaluate, parse_slo
 from quayside.registry.loadtests import report_dir
 from quayside.tracking.client import Client
 from quayside.tracking.entities import Run

@@ -1,5 +1,8 @@
 """Service-level objectives: ``"p95_ms<=25,p99_ms<=60,error_rate<=0.001,rps>=300"`` parsed and judged.
 
+A bottom-layer module: the registry judges stored load-test figures with it (the promotion
+policy), and ``quayside loadtest --slo`` judges a run here, with the same grammar and rules.
+
 An objective names one measured quantity of a load-test report, a comparison and
 a bound. :func:`parse_slo` turns the text into objectives (a malformed term is a
 :class:`~quayside.errors.UsageError` naming it) and :func:`evaluate` compares them
@@ -131,5 +134,6 @@ def evaluate(objectives: tuple[Objective, ...], summary: Mapping[str, float]) ->
     return Verdict(tuple(results))
 
 
-DEFAULT_SLO_TAG = "quayside.slo"
-"""The registered-model tag holding the SLO ``quayside promote`` uses when ``--slo`` is omitted."""
+def format_slo(objectives: tuple[Objective, ...]) -> str:
+    """Objectives as the canonical text ``parse_slo`` reads back (``p95_ms<=25,error_rate<=0.001``)."""
+    return ",".join(str(o) for o in objectives)

@@ -5,7 +5,7 @@ import math
 import pytest
 
 from quayside.errors import UsageError
-from quayside.loadtesting.slo import Objective, evaluate, parse_slo
+from quayside.slo import Objective, evaluate, parse_slo
 
 
 def test_the_issue_example_parses_into_four_objectives_in_order():

@@ -47,6 +47,8 @@ from quayside.serving.app import create_app as create_serving_app
 from quayside.serving.docs import markdown_literal
 from quayside.serving.options import ServeOptions
 from quayside.serving.server import load_for_serving
+from tests.registry.reports import HTML as REPORT_HTML
+from tests.registry.reports import report_document
 from tests.server.ui.seed import loadtest_report
 
 # Printable hostile text: valid as a free name (experiments, runs, packages), and as any value.
@@ -104,7 +106,11 @@ def home(tmp_path_factory, iris_classifier, iris) -> dict:
         registry.register_version(
             f"m{i}", package, actor=text, reason=text, model_description=text, tags={"note": text}
         )
-        registry.transition(f"m{i}", 1, "staging", actor=text, reason=text, evidence={"why": text})
+        registry.transition(f"m{i}", 1, "staging", actor=text, reason=text)
+        # What was load-tested and who uploaded it are the report's text: they reach the reports listing.
+        tested = report_document(registry.get_version(f"m{i}", 1).digest, kind="server")
+        tested["tested"]["url"] = text
+        registry.add_loadtest_report(f"m{i}", 1, tested, REPORT_HTML, actor=text)
     controlled = backend.create_run(experiments[HOSTILE[0]].id, "controlled")
     backend.log_batch(controlled.id, params={f"c{i}": v for i, v in enumerate(CONTROL)})
     return {
@@ -164,6 +170,8 @@ def test_registry_listings_print_hostile_descriptions_tags_actors_and_reasons_li
         assert text in out, (args, out)
     code, out, _ = cli("registry", "versions", name)
     assert code == 0 and "staging" in out
+    code, out, _ = cli("registry", "reports", name, "1")
+    assert code == 0 and f"server {text}" in out, out
 
 
 def test_control_characters_in_values_are_shown_as_escapes_not_sent_to_the_terminal(cli, home):

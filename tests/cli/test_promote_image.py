@@ -1,8 +1,8 @@
-"""``quayside promote --image``: the gate load-tests the version's built image in a real Docker engine."""
+"""``quayside promote --image``: the gate load-tests the version's built image in a real Docker engine; the
+registry keeps the report, records that it tested the image, and judges it with the model's policy."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -27,16 +27,17 @@ def home(tmp_path) -> Path:
 
 @pytest.fixture
 def staged_image(home, first_build) -> tuple[RegistryClient, str]:
-    """The built model registered as 'diabetes' v1 and moved to staging; the image's tag."""
+    """The built model registered as 'diabetes' v1 and moved to staging, its policy requiring the image; the tag."""
     client = RegistryClient(settings=Settings(home=home))
     client.register_model(str(first_build.package), "diabetes")
+    client.set_policy("diabetes", min_duration_s=2, require_image=True, reason="short tests")
     client.transition("diabetes", 1, "staging", reason="built")
     return client, first_build.tag
 
 
-def _promote(home: Path, image: str, slo: str):
+def _promote(home: Path, *args: str):
     return run_cli(
-        "promote", "diabetes", "1", "--to", "production", "--image", image, "--slo", slo,
+        "promote", "diabetes", "1", "--to", "production", *args,
         "--duration", "3s", "--users", "4", "--spawn-rate", "4",
         env={"QUAYSIDE_HOME": str(home)}, timeout=300,
     )  # fmt: skip
@@ -44,26 +45,42 @@ def _promote(home: Path, image: str, slo: str):
 
 def test_a_passing_image_is_promoted_and_its_container_removed(home, staged_image, docker_client):
     client, tag = staged_image
-    result = _promote(home, tag, "error_rate<=0,rps>=1")
+    client.set_policy("diabetes", slo="error_rate<=0,rps>=1")
+    result = _promote(home, "--image", tag)
     assert result.returncode == 0, result.stdout + result.stderr
     assert client.get_version("diabetes", 1).stage == "production"
     entry = client.history("diabetes", 1)[-1]
-    report = json.loads(Path(entry.evidence["report_path"]).read_text())
+    report = client.loadtest_report("diabetes", 1, entry.evidence["loadtest_report"])
     assert report["summary"]["requests"] > 0 and report["summary"]["failures"] == 0
+    assert report["tested"]["kind"] == "image" and report["tested"]["image"] == tag
+    assert entry.evidence["tested"]["kind"] == "image"
     assert not docker_client.containers.list(filters={"ancestor": tag})
 
 
 def test_an_image_that_misses_the_slo_is_refused_and_nothing_moves(home, staged_image, docker_client):
     client, tag = staged_image
-    result = _promote(home, tag, "p95_ms<=0.001")
+    client.set_policy("diabetes", slo="p95_ms<=0.001")
+    result = _promote(home, "--image", tag)
     assert result.returncode == 1, result.stdout + result.stderr
     assert "not promoted" in result.stdout
     assert client.get_version("diabetes", 1).stage == "staging"
+    [kept] = client.loadtest_reports("diabetes", 1)
+    assert kept.passed is False
     assert not docker_client.containers.list(filters={"ancestor": tag})
 
 
+def test_a_policy_that_requires_the_image_refuses_a_package_test_before_any_load(home, staged_image):
+    client, _ = staged_image
+    client.set_policy("diabetes", slo="error_rate<=0")
+    result = _promote(home)
+    assert result.returncode == 1 and "--image" in result.stderr
+    assert client.loadtest_reports("diabetes", 1) == []
+
+
 def test_an_image_that_does_not_exist_is_one_readable_error(home, staged_image):
-    result = _promote(home, "quayside-test/no-such-image:0", "error_rate<=0")
+    client, _ = staged_image
+    client.set_policy("diabetes", slo="error_rate<=0")
+    result = _promote(home, "--image", "quayside-test/no-such-image:0")
     assert result.returncode != 0
     assert "Traceback" not in result.stderr
     assert "no-such-image" in result.stderr

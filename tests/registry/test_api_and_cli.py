@@ -10,6 +10,7 @@ import pytest
 
 from tests.db.fixtures import QUAYSIDE, clean_env
 from tests.registry.conftest import unique
+from tests.registry.reports import SLO, add_report, clear_for_production
 
 
 def quayside(target, *args: str, actor: str = "cli-user") -> subprocess.CompletedProcess[str]:
@@ -81,11 +82,11 @@ def test_the_cli_lifecycle_end_to_end(rest_sqlite, packages):
     assert json.loads(registered.stdout)["version"] == 1
     again = quayside(rest_sqlite, "registry", "register", str(packages[1]), "--name", name)
     assert again.returncode == 0 and f"registered {name} version 2" in again.stdout
+    (report,) = clear_for_production(rest_sqlite.registry(actor="cli-user"), name, 1)
 
     for version, stage in ((1, "staging"), (1, "production"), (2, "staging")):
         moved = quayside(
             rest_sqlite, "registry", "transition", name, str(version), "--to", stage, "--reason", "why not",
-            "--evidence", "loadtest_report=lt-1",
         )  # fmt: skip
         assert moved.returncode == 0, moved.stderr
         assert f"{name} version {version} is now in {stage}" in moved.stdout
@@ -105,15 +106,18 @@ def test_the_cli_lifecycle_end_to_end(rest_sqlite, packages):
     assert [(e["action"], e["version"], e["from"], e["to"]) for e in history] == [
         ("register", 1, None, "candidate"),
         ("register", 2, None, "candidate"),
+        ("policy_set", None, None, None),
         ("transition", 1, "candidate", "staging"),
         ("transition", 1, "staging", "production"),
         ("transition", 2, "candidate", "staging"),
         ("alias_set", 1, None, "1"),
     ]
     assert {e["actor"] for e in history} == {"cli-user"}
-    assert history[3]["evidence"] == {"loadtest_report": "lt-1"} and history[3]["reason"] == "why not"
+    promotion = history[4]
+    assert promotion["evidence"]["loadtest_report"] == report.id and promotion["reason"] == "why not"
+    assert promotion["evidence"]["slo"] == SLO and promotion["override"] is False
     table = quayside(rest_sqlite, "registry", "history", name)
-    assert table.returncode == 0 and "loadtest_report=lt-1" in table.stdout
+    assert table.returncode == 0 and f"loadtest_report={report.id}" in table.stdout
 
     assert quayside(rest_sqlite, "registry", "alias", "delete", name, "champion").returncode == 0
     deleted = quayside(rest_sqlite, "registry", "delete", name, "2", "--actor", "alice")
@@ -131,8 +135,8 @@ def test_the_cli_lifecycle_end_to_end(rest_sqlite, packages):
         (["register", "models:/{name}/9", "--name", "{name}"], "cannot resolve 'models:/{name}/9'"),
         (["register", "/no/such/package", "--name", "{name}"], "no model package at '/no/such/package'"),
         (
-            ["transition", "{name}", "1", "--to", "staging", "--evidence", "oops"],
-            "--evidence takes key=value",
+            ["transition", "{name}", "1", "--to", "staging", "--override"],
+            "--override needs --reason TEXT",
         ),
     ],
 )
@@ -149,10 +153,70 @@ def test_cli_errors_are_one_line_exit_1_and_change_nothing(local_sqlite, package
     assert registry.history(name) == before
 
 
+def test_the_cli_cannot_move_past_the_promotion_policy_and_a_refusal_changes_nothing(local_sqlite, packages):
+    registry = local_sqlite.registry()
+    name = unique()
+    registry.register_model(packages[0], name)
+    registry.transition(name, 1, "staging")
+    registry.set_policy(name, slo=SLO, protected_aliases=["champion"])
+    before = (registry.get_model(name), registry.list_versions(name), registry.history(name))
+    refused = {
+        (
+            "transition",
+            name,
+            "1",
+            "--to",
+            "production",
+        ): f"cannot enter production: run quayside promote {name} 1",
+        ("alias", "set", name, "champion", "1"): (
+            f"cannot take the protected alias 'champion': run quayside promote {name} 1 --alias champion"
+        ),
+    }
+    for args, message in refused.items():
+        result = quayside(local_sqlite, "registry", *args)
+        assert result.returncode == 1, result.stdout
+        assert result.stderr.startswith("error: ") and "Traceback" not in result.stderr
+        assert message in " ".join(result.stderr.split())
+    assert (registry.get_model(name), registry.list_versions(name), registry.history(name)) == before
+
+    add_report(registry, name, 1)
+    for args in refused:
+        assert quayside(local_sqlite, "registry", *args).returncode == 0
+    assert registry.get_version(name, 1).stage == "production"
+    assert registry.get_version_by_alias(name, "champion").version == 1
+
+
+def test_an_override_from_the_cli_needs_a_reason_and_is_marked(local_sqlite, packages):
+    registry = local_sqlite.registry()
+    name = unique()
+    registry.register_model(packages[0], name)
+    registry.transition(name, 1, "staging")
+    bare = quayside(local_sqlite, "registry", "transition", name, "1", "--to", "production", "--override")
+    assert bare.returncode == 1 and "--override needs --reason" in bare.stderr
+    assert registry.get_version(name, 1).stage == "staging"
+
+    moved = quayside(
+        local_sqlite, "registry", "transition", name, "1", "--to", "production", "--override",
+        "--reason", "incident 42: hotfix",
+    )  # fmt: skip
+    assert moved.returncode == 0, moved.stderr
+    assert "(policy overridden)" in moved.stdout
+    entry = registry.history(name)[-1]
+    assert (entry.to_value, entry.override, entry.actor, entry.reason) == (
+        "production",
+        True,
+        "cli-user",
+        "incident 42: hotfix",
+    )
+    table = quayside(local_sqlite, "registry", "history", name)
+    assert table.returncode == 0 and "(override)" in table.stdout
+
+
 def test_deleting_a_production_version_from_the_cli_is_refused(local_sqlite, packages):
     registry = local_sqlite.registry()
     name = unique()
     registry.register_model(packages[0], name)
+    clear_for_production(registry, name, 1)
     registry.transition(name, 1, "staging")
     registry.transition(name, 1, "production")
     result = quayside(local_sqlite, "registry", "delete", name, "1")

@@ -17,6 +17,7 @@ from quayside.errors import (
 )
 from quayside.packager.manifest import read_manifest
 from tests.registry.conftest import unique
+from tests.registry.reports import clear_for_production
 
 
 def snapshot(registry: RegistryClient, name: str) -> dict[str, Any]:
@@ -92,12 +93,11 @@ def test_models_are_created_updated_and_a_name_is_taken_once(registry):
 
 def test_the_whole_lifecycle_with_promotion_archiving_the_previous_production(registry, packages):
     name = registered(registry, packages)
+    first, second = clear_for_production(registry, name, 1, 2)
     registry.transition(name, 1, "staging", reason="looks good")
-    registry.transition(name, 1, "production", reason="ship it", evidence={"loadtest_report": "r-1"})
+    registry.transition(name, 1, "production", reason="ship it")
     registry.transition(name, 2, "staging")
-    promoted = registry.transition(
-        name, 2, "production", reason="better recall", evidence={"loadtest_report": "r-2"}
-    )
+    promoted = registry.transition(name, 2, "production", reason="better recall")
 
     assert promoted.stage == "production"
     stages = {v.version: v.stage for v in registry.list_versions(name)}
@@ -108,11 +108,13 @@ def test_the_whole_lifecycle_with_promotion_archiving_the_previous_production(re
         archived.from_value == "production"
         and archived.reason == "replaced in production by version 2: better recall"
     )
-    assert archived.evidence == {"loadtest_report": "r-2"}
+    promotions = [e for e in registry.history(name) if e.to_value == "production"]
+    assert [(e.version, e.evidence["loadtest_report"]) for e in promotions] == [(1, first.id), (2, second.id)]
 
 
 def test_keep_previous_needs_a_model_that_allows_several_production_versions(registry, packages):
     single = registered(registry, packages, 2)
+    clear_for_production(registry, single, 1, 2)
     for version in (1, 2):
         registry.transition(single, version, "staging")
     registry.transition(single, 1, "production")
@@ -124,6 +126,7 @@ def test_keep_previous_needs_a_model_that_allows_several_production_versions(reg
     assert snapshot(registry, single) == before
 
     multiple = registered(registry, packages, 3, allow_multiple_production=True)
+    clear_for_production(registry, multiple, 1, 2, 3)
     for version in (1, 2, 3):
         registry.transition(multiple, version, "staging")
         registry.transition(multiple, version, "production", keep_previous=version != 3)
@@ -133,6 +136,7 @@ def test_keep_previous_needs_a_model_that_allows_several_production_versions(reg
 
 def test_keep_previous_keeps_both_in_production_when_allowed(registry, packages):
     name = registered(registry, packages, 2, allow_multiple_production=True)
+    clear_for_production(registry, name, 1, 2)
     for version in (1, 2):
         registry.transition(name, version, "staging")
         registry.transition(name, version, "production", keep_previous=True)
@@ -159,6 +163,7 @@ def test_an_invalid_transition_is_a_clear_error_that_changes_nothing(
     registry, packages, moves, refused, error, message
 ):
     name = registered(registry, packages, 1)
+    clear_for_production(registry, name, 1)
     for stage in moves:
         registry.transition(name, 1, stage)
     before = snapshot(registry, name)
@@ -183,6 +188,7 @@ def test_unknown_models_and_versions_are_not_found_and_change_nothing(registry, 
 
 def test_deleting_a_production_or_aliased_version_is_refused_and_changes_nothing(registry, packages):
     name = registered(registry, packages, 3)
+    clear_for_production(registry, name, 1)
     registry.transition(name, 1, "staging")
     registry.transition(name, 1, "production")
     registry.set_alias(name, "challenger", 2)
@@ -205,7 +211,7 @@ def test_deleting_a_production_or_aliased_version_is_refused_and_changes_nothing
 def test_aliases_point_at_one_version_move_and_are_deleted(registry, packages):
     name = registered(registry, packages, 2)
     registry.set_alias(name, "champion", 1, reason="first")
-    moved = registry.set_alias(name, "champion", 2, reason="better", evidence={"loadtest_report": "r-9"})
+    moved = registry.set_alias(name, "champion", 2, reason="better")
     registry.set_alias(name, "champion", 2)  # already there: no change, no entry
 
     assert moved.aliases == ("champion",)
@@ -231,18 +237,21 @@ def test_aliases_point_at_one_version_move_and_are_deleted(registry, packages):
 def test_the_audit_log_records_who_what_when_why_and_on_what_evidence(target, packages):
     registry = target.registry(actor="ci-bot")
     name = registered(registry, packages, 1)
+    (report,) = clear_for_production(registry, name, 1)
     registry.transition(name, 1, "staging", reason="passed offline eval", actor="alice")
-    registry.transition(name, 1, "production", reason="load test ok", evidence={"loadtest_report": "lt-7"})
+    registry.transition(name, 1, "production", reason="load test ok")
 
     entries = registry.history(name)
     assert [(e.action, e.version, e.from_value, e.to_value, e.actor) for e in entries] == [
         ("register", 1, None, "candidate", "ci-bot"),
+        ("policy_set", None, None, None, "ci-bot"),
         ("transition", 1, "candidate", "staging", "alice"),
         ("transition", 1, "staging", "production", "ci-bot"),
     ]
-    assert entries[1].reason == "passed offline eval" and entries[2].evidence == {"loadtest_report": "lt-7"}
+    assert entries[2].reason == "passed offline eval"
+    assert entries[3].evidence["loadtest_report"] == report.id and entries[3].override is False
     assert all(e.model == name for e in entries)
-    assert entries[0].timestamp <= entries[1].timestamp <= entries[2].timestamp
+    assert [e.timestamp for e in entries] == sorted(e.timestamp for e in entries)
     assert [e.id for e in entries] == sorted(e.id for e in entries)
 
 

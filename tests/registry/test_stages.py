@@ -8,7 +8,6 @@ from quayside.errors import InvalidStateError, UsageError
 from quayside.registry.stages import (
     TRANSITIONS,
     Stage,
-    check_evidence,
     check_transition,
     parse_stage,
     resolve_actor,
@@ -67,15 +66,3 @@ def test_the_actor_is_explicit_then_configured_then_the_os_user(monkeypatch: pyt
     assert resolve_actor(None, "ci-bot") == "ci-bot"
     assert resolve_actor(None, None) == "os-user"
     assert resolve_actor("  ", None) == "os-user"
-
-
-def test_evidence_is_a_small_json_object():
-    assert check_evidence({"loadtest_report": "r-42", "p99_ms": 12.5}) == {
-        "loadtest_report": "r-42",
-        "p99_ms": 12.5,
-    }
-    assert check_evidence(None) == {}
-    with pytest.raises(UsageError, match="JSON values only"):
-        check_evidence({"when": object()})
-    with pytest.raises(UsageError, match="over 64 KiB"):
-        check_evidence({"blob": "x" * 70_000})

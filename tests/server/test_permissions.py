@@ -32,6 +32,7 @@ from quayside.server.permissions import (
     served_routes,
     unruled_routes,
 )
+from tests.registry.reports import HTML, SLO, report_document
 
 BASE_URL = "http://localhost"  # a Host the server answers to
 MLFLOW = "/api/2.0/mlflow"
@@ -133,6 +134,14 @@ def make_things(world: World, tmp_path: Path) -> Things:
     )
     identity.grant("group:team", Resource(ResourceKind.MODEL, model), Level.EDIT, actor="test")
     return Things(experiment_id, run_id, model)
+
+
+def clear_for_production(world: World, model: str, version: int = 1) -> None:
+    """The owner gives the model an SLO and the version a passing load-test report (the gate is not tested here)."""
+    registry = world.state.registry
+    registry.set_policy(model, actor="owner", slo=SLO)
+    document = report_document(registry.get_version(model, version).digest)
+    registry.add_loadtest_report(model, version, document, HTML, actor="owner")
 
 
 # --- the route table covers every route ---------------------------------------------------------
@@ -253,6 +262,29 @@ def _to_production(http: TestClient, t: Things, marker: str):
     )
 
 
+def _set_policy(http: TestClient, t: Things, marker: str):
+    return http.patch(f"{REGISTRY}/models/{t.model}/policy", json={"slo": "p99_ms<=50", "reason": marker})
+
+
+def _policy_was_set(w: World, t: Things, marker: str) -> bool:
+    return any(e.action == "policy_set" and e.reason == marker for e in w.state.registry.history(t.model))
+
+
+def _upload_report(http: TestClient, t: Things, marker: str):
+    document = report_document("0" * 64) | {"target": marker}
+    return http.post(
+        f"{REGISTRY}/models/{t.model}/versions/1/loadtests", json={"report": document, "html": HTML}
+    )
+
+
+def _report_was_stored(w: World, t: Things, marker: str) -> bool:
+    registry = w.state.registry
+    return any(
+        registry.loadtest_report(t.model, 1, r.id)["target"] == marker
+        for r in registry.loadtest_reports(t.model, 1)
+    )
+
+
 CASES = (
     Case(
         "tracking REST: read a run",
@@ -318,6 +350,12 @@ CASES = (
         lambda w, t, m: w.state.registry.get_version(t.model, 1).stage == "staging",
     ),
     Case(
+        "registry REST: upload a load-test report",
+        Level.EDIT,
+        _upload_report,
+        _report_was_stored,
+    ),
+    Case(
         "tracking REST: rename the experiment",
         Level.MANAGE,
         _rename_experiment,
@@ -329,6 +367,7 @@ CASES = (
         _to_production,
         lambda w, t, m: w.state.registry.get_version(t.model, 1).stage == "production",
     ),
+    Case("registry REST: set the promotion policy", Level.MANAGE, _set_policy, _policy_was_set),
 )
 
 
@@ -337,6 +376,7 @@ CASES = (
 def test_role_matrix(world: World, tmp_path: Path, case: Case, user: str | None):
     things = make_things(world, tmp_path)
     if case.need == Level.MANAGE and case.name.endswith("production"):
+        clear_for_production(world, things.model)
         world.state.registry.transition(things.model, 1, "staging", actor="owner")
     marker = unique("m")
     answer = case.call(world.client(user), things, marker)
@@ -398,6 +438,7 @@ def test_exist_ok_on_an_experiment_the_caller_cannot_read_is_refused(world: Worl
 
 def test_leaving_production_needs_manage_too(world: World, tmp_path: Path):
     things = make_things(world, tmp_path)
+    clear_for_production(world, things.model)
     world.state.registry.transition(things.model, 1, "staging", actor="owner")
     world.state.registry.transition(things.model, 1, "production", actor="owner")
     body = {"stage": "archived"}
@@ -408,6 +449,37 @@ def test_leaving_production_needs_manage_too(world: World, tmp_path: Path):
         f"{REGISTRY}/models/{things.model}/versions/1/transition", json=body
     )
     assert answer.status_code == 200, answer.text
+
+
+@pytest.mark.parametrize("move", ["transition", "alias"])
+def test_only_an_admin_may_override_the_promotion_policy(world: World, tmp_path: Path, move: str):
+    things = make_things(world, tmp_path)
+    registry = world.state.registry
+    registry.set_policy(things.model, actor="owner", slo=SLO, protected_aliases=["champion"])
+    registry.transition(things.model, 1, "staging", actor="owner")
+
+    def ask(user: str):
+        http = world.client(user)
+        body = {"reason": "incident 7", "override": True}
+        if move == "transition":
+            return http.post(
+                f"{REGISTRY}/models/{things.model}/versions/1/transition", json=body | {"stage": "production"}
+            )
+        return http.put(f"{REGISTRY}/models/{things.model}/aliases/champion", json=body | {"version": 1})
+
+    before = (registry.get_version(things.model, 1), registry.history(things.model))
+    for user in ("editor", "manager"):
+        refused = ask(user)
+        assert refused.status_code == 403, refused.text
+        assert refused.json()["error"]["code"] == "permission_denied"
+        assert (registry.get_version(things.model, 1), registry.history(things.model)) == before
+    message = ask("manager").json()["error"]["message"]
+    assert "'manager' is not an admin: only an admin may override the promotion policy" in message
+    moved = ask("admin")
+    assert moved.status_code == 200, moved.text
+    entry = registry.history(things.model)[-1]
+    assert (entry.override, entry.actor, entry.reason) == (True, "admin", "incident 7")
+    assert "policy_refused" in entry.evidence
 
 
 # --- lists and searches show only what the caller may read ---------------------------------------

@@ -5,22 +5,45 @@ TARGET is a server URL (``http://HOST:PORT/v2/models/NAME``, or the base URL wit
 free local port for the test and stopped afterwards. Payload rows come from the
 model's signature and input example: from ``--model`` (or the MODEL_URI itself)
 when given, else from the server's V2 metadata with placeholder ranges.
+
+``--register NAME VERSION`` stores the report with that registered version, where the
+registry (local or a server) judges it against the model's promotion policy; the
+policy's SLO judges the run here too unless ``--slo`` is given.
 """
 
 from __future__ import annotations
 
 import contextlib
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, NamedTuple
 
 import typer
 
 from quayside.cli.console import err, out, styled
-from quayside.cli.tables import print_summary, print_verdict
-from quayside.compose.loadtest import package_inputs, parse_duration, run_and_report, served_locally
+from quayside.cli.options import registry_client
+from quayside.cli.tables import print_judgement, print_summary, print_verdict
+from quayside.compose.loadtest import (
+    PackageInputs,
+    package_inputs,
+    parse_duration,
+    register_report,
+    run_and_report,
+    served_locally,
+)
 from quayside.errors import UsageError
 
+if TYPE_CHECKING:
+    from quayside.compose.clients import RegistryClient
+
 DEFAULT_REPORTS_DIR = Path("loadtest-reports")
+
+
+class Registration(NamedTuple):
+    """Where ``--register`` stores the report: the registry, and the version it is of."""
+
+    client: RegistryClient
+    name: str
+    version: int
 
 
 def loadtest(
@@ -53,11 +76,22 @@ def loadtest(
     trust: Annotated[
         bool, typer.Option("--trust", help="Serving a MODEL_URI here: allow a pickled native model.")
     ] = False,
+    register: Annotated[
+        tuple[str, int] | None,
+        typer.Option(
+            "--register",
+            metavar="NAME VERSION",
+            help="Store the report with this registered version; the registry judges it against the "
+            "model's promotion policy (with a URL TARGET, --model names the package that is served).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Load-test a model server with requests generated from the model's signature; judge SLOs.
 
     Writes report.json and a self-contained report.html (latency and throughput
-    over time). Exits 1 when any --slo objective is not met, 0 otherwise.
+    over time). Exits 1 when any --slo objective is not met, or when the registry's
+    verdict on a --register'ed report fails; 0 otherwise.
     """
     from quayside.loadtesting.payloads import PROTOCOLS
     from quayside.loadtesting.report import new_report_id
@@ -68,13 +102,27 @@ def loadtest(
     if protocol not in PROTOCOLS:
         raise UsageError(f"--protocol must be one of {', '.join(PROTOCOLS)}, not '{protocol}'")
     options = LoadOptions(users=users, spawn_rate=spawn_rate, duration_s=parse_duration(duration))
+    is_url = target.startswith(("http://", "https://"))
+    if register is not None and is_url and model is None:
+        raise UsageError(
+            "--register with a server URL needs --model PACKAGE_OR_URI: the registry binds a report "
+            "to the package it tested"
+        )
+    registration = None if register is None else Registration(registry_client(), *register)
+    if registration is not None and slo is None:
+        objectives = _policy_objectives(registration)
     report_id = new_report_id()
     directory = out_dir or DEFAULT_REPORTS_DIR / report_id
     with contextlib.ExitStack() as stack:
-        if target.startswith(("http://", "https://")):
-            base_url, name, schema, example = _remote(target, model, model_name)
+        if is_url:
+            base_url, name, schema, example, inputs = _remote(target, model, model_name)
+            tested = None if inputs is None else inputs.tested(kind="server", url=target)
         else:
-            _, name, schema, example = package_inputs(target)
+            inputs = package_inputs(target)
+            name, schema, example, tested = inputs.name, inputs.schema, inputs.example, inputs.tested()
+        if registration is not None and inputs is not None:
+            _check_registered(registration, inputs=inputs, package=model or target)
+        if not is_url:
             base_url = stack.enter_context(
                 served_locally(target, trust=trust, log_path=directory / "server.log", log=err.print)
             )
@@ -94,26 +142,65 @@ def loadtest(
             objectives=objectives,
             out_dir=directory,
             report_id=report_id,
+            tested=tested,
             console=err,
         )
     print_summary(run.report)
     out.print(f"report {report_id}: {run.json_path} and {run.html_path}")
-    if run.verdict is not None:
+    failed = False
+    # Registering without --slo, the run was judged here with the policy's SLO only for the
+    # report's own page; the registry's verdict below is the one that counts.
+    if run.verdict is not None and (registration is None or slo is not None):
         print_verdict(run.verdict)
-        if not run.verdict.passed:
-            raise typer.Exit(1)
+        failed = not run.verdict.passed
+    if registration is not None:
+        stored = register_report(registration.client, registration.name, registration.version, run)
+        reports = f"quayside registry reports {registration.name} {registration.version}"
+        out.print(
+            f"stored as report {stored.id} of models:/{registration.name}/{registration.version} ({reports})"
+        )
+        print_judgement(stored)
+        failed = failed or stored.passed is False
+    if failed:
+        raise typer.Exit(1)
 
 
-def _remote(url: str, model: str | None, model_name: str | None) -> tuple[str, str, Any, Any]:
+def _policy_objectives(registration: Registration) -> tuple[Any, ...]:
+    """The SLO of the model's promotion policy (after checking the version exists), to judge the run here."""
+    client, name, version = registration
+    client.get_version(name, version)
+    policy = client.get_policy(name)
+    if policy.slo is None:
+        err.print(
+            f"note: the promotion policy of '{name}' has no SLO, so the registry keeps this report unjudged; "
+            f"set one with: quayside registry policy set {name} --slo 'p95_ms<=25,error_rate<=0.001'"
+        )
+    return policy.objectives
+
+
+def _check_registered(registration: Registration, *, inputs: PackageInputs, package: str) -> None:
+    """Refuse, before any load, a report that could never be bound to the version it is registered with."""
+    client, name, version = registration
+    registered = client.get_version(name, version)
+    if inputs.digest != registered.digest:
+        raise UsageError(
+            f"{package} is package {inputs.digest[:12]}, not version {version} of '{name}' "
+            f"({registered.digest[:12]}): load-test {registered.uri} to register a report of it"
+        )
+
+
+def _remote(
+    url: str, model: str | None, model_name: str | None
+) -> tuple[str, str, Any, Any, PackageInputs | None]:
     from quayside.loadtesting.target import fetch_schema, split_url
 
     base_url, name = split_url(url)
     name = name or model_name
     if model is not None:
-        _, package_name, schema, example = package_inputs(model)
-        return base_url, name or package_name, schema, example
+        inputs = package_inputs(model)
+        return base_url, name or inputs.name, inputs.schema, inputs.example, inputs
     if name is None:
         raise UsageError(
             "name the model: http://HOST:PORT/v2/models/NAME, --model-name NAME or --model PACKAGE"
         )
-    return base_url, name, fetch_schema(base_url, name), None
+    return base_url, name, fetch_schema(base_url, name), None, None

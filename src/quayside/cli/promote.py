@@ -16,7 +16,7 @@ import typer
 
 from quayside.cli.console import err, out, styled
 from quayside.cli.options import ActorOption, ReasonOption, registry_client
-from quayside.cli.tables import print_summary, print_verdict
+from quayside.cli.tables import print_judgement, print_summary
 from quayside.compose.loadtest import parse_duration
 from quayside.compose.promotion import promote as promote_version
 
@@ -74,9 +74,7 @@ def promote(
         console=err,
     )
     print_summary(result.document)
-    judgement = result.report.judgement
-    if judgement is not None and judgement.verdict is not None:
-        print_verdict(judgement.verdict)
+    print_judgement(result.report)
     out.print(
         f"report {result.report.id} stored with {result.version.uri} (quayside registry reports {name} {version})"
     )

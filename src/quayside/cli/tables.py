@@ -1,4 +1,5 @@
-"""Tables and summary lines that more than one command prints: ONNX parity, load tests, SLO verdicts, builds."""
+"""Tables and summary lines that more than one command prints: ONNX parity, load tests, SLO verdicts,
+the registry's judgement of a stored report, builds."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from quayside.cli.console import human_size, out, styled
 
 if TYPE_CHECKING:
     from quayside.packager.docker.build import BuildResult
+    from quayside.registry.loadtests import LoadTestReport
 
 
 def _number(value: Any) -> str:
@@ -37,9 +39,9 @@ def parity_table(parity: Mapping[str, Any]) -> Table:
     return table
 
 
-def print_verdict(verdict: Any) -> None:
+def print_verdict(verdict: Any, title: str = "SLO verdict") -> None:
     """The SLO verdict: one row per objective, then whether all were met."""
-    table = Table(title="SLO verdict", title_justify="left")
+    table = Table(title=title, title_justify="left")
     for column in ("objective", "measured", "required", "result"):
         table.add_column(column)
     for result in verdict.results:
@@ -66,8 +68,26 @@ def print_summary(report: Mapping[str, Any]) -> None:
         f"{s['requests']} requests, {s['failures']} failures ({s['error_rate']:.2%}), {s['rps']:.1f} req/s; "
         f"latency ms p50 {ms('p50_ms')} p90 {ms('p90_ms')} p95 {ms('p95_ms')} p99 {ms('p99_ms')} max {ms('max_ms')}"
     )
-    for error in report["errors"]:
+    for error in report.get("errors") or ():
         out.print(styled("  ", (f"{error['count']} × {error['type']}", "red")))
+
+
+def print_judgement(report: LoadTestReport) -> None:
+    """The registry's verdict on a stored report, and whether it clears a protected stage or alias now."""
+    judgement = report.judgement
+    if judgement is None:
+        out.print(f"report {report.id} has not been judged")
+        return
+    if judgement.verdict is not None:
+        print_verdict(judgement.verdict, title=f"registry's verdict on report {report.id}")
+    if judgement.qualifies:
+        out.print(styled(("qualifies", "green"), " for a protected stage or alias under the policy in force"))
+        return
+    out.print(
+        styled(
+            ("does not qualify", "yellow"), " for a protected stage or alias: ", "; ".join(judgement.problems)
+        )
+    )
 
 
 def print_build(result: BuildResult, base_image: str) -> None:

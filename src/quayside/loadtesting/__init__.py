@@ -1,8 +1,10 @@
-"""Locust load tests generated from a signature, SLO verdicts and reports.
+"""Locust load tests generated from a signature, and their reports.
 
 ``payloads`` turns a signature and input example into request bodies, ``users``
-makes a Locust user class of them, ``runner`` drives Locust as a library,
-``slo`` judges the result and ``report`` writes it as JSON and offline HTML.
+makes a Locust user class of them, ``runner`` drives Locust as a library (and
+measures its own CPU use), and ``report`` writes the result as JSON and offline
+HTML. The SLO grammar is :mod:`quayside.slo`, shared with the registry, which
+judges stored reports itself.
 Reaches servers over HTTP only; Locust (and its gevent patching) is imported
 inside the functions that run load, never when this package is imported.
 """

@@ -6,13 +6,13 @@ Python API works on a laptop's SQLite file and against a ``quayside server``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
 from quayside.registry.entities import AuditEntry, ModelVersion, RegisteredModel
 from quayside.registry.loadtests import LoadTestReport
-from quayside.registry.policy import PromotionPolicy
+from quayside.registry.policy import PolicyChange, PromotionPolicy
 
 
 class RegistryBackend(Protocol):
@@ -82,18 +82,7 @@ class RegistryBackend(Protocol):
 
     def get_policy(self, name: str) -> PromotionPolicy: ...
     def set_policy(
-        self,
-        name: str,
-        *,
-        actor: str,
-        reason: str = "",
-        protected_stages: Sequence[str] | None = None,
-        protected_aliases: Sequence[str] | None = None,
-        slo: str | None = None,
-        max_report_age_s: float | None = None,
-        min_users: int | None = None,
-        min_duration_s: float | None = None,
-        require_image: bool | None = None,
+        self, name: str, change: PolicyChange, *, actor: str, reason: str = ""
     ) -> PromotionPolicy: ...
 
     def add_loadtest_report(
@@ -101,5 +90,6 @@ class RegistryBackend(Protocol):
     ) -> LoadTestReport: ...
     def loadtest_reports(self, name: str, version: int) -> list[LoadTestReport]: ...
     def loadtest_report(self, name: str, version: int, report_id: str) -> dict[str, Any]: ...
+    def loadtest_report_page(self, name: str, version: int, report_id: str) -> str: ...
 
     def history(self, name: str, version: int | None = None) -> list[AuditEntry]: ...

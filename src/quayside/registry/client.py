@@ -18,7 +18,7 @@ from quayside.credentials import token_for
 from quayside.registry.backend import RegistryBackend
 from quayside.registry.entities import AuditEntry, ModelVersion, RegisteredModel
 from quayside.registry.loadtests import LoadTestReport
-from quayside.registry.policy import PromotionPolicy
+from quayside.registry.policy import PolicyChange, PromotionPolicy
 from quayside.registry.stages import resolve_actor
 from quayside.registry.uris import ResolvedModel, RunArtifactPath, parse_model_uri, resolve_model_uri
 
@@ -56,7 +56,12 @@ class RegistryClient:
         settings: Settings | None = None,
         run_artifact_path: RunArtifactPath | None = None,
     ) -> None:
-        self.settings = settings or load_settings()
+        settings = settings or load_settings()
+        if registry_uri is not None:
+            # Kept in the settings too, so that what this client starts (a `quayside serve` of one of
+            # its versions) reaches the same registry.
+            settings = settings.model_copy(update={"registry_uri": registry_uri})
+        self.settings = settings
         self.backend = backend_for(self.settings, registry_uri)
         self.run_artifact_path = run_artifact_path
 
@@ -226,10 +231,7 @@ class RegistryClient:
         reason: str = "",
     ) -> PromotionPolicy:
         """Change the given fields of the model's policy (``None`` keeps one; ``slo=""`` clears the SLO)."""
-        return self.backend.set_policy(
-            name,
-            actor=self._actor(actor),
-            reason=reason,
+        change = PolicyChange(
             protected_stages=protected_stages,
             protected_aliases=protected_aliases,
             slo=slo,
@@ -238,6 +240,7 @@ class RegistryClient:
             min_duration_s=min_duration_s,
             require_image=require_image,
         )
+        return self.backend.set_policy(name, change, actor=self._actor(actor), reason=reason)
 
     def add_loadtest_report(
         self,
@@ -258,6 +261,10 @@ class RegistryClient:
     def loadtest_report(self, name: str, version: int, report_id: str) -> dict[str, Any]:
         """One report's full document, with the registry's judgement under ``record``."""
         return self.backend.loadtest_report(name, version, report_id)
+
+    def loadtest_report_page(self, name: str, version: int, report_id: str) -> str:
+        """One report's self-contained HTML page, as its load generator rendered it."""
+        return self.backend.loadtest_report_page(name, version, report_id)
 
     def resolve(self, uri: str | Path) -> ResolvedModel:
         """The local package directory of a path or model URI (see :mod:`quayside.registry.uris`)."""

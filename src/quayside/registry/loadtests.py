@@ -230,7 +230,11 @@ def check_document(document: Any, *, report_id: str, model: str, version: int) -
     """The document to keep and the record's figures; a :class:`UsageError` naming what is missing."""
     if not isinstance(document, Mapping):
         raise _fail("must be a JSON object")
-    if len(json.dumps(document, allow_nan=False, default=str).encode()) > MAX_DOCUMENT_BYTES:
+    try:
+        size = len(json.dumps(document, allow_nan=False, default=str).encode())
+    except ValueError:
+        raise _fail("holds a number JSON cannot carry (NaN or an infinity)") from None
+    if size > MAX_DOCUMENT_BYTES:
         raise _fail(f"is over {MAX_DOCUMENT_BYTES // (1024 * 1024)} MiB")
     tested = _tested(document)
     users = int(_number(document, "users", low=1, whole=True))

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from quayside.errors import UsageError
@@ -69,36 +69,26 @@ class PromotionPolicy:
             text += " of the built image"
         return text
 
-    def changed(
-        self,
-        *,
-        protected_stages: Sequence[str] | None = None,
-        protected_aliases: Sequence[str] | None = None,
-        slo: str | None = None,
-        max_report_age_s: float | None = None,
-        min_users: int | None = None,
-        min_duration_s: float | None = None,
-        require_image: bool | None = None,
-    ) -> PromotionPolicy:
-        """A copy with the given fields changed (checked); ``None`` keeps a field, ``slo=""`` clears the SLO."""
-        changes: dict[str, Any] = {}
-        if protected_stages is not None:
-            changes["protected_stages"] = check_protected_stages(protected_stages)
-        if protected_aliases is not None:
-            changes["protected_aliases"] = check_protected_aliases(protected_aliases)
-        if slo is not None:
-            changes["slo"] = format_slo(parse_slo(slo)) if slo.strip() else None
-        if max_report_age_s is not None:
-            changes["max_report_age_s"] = _check_number("max_report_age_s", max_report_age_s, 1, 3650 * DAY_S)
-        if min_users is not None:
-            changes["min_users"] = int(_check_number("min_users", min_users, 1, 1_000_000, whole=True))
-        if min_duration_s is not None:
-            changes["min_duration_s"] = float(_check_number("min_duration_s", min_duration_s, 0, 30 * DAY_S))
-        if require_image is not None:
-            changes["require_image"] = bool(require_image)
-        if "max_report_age_s" in changes:
-            changes["max_report_age_s"] = int(changes["max_report_age_s"])
-        return replace(self, **changes)
+    def changed(self, change: PolicyChange) -> PromotionPolicy:
+        """A copy with the fields ``change`` sets, each checked; a UsageError names a bad one."""
+        values: dict[str, Any] = {}
+        if change.protected_stages is not None:
+            values["protected_stages"] = check_protected_stages(change.protected_stages)
+        if change.protected_aliases is not None:
+            values["protected_aliases"] = check_protected_aliases(change.protected_aliases)
+        if change.slo is not None:
+            values["slo"] = format_slo(parse_slo(change.slo)) if change.slo.strip() else None
+        if change.max_report_age_s is not None:
+            values["max_report_age_s"] = int(
+                _check_number("max_report_age_s", change.max_report_age_s, 1, 3650 * DAY_S)
+            )
+        if change.min_users is not None:
+            values["min_users"] = int(_check_number("min_users", change.min_users, 1, 1_000_000, whole=True))
+        if change.min_duration_s is not None:
+            values["min_duration_s"] = _check_number("min_duration_s", change.min_duration_s, 0, 30 * DAY_S)
+        if change.require_image is not None:
+            values["require_image"] = bool(change.require_image)
+        return replace(self, **values)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -129,6 +119,32 @@ class PromotionPolicy:
 
 
 DEFAULT_POLICY = PromotionPolicy()
+
+
+@dataclass(frozen=True)
+class PolicyChange:
+    """The fields of a policy to change: ``None`` keeps a field, ``slo=""`` clears the SLO.
+
+    What every layer passes down (the client builds it, REST carries :meth:`to_dict`, the
+    store applies it with :meth:`PromotionPolicy.changed`).
+    """
+
+    protected_stages: Sequence[str] | None = None
+    protected_aliases: Sequence[str] | None = None
+    slo: str | None = None
+    max_report_age_s: float | None = None
+    min_users: int | None = None
+    min_duration_s: float | None = None
+    require_image: bool | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fields that are set, lists as lists (a JSON body)."""
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        return {k: list(v) if isinstance(v, tuple | list) else v for k, v in values.items() if v is not None}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> PolicyChange:
+        return cls(**{f.name: data.get(f.name) for f in fields(cls)})
 
 
 def check_protected_stages(stages: Iterable[str]) -> tuple[str, ...]:

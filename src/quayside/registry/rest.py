@@ -11,7 +11,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -28,7 +28,7 @@ from quayside.registry.entities import (
     check_version,
 )
 from quayside.registry.loadtests import LoadTestReport, check_report_id
-from quayside.registry.policy import PromotionPolicy
+from quayside.registry.policy import PolicyChange, PromotionPolicy
 from quayside.restclient import JsonApi
 
 API_PREFIX = "/api/registry"
@@ -252,29 +252,9 @@ class RestRegistry:
         return PromotionPolicy.from_dict(self._json("GET", f"{self._model(name)}/policy"))
 
     def set_policy(
-        self,
-        name: str,
-        *,
-        actor: str | None,
-        reason: str = "",
-        protected_stages: Sequence[str] | None = None,
-        protected_aliases: Sequence[str] | None = None,
-        slo: str | None = None,
-        max_report_age_s: float | None = None,
-        min_users: int | None = None,
-        min_duration_s: float | None = None,
-        require_image: bool | None = None,
+        self, name: str, change: PolicyChange, *, actor: str | None, reason: str = ""
     ) -> PromotionPolicy:
-        changes = {
-            "protected_stages": None if protected_stages is None else list(protected_stages),
-            "protected_aliases": None if protected_aliases is None else list(protected_aliases),
-            "slo": slo,
-            "max_report_age_s": max_report_age_s,
-            "min_users": min_users,
-            "min_duration_s": min_duration_s,
-            "require_image": require_image,
-        }
-        body = {"actor": actor, "reason": reason, **{k: v for k, v in changes.items() if v is not None}}
+        body = {"actor": actor, "reason": reason, **change.to_dict()}
         return PromotionPolicy.from_dict(self._json("PATCH", f"{self._model(name)}/policy", json=body))
 
     def add_loadtest_report(
@@ -291,6 +271,10 @@ class RestRegistry:
     def loadtest_report(self, name: str, version: int, report_id: str) -> dict[str, Any]:
         url = self._version_url(name, version) + f"/loadtests/{_segment(check_report_id(report_id))}"
         return dict(self._json("GET", url))
+
+    def loadtest_report_page(self, name: str, version: int, report_id: str) -> str:
+        url = self._version_url(name, version) + f"/loadtests/{_segment(check_report_id(report_id))}/html"
+        return self._request("GET", url).text
 
     def history(self, name: str, version: int | None = None) -> list[AuditEntry]:
         params = {"version": version} if version is not None else {}

@@ -54,7 +54,7 @@ from quayside.registry.loadtests import (
     check_report_id,
     new_report_id,
 )
-from quayside.registry.policy import DEFAULT_POLICY, PromotionPolicy, judge, refusal
+from quayside.registry.policy import DEFAULT_POLICY, PolicyChange, PromotionPolicy, judge, refusal
 from quayside.registry.stages import INITIAL_STAGE, Stage, check_actor, check_transition, parse_stage
 from quayside.registry.tables import (
     AuditEntryRow,
@@ -410,19 +410,8 @@ class RegistryStore:
             proof: dict[str, Any] = {}
             policy = _policy(session, model.id)
             if policy.protects_stage(target.value):
-                command = f"quayside promote {name} {version}"
-                if target is not Stage.PRODUCTION:
-                    command += f" --to {target.value}"
-                proof = self._clearance(
-                    session,
-                    model,
-                    row,
-                    policy,
-                    move=f"enter {target.value}",
-                    command=command,
-                    override=override,
-                    reason=reason,
-                )
+                move = _stage_move(name, version, target)
+                proof = self._clearance(session, model, row, policy, move, override=override, reason=reason)
             displaced: list[ModelVersionRow] = []
             if target is Stage.PRODUCTION:
                 displaced = self._displaced_by_promotion(session, model, version, keep_previous)
@@ -462,13 +451,32 @@ class RegistryStore:
         model: RegisteredModelRow,
         row: ModelVersionRow,
         policy: PromotionPolicy,
+        move: tuple[str, str],
         *,
-        move: str,
-        command: str,
         override: bool,
         reason: str,
     ) -> dict[str, Any]:
         """The evidence that lets a protected move happen, or :class:`PolicyError`; read under the model's lock."""
+        proof, message = self._standing(session, model, row, policy, move)
+        if proof is not None:
+            return proof
+        if not override:
+            raise PolicyError(message)
+        if not reason.strip():
+            raise UsageError(
+                "an override of the promotion policy needs a reason (--reason TEXT); the audit log keeps it"
+            )
+        return {"override": True, "policy_refused": message, "slo": policy.slo}
+
+    def _standing(
+        self,
+        session: Session,
+        model: RegisteredModelRow,
+        row: ModelVersionRow,
+        policy: PromotionPolicy,
+        move: tuple[str, str],
+    ) -> tuple[dict[str, Any] | None, str]:
+        """The evidence of the newest qualifying report, or None and the refusal of ``move`` (what, command)."""
         now = self._now_ms()
         judged = [
             (report, judge(policy, report.facts(), digest=row.digest, now_ms=now))
@@ -478,7 +486,7 @@ class RegistryStore:
         if passing is not None:
             report, judgement = passing
             assert judgement.verdict is not None  # a qualifying report was judged against an SLO
-            return {
+            proof = {
                 "loadtest_report": report.id,
                 "slo": policy.slo,
                 "figures": {o["metric"]: o["measured"] for o in judgement.verdict.to_dict()["objectives"]},
@@ -487,17 +495,32 @@ class RegistryStore:
                 "duration_s": report.duration_s,
                 "uploaded_by": report.uploaded_by,
             }
+            return proof, ""
         newest = (judged[0][0].facts(), judged[0][1]) if judged else None
+        what, command = move
         message = refusal(
-            model=model.name, version=row.version, move=move, policy=policy, newest=newest, command=command
+            model=model.name, version=row.version, move=what, policy=policy, newest=newest, command=command
         )
-        if not override:
-            raise PolicyError(message)
-        if not reason.strip():
-            raise UsageError(
-                "an override of the promotion policy needs a reason (--reason TEXT); the audit log keeps it"
-            )
-        return {"override": True, "policy_refused": message, "slo": policy.slo}
+        return None, message
+
+    def blocked_moves(self, name: str, version: int) -> dict[str, str]:
+        """The protected stages (``production``) and aliases (``@champion``) the version cannot take now.
+
+        Each maps to the message the move would be refused with; an empty answer means every
+        protected move is open to it (the web UI disables the others and says why).
+        """
+        with self._read() as session:
+            model = self._model_row(session, name)
+            row = self._live_version_row(session, model, version)
+            policy = _policy(session, model.id)
+            moves = {stage: _stage_move(name, version, Stage(stage)) for stage in policy.protected_stages}
+            moves |= {f"@{alias}": _alias_move(name, version, alias) for alias in policy.protected_aliases}
+            blocked = {}
+            for key, move in moves.items():
+                proof, message = self._standing(session, model, row, policy, move)
+                if proof is None:
+                    blocked[key] = message
+            return blocked
 
     def _displaced_by_promotion(
         self, session: Session, model: RegisteredModelRow, version: int, keep_previous: bool
@@ -575,15 +598,9 @@ class RegistryStore:
                 proof: dict[str, Any] = {}
                 policy = _policy(session, model.id)
                 if policy.protects_alias(alias):
+                    move = _alias_move(name, version, alias)
                     proof = self._clearance(
-                        session,
-                        model,
-                        target,
-                        policy,
-                        move=f"take the protected alias '{alias}'",
-                        command=f"quayside promote {name} {version} --alias {alias}",
-                        override=override,
-                        reason=reason,
+                        session, model, target, policy, move, override=override, reason=reason
                     )
                 if row is None:
                     session.add(ModelAliasRow(model_id=model.id, alias=alias, version=version))
@@ -653,35 +670,14 @@ class RegistryStore:
         with self._read() as session:
             return _policy(session, self._model_row(session, name).id)
 
-    def set_policy(
-        self,
-        name: str,
-        *,
-        actor: str,
-        reason: str = "",
-        protected_stages: Sequence[str] | None = None,
-        protected_aliases: Sequence[str] | None = None,
-        slo: str | None = None,
-        max_report_age_s: float | None = None,
-        min_users: int | None = None,
-        min_duration_s: float | None = None,
-        require_image: bool | None = None,
-    ) -> PromotionPolicy:
-        """Change the fields given (``None`` keeps one; ``slo=""`` clears the SLO); audited with before and after."""
+    def set_policy(self, name: str, change: PolicyChange, *, actor: str, reason: str = "") -> PromotionPolicy:
+        """Change the fields ``change`` sets; audited as ``policy_set`` with the values before and after."""
         check_actor(actor)
         check_text("reason", reason, MAX_REASON_LENGTH)
         with self._write() as session:
             model = self._model_row(session, name, lock=True)
             before = _policy(session, model.id)
-            after = before.changed(
-                protected_stages=protected_stages,
-                protected_aliases=protected_aliases,
-                slo=slo,
-                max_report_age_s=max_report_age_s,
-                min_users=min_users,
-                min_duration_s=min_duration_s,
-                require_image=require_image,
-            )
+            after = before.changed(change)
             now = now_ms()
             values = {
                 "protected_stages": json.dumps(list(after.protected_stages)),
@@ -785,6 +781,9 @@ class RegistryStore:
             _, _, stored = self._report_row(session, name, version, report_id)
             return self.reports.html(stored.storage_path, f"load-test report '{report_id}'")
 
+    def loadtest_report_page(self, name: str, version: int, report_id: str) -> str:
+        return self.loadtest_report_html(name, version, report_id).read_text()
+
     def _report_row(
         self, session: Session, name: str, version: int, report_id: str
     ) -> tuple[RegisteredModelRow, ModelVersionRow, LoadTestReportRow]:
@@ -850,6 +849,16 @@ def _aliases_of(session: Session, model_id: int) -> dict[int, tuple[str, ...]]:
     ):
         by_version[version].append(alias)
     return {version: tuple(aliases) for version, aliases in by_version.items()}
+
+
+def _stage_move(name: str, version: int, stage: Stage) -> tuple[str, str]:
+    """What entering ``stage`` is called in a refusal, and the command that earns it."""
+    command = f"quayside promote {name} {version}"
+    return f"enter {stage.value}", command if stage is Stage.PRODUCTION else f"{command} --to {stage.value}"
+
+
+def _alias_move(name: str, version: int, alias: str) -> tuple[str, str]:
+    return f"take the protected alias '{alias}'", f"quayside promote {name} {version} --alias {alias}"
 
 
 def _policy(session: Session, model_id: int) -> PromotionPolicy:

@@ -21,6 +21,7 @@ from quayside.identity.model import Identity, PrincipalKind, Resource, ResourceK
 from quayside.registry.archive import extract_tar
 from quayside.registry.artifacts import iter_tar
 from quayside.registry.entities import MAX_VERSION
+from quayside.registry.policy import PolicyChange
 from quayside.registry.rest import API_PREFIX
 from quayside.registry.stages import resolve_actor
 from quayside.scratch import temporary_directory
@@ -327,18 +328,8 @@ def get_policy(name: str, registry: Registry) -> dict[str, Any]:
 def set_policy(
     name: str, body: PolicyPatch, settings: ServerSettings, registry: Registry, caller: Caller
 ) -> dict[str, Any]:
-    policy = registry.set_policy(
-        name,
-        actor=_actor(caller, settings, body.actor),
-        reason=body.reason,
-        protected_stages=body.protected_stages,
-        protected_aliases=body.protected_aliases,
-        slo=body.slo,
-        max_report_age_s=body.max_report_age_s,
-        min_users=body.min_users,
-        min_duration_s=body.min_duration_s,
-        require_image=body.require_image,
-    )
+    change = PolicyChange.from_dict(body.model_dump(exclude={"reason", "actor"}))
+    policy = registry.set_policy(name, change, actor=_actor(caller, settings, body.actor), reason=body.reason)
     return policy.to_dict()
 
 

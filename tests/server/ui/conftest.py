@@ -36,10 +36,12 @@ CHROMIUM_ARGS = [
 class UI:
     """The seeded server and what was put in it."""
 
-    def __init__(self, server: Server, data: Seeded, mlflow: MlflowSeeded) -> None:
+    def __init__(self, server: Server, data: Seeded, mlflow: MlflowSeeded, registry: RegistryClient) -> None:
         self.server = server
         self.data = data
         self.mlflow = mlflow
+        self.registry = registry
+        """A client of the server's registry, to set up and re-read what a test does through the pages."""
 
     @property
     def url(self) -> str:
@@ -55,15 +57,15 @@ def ui(tmp_path_factory: pytest.TempPathFactory, iris_classifier, iris) -> Itera
     server = Server(home, f"sqlite:///{home / 'quayside.db'}").start()
     try:
         settings = Settings(home=tmp_path_factory.mktemp("ui-client"), tracking_uri=server.url)
+        registry = RegistryClient(settings=settings)
         data = seed(
             Client(settings=settings),
-            RegistryClient(settings=settings),
-            home / "artifacts",
+            registry,
             iris_classifier,
             iris[0].head(10),
             tmp_path_factory.mktemp("ui-seed"),
         )
-        yield UI(server, data, seed_mlflow(server.url))
+        yield UI(server, data, seed_mlflow(server.url), registry)
     finally:
         server.stop()
 

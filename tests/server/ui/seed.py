@@ -12,16 +12,21 @@ from pathlib import Path
 import httpx
 
 from quayside import Metric, RegistryClient
-from quayside.loadtesting.report import write_report
-from quayside.slo import evaluate, parse_slo
-from quayside.registry.loadtests import report_dir
+from quayside.loadtesting.report import render_html
+from quayside.registry.loadtests import LoadTestReport
 from quayside.tracking.client import Client
 from quayside.tracking.entities import Run
 
 EXPERIMENT = "ui-churn"
 MLFLOW_EXPERIMENT = "ui-mlflow"
 MODEL = "ui-iris"
-REPORT_ID = "report0001"
+"""Two versions; production and the alias ``champion`` protected; v1 has a passing load test."""
+GATED = "ui-gated"
+"""One version in staging without a load test: production is closed to it until one passes."""
+SLO_MODEL = "ui-slo"
+"""One version with a passing load test, for a test that changes the policy's SLO."""
+SLO = "p95_ms<=25,error_rate<=0.001,rps>=50"
+PROTECTED_ALIAS = "champion"
 
 
 @dataclass
@@ -29,7 +34,8 @@ class Seeded:
     experiment_id: int
     runs: dict[str, Run] = field(default_factory=dict)
     model: str = MODEL
-    report_id: str = REPORT_ID
+    report_id: str = ""
+    """The registry's id of MODEL v1's load-test report."""
 
 
 def png(width: int = 16, height: int = 8) -> bytes:
@@ -49,8 +55,8 @@ def png(width: int = 16, height: int = 8) -> bytes:
     )
 
 
-def loadtest_report(report_id: str, slo: str = "p95_ms<=25,error_rate<=0.001,rps>=50") -> dict:
-    """A report as ``quayside loadtest`` writes it, with the verdict of ``slo`` on its summary."""
+def loadtest_report(digest: str, *, p95_ms: float = 5.5, started_at: float | None = None) -> dict:
+    """A report of ``digest``'s package as ``quayside loadtest`` uploads it: 4 users for 10 s, 500 requests."""
     series = [
         {
             "t": t,
@@ -68,16 +74,16 @@ def loadtest_report(report_id: str, slo: str = "p95_ms<=25,error_rate<=0.001,rps
         "requests": 500,
         "failures": 0,
         "error_rate": 0.0,
-        "rps": 55.0,
+        "rps": 50.0,
         "p50_ms": 2.5,
         "p90_ms": 5.0,
-        "p95_ms": 5.5,
-        "p99_ms": 8.0,
-        "max_ms": 12.0,
+        "p95_ms": p95_ms,
+        "p99_ms": max(8.0, p95_ms),
+        "max_ms": max(12.0, p95_ms),
         "mean_ms": 3.0,
     }
     return {
-        "id": report_id,
+        "id": "from-the-client",
         "model": MODEL,
         "target": "http://127.0.0.1:9",
         "protocol": "v2",
@@ -87,18 +93,25 @@ def loadtest_report(report_id: str, slo: str = "p95_ms<=25,error_rate<=0.001,rps
         "spawn_rate": 4.0,
         "duration_s": 10.0,
         "elapsed_s": 10.0,
-        "started_at": 1_790_000_000.0,
+        "started_at": time.time() if started_at is None else started_at,
         "summary": summary,
         "errors": [],
         "timeseries": series,
-        "verdict": evaluate(parse_slo(slo), summary).to_dict(),
+        "generator": {"processes": 1, "cpu_s": 1.0, "cpu_percent": 10.0, "saturated": False, "cores": 2},
+        "tested": {"kind": "package", "package_digest": digest},
+        "verdict": None,
     }
 
 
-def seed(
-    client: Client, registry: RegistryClient, artifact_root: Path, model, example, scratch: Path
-) -> Seeded:
-    """Three runs with params, metric series and artifacts; two versions registered from one; a load test."""
+def upload_report(registry: RegistryClient, name: str, version: int, **figures: float) -> LoadTestReport:
+    """Upload a report of the version's own package (figures as :func:`loadtest_report` takes them)."""
+    document = loadtest_report(registry.get_version(name, version).digest, **figures)
+    return registry.add_loadtest_report(name, version, document, render_html(document))
+
+
+def seed(client: Client, registry: RegistryClient, model, example, scratch: Path) -> Seeded:
+    """Three runs with params, metric series and artifacts; versions of three models registered from one,
+    each with a promotion policy; load tests uploaded as ``quayside promote`` uploads them."""
     runs: dict[str, Run] = {}
     specs = [
         ("rf-shallow", "rf", 4, 0.81, "FINISHED"),
@@ -130,9 +143,18 @@ def seed(
 
     registry.register_model(f"runs:/{shallow}/model", MODEL, reason="first cut")
     registry.register_model(f"runs:/{shallow}/model-b", MODEL, reason="variant b")
-    write_report(loadtest_report(REPORT_ID), report_dir(artifact_root, MODEL, 1, REPORT_ID))
+    registry.set_policy(MODEL, slo=SLO, protected_aliases=[PROTECTED_ALIAS], reason="ui tests")
+    report = upload_report(registry, MODEL, 1)
+
+    registry.register_model(f"runs:/{shallow}/model", GATED, reason="gated")
+    registry.set_policy(GATED, slo=SLO, reason="ui tests")
+    registry.transition(GATED, 1, "staging", reason="offline eval ok")
+
+    registry.register_model(f"runs:/{shallow}/model", SLO_MODEL, reason="slo")
+    registry.set_policy(SLO_MODEL, slo=SLO, reason="ui tests")
+    upload_report(registry, SLO_MODEL, 1)
     experiment_id = client.get_experiment(EXPERIMENT).id
-    return Seeded(experiment_id, runs)
+    return Seeded(experiment_id, runs, report_id=report.id)
 
 
 @dataclass(frozen=True)

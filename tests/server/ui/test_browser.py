@@ -5,11 +5,13 @@ Every test leaves screenshots in test-output/ui/ so a reviewer can look at each 
 
 from __future__ import annotations
 
+import re
+
 import httpx
 from playwright.sync_api import expect
 
 from tests.server.ui.conftest import UI, Page
-from tests.server.ui.seed import EXPERIMENT, MODEL
+from tests.server.ui.seed import EXPERIMENT, GATED, MODEL, PROTECTED_ALIAS, SLO_MODEL, upload_report
 
 
 def _run_names(tab: Page) -> list[str]:
@@ -67,8 +69,9 @@ def test_a_run_page_draws_every_metric_and_previews_artifacts(ui: UI, page: Page
     expect(p.locator('figure[data-metric="loss"] .axis-label')).to_have_text("time (UTC)")
 
     versions = p.locator("#run-versions tbody tr")
-    expect(versions).to_have_count(2)
-    expect(versions.first).to_contain_text(f"{MODEL} v1")
+    expect(versions).to_have_count(4)  # two of MODEL, one each of GATED and SLO_MODEL
+    expect(versions.filter(has_text=f"{MODEL} v")).to_have_count(2)
+    expect(versions.filter(has_text=f"{MODEL} v").first).to_contain_text(f"{MODEL} v1")
 
     p.get_by_role("link", name="reports/").click()
     expect(p.locator("#artifacts-table")).to_contain_text("reports/sample.csv")
@@ -131,32 +134,158 @@ def test_a_version_moves_to_staging_through_the_confirm_dialog_and_the_history_s
     assert httpx.get(f"{ui.url}/api/registry/models/{MODEL}/versions/1").json()["stage"] == "staging"
 
 
+def _confirm(tab: Page, reason: str) -> None:
+    tab.page.get_by_label("Reason (kept in the audit log)").fill(reason)
+    tab.page.get_by_role("button", name="Confirm").click()
+
+
+def test_production_is_refused_without_a_passing_load_test_and_open_with_one(ui: UI, page: Page):
+    p = page.page
+    before, entries = ui.registry.get_version(GATED, 1), len(ui.registry.history(GATED))
+    p.goto(f"{ui.url}/models/{GATED}/versions/1")
+    select = p.get_by_label("Move v1 to")
+    production = select.locator('option[value="production"]')
+    expect(production).to_be_disabled()
+    expect(select.locator('option[value="archived"]')).to_be_enabled()
+    reason = p.locator("#refusal-1-production")
+    expect(reason).to_be_visible()
+    expect(reason).to_contain_text(f"version 1 of '{GATED}' has no passing load test newer than 7 days")
+    expect(reason.locator("code")).to_have_text(f"quayside promote {GATED} 1")
+    expect(select).to_have_accessible_description(re.compile("has no passing load test"))
+    page.shot("production-closed")
+
+    # The page only says no; the registry is what refuses. Force the option open and send the move.
+    select.evaluate(
+        "s => { s.querySelector('option[value=production]').disabled = false; s.value = 'production'; }"
+    )
+    p.get_by_role("button", name="Move…").click()
+    expect(p.locator("#confirm-dialog")).to_contain_text(f"Move {GATED} v1 from staging to production?")
+    with p.expect_response(lambda r: r.url.endswith("/versions/1/transition")) as answer:
+        _confirm(page, "no load test")
+    assert answer.value.status == 409
+    error = p.locator("#confirm-error")
+    expect(error).to_be_visible()
+    expect(error).to_contain_text(f"version 1 of '{GATED}' has no passing load test")
+    expect(error).to_contain_text(f"run quayside promote {GATED} 1")
+    page.shot("production-refused")
+    p.get_by_role("button", name="Cancel").click()
+    expect(p.locator("#confirm-dialog")).to_be_hidden()
+    expect(p.locator("h1 .stage")).to_have_text("staging")
+    after = ui.registry.get_version(GATED, 1)
+    assert (after.stage, after.aliases) == (before.stage, before.aliases) == ("staging", ())
+    assert len(ui.registry.history(GATED)) == entries
+    assert httpx.get(f"{ui.url}/api/registry/models/{GATED}/versions/1").json()["stage"] == "staging"
+
+    report = upload_report(ui.registry, GATED, 1)
+    p.reload()
+    expect(p.locator(f"#report-{report.id} .verdict")).to_have_text("met")
+    expect(production).to_be_enabled()
+    expect(p.locator("#refusal-1-production")).to_have_count(0)
+    select.select_option("production")
+    p.get_by_role("button", name="Move…").click()
+    _confirm(page, "load test passed")
+    expect(p.locator("h1 .stage")).to_have_text("production")
+    page.shot("production-open")
+    assert ui.registry.get_version(GATED, 1).stage == "production"
+    newest = ui.registry.history(GATED)[-1]
+    assert (newest.to_value, newest.override) == ("production", False)
+    assert newest.evidence["loadtest_report"] == report.id
+
+
 def test_a_refused_move_shows_the_apis_message_and_changes_nothing(ui: UI, page: Page):
     p = page.page
     p.goto(f"{ui.url}/models/{MODEL}")
     row = p.locator("#version-2")
-    row.get_by_label("Move v2 to").select_option("production")
+    row.get_by_label("Move v2 to").select_option("archived")
     row.get_by_role("button", name="Move…").click()
-    p.get_by_role("button", name="Confirm").click()
+    _confirm(page, "x" * 3000)  # longer than a reason may be
     error = p.locator("#confirm-error")
     expect(error).to_be_visible()
-    expect(error).to_contain_text("candidate")
+    expect(error).to_contain_text("reason")
     page.shot("refused")
     p.get_by_role("button", name="Cancel").click()
     expect(p.locator("#confirm-dialog")).to_be_hidden()
     assert httpx.get(f"{ui.url}/api/registry/models/{MODEL}/versions/2").json()["stage"] == "candidate"
 
 
+def test_a_protected_alias_is_marked_refused_without_a_load_test_and_moved_by_an_admins_override(
+    ui: UI, page: Page
+):
+    p = page.page
+    p.goto(f"{ui.url}/models/{MODEL}")
+    expect(p.locator("#alias-protected")).to_contain_text(f"@{PROTECTED_ALIAS}")
+    expect(p.get_by_label("Alias", exact=True)).to_have_accessible_description(re.compile("Protected"))
+    p.get_by_label("Alias", exact=True).fill(PROTECTED_ALIAS)
+    p.get_by_label("points to").select_option("2")
+    p.get_by_role("button", name="Move alias…").click()
+    _confirm(page, "try it")
+    expect(p.locator("#confirm-error")).to_contain_text(
+        f"version 2 of '{MODEL}' has no passing load test newer than 7 days"
+    )
+    p.get_by_role("button", name="Cancel").click()
+    assert PROTECTED_ALIAS not in ui.registry.get_model(MODEL).aliases
+
+    p.locator("#alias-override").check()
+    p.get_by_role("button", name="Move alias…").click()
+    expect(p.locator("#confirm-text")).to_contain_text("overrides the promotion policy")
+    expect(p.get_by_label("Reason (kept in the audit log)")).to_have_attribute("required", "")
+    _confirm(page, "hotfix, measured by hand")
+    expect(p.locator("#version-2")).to_contain_text(f"@{PROTECTED_ALIAS}")
+    newest = p.locator("#history tbody tr").first
+    expect(newest).to_contain_text("alias_set")
+    expect(newest).to_contain_text("override=True")
+    page.shot("alias-override")
+    assert ui.registry.get_model(MODEL).aliases[PROTECTED_ALIAS] == 2
+    assert ui.registry.history(MODEL)[-1].override
+
+
 def test_an_alias_moves_from_the_page(ui: UI, page: Page):
     p = page.page
     p.goto(f"{ui.url}/models/{MODEL}")
-    p.get_by_label("Alias", exact=True).fill("champion")
+    p.get_by_label("Alias", exact=True).fill("shadow")
     p.get_by_label("points to").select_option("2")
     p.get_by_role("button", name="Move alias…").click()
     p.get_by_role("button", name="Confirm").click()
-    expect(p.locator("#version-2")).to_contain_text("@champion")
+    expect(p.locator("#version-2")).to_contain_text("@shadow")
     expect(p.locator("#history tbody tr").first).to_contain_text("alias_set")
     page.shot("alias")
+
+
+def test_changing_the_slo_on_the_model_page_changes_the_verdict_on_the_version_page(ui: UI, page: Page):
+    p = page.page
+    p.goto(f"{ui.url}/models/{SLO_MODEL}/versions/1")
+    row = p.locator("#loadtests-table tbody tr").first
+    expect(row.locator(".verdict")).to_have_text("met")
+    expect(row.locator(".qualifies")).to_have_text("yes")
+    expect(p.get_by_label("Move v1 to").locator('option[value="production"]')).to_be_enabled()
+    p.locator("#policy-in-force").get_by_role("link", name="promotion policy").click()
+    p.wait_for_url(f"{ui.url}/models/{SLO_MODEL}#policy")  # and for its scripts, before using the form
+    expect(p.locator("#policy-slo")).to_have_text("p95_ms<=25,error_rate<=0.001,rps>=50")
+
+    p.get_by_label("SLO", exact=True).fill("p95<=1")
+    p.get_by_role("button", name="Change policy…").click()
+    _confirm(page, "typo")
+    expect(p.locator("#confirm-error")).to_contain_text("names unknown metric 'p95'")
+    p.get_by_role("button", name="Cancel").click()
+    assert ui.registry.get_policy(SLO_MODEL).slo == "p95_ms<=25,error_rate<=0.001,rps>=50"
+
+    p.get_by_label("SLO", exact=True).fill("p95_ms<=1")
+    p.get_by_role("button", name="Change policy…").click()
+    _confirm(page, "tighter latency budget")
+    expect(p.locator("#policy-slo")).to_have_text("p95_ms<=1")
+    expect(p.locator("#history tbody tr").first).to_contain_text("policy_set")
+    page.shot("policy-changed")
+    assert ui.registry.get_policy(SLO_MODEL).slo == "p95_ms<=1"
+
+    p.goto(f"{ui.url}/models/{SLO_MODEL}/versions/1")
+    expect(row.locator(".verdict")).to_have_text("missed")
+    expect(row.locator(".qualifies")).to_contain_text("missed p95_ms<=1 (measured 5.5)")
+    expect(p.get_by_label("Move v1 to").locator('option[value="production"]')).to_be_disabled()
+    expect(p.locator("#refusal-1-production")).to_contain_text("against p95_ms<=1")
+    verdict = p.locator("#loadtest-verdict tbody tr")
+    expect(verdict).to_have_count(1)
+    expect(verdict.first).to_contain_text("missed")
+    page.shot("verdict-changed")
 
 
 def test_a_versions_page_links_its_run_and_draws_its_load_test(ui: UI, page: Page):
@@ -176,7 +305,10 @@ def test_a_versions_page_links_its_run_and_draws_its_load_test(ui: UI, page: Pag
     page.shot("version")
     full = p.locator("#loadtests-table").get_by_role("link", name="HTML")
     html = httpx.get(ui.url + full.get_attribute("href"))
-    assert html.headers["content-type"].startswith("text/html") and "report0001" in html.text
+    assert html.headers["content-type"].startswith("text/html") and "Load test of" in html.text
+    row = p.locator(f"#report-{ui.data.report_id}")
+    expect(row.locator(".verdict")).to_have_text("met")
+    expect(row.locator(".tested")).to_have_text("package")
     p.locator("#lineage").click()
     expect(p.get_by_role("heading", level=1)).to_contain_text("rf-shallow")
 

@@ -15,6 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 from itsdangerous import TimestampSigner
 
+from quayside import save_model
 from quayside.config import Settings
 from quayside.identity.model import Level, Resource, ResourceKind
 from quayside.server.app import create_app
@@ -222,3 +223,30 @@ def test_a_configured_secret_is_used_and_never_written(tmp_path: Path):
     cookies = dict(client.cookies)
     assert TestClient(two, base_url=BASE, cookies=cookies).get("/", follow_redirects=False).status_code == 200
     assert not (tmp_path / SECRET_FILE).exists()
+
+
+def test_the_policy_form_is_for_managers_and_the_override_for_admins(
+    app, tmp_path: Path, iris_classifier, iris
+):
+    state = app_state(app)
+    package = tmp_path / "package"
+    save_model(iris_classifier, package, input_example=iris[0].head(5))
+    state.registry.register_version("gated", package, actor="admin")
+    state.registry.transition("gated", 1, "staging", actor="admin")
+    model = Resource(ResourceKind.MODEL, "gated")
+    state.identity.grant("alice", model, Level.EDIT, actor="admin")
+    alice = TestClient(app, base_url=BASE)
+    _login(alice)
+    page = alice.get("/models/gated").text
+    assert 'id="policy-facts"' in page  # anyone who reads the model sees its policy
+    assert '<form class="policy"' not in page and 'name="override"' not in page
+    assert 'id="refusal-1-production"' in page
+
+    state.identity.grant("alice", model, Level.MANAGE, actor="admin")
+    page = alice.get("/models/gated").text
+    assert '<form class="policy" data-model="gated">' in page and 'name="override"' not in page
+
+    admin = TestClient(app, base_url=BASE)
+    _login(admin, "admin")
+    page = admin.get("/models/gated").text
+    assert '<form class="policy" data-model="gated">' in page and 'id="override-1"' in page

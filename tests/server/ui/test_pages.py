@@ -15,14 +15,13 @@ from fastapi.testclient import TestClient
 
 from quayside import Metric, save_model
 from quayside.config import Settings
-from quayside.loadtesting.report import write_report
-from quayside.registry.loadtests import report_dir
+from quayside.loadtesting.report import render_html
 from quayside.registry.store import RegistryStore
 from quayside.server.app import create_app
 from quayside.server.deps import app_state
-from quayside.server.ui.templating import STATIC_DIR
+from quayside.server.ui.templating import STATIC_DIR, when
 from tests.db.fixtures import QUAYSIDE, clean_env, free_port
-from tests.server.ui.seed import loadtest_report, png
+from tests.server.ui.seed import SLO, loadtest_report, png
 
 REPO = Path(__file__).resolve().parents[3]
 EXTERNAL_URL = re.compile(r"https?://", re.IGNORECASE)
@@ -55,8 +54,35 @@ def site(tmp_path_factory: pytest.TempPathFactory, iris_classifier, iris) -> dic
     package = home / "package"
     save_model(iris_classifier, package, input_example=iris[0].head(5))
     registry.register_version("paged-model", package, actor="tester", source_run_id=runs[0].id)
-    write_report(loadtest_report("lt1"), report_dir(home / "artifacts", "paged-model", 1, "lt1"))
-    return {"client": client, "experiment": experiment.id, "runs": runs}
+    registry.register_version("paged-model", package, actor="tester")
+    registry.set_policy("paged-model", actor="tester", slo=SLO, protected_aliases=["champion"])
+    digest = registry.get_version("paged-model", 1).digest
+
+    def upload(**figures: float):
+        document = loadtest_report(digest, **figures)
+        return registry.add_loadtest_report("paged-model", 1, document, render_html(document), actor="tester")
+
+    passing, slow = upload(), upload(p95_ms=40.0)
+    return {
+        "client": client,
+        "experiment": experiment.id,
+        "runs": runs,
+        "registry": registry,
+        "passing": passing,
+        "slow": slow,
+    }
+
+
+def _element(html: str, tag: str, element_id: str) -> str:
+    """The element with ``id`` (up to its first closing tag of the same name), blanks between tags removed."""
+    found = re.search(rf'<{tag}[^>]* id="{element_id}"[^>]*>.*?</{tag}>', html, re.S)
+    assert found, f"no <{tag} id={element_id!r}>"
+    return re.sub(r">\s+<", "><", found.group(0))
+
+
+def _option(html: str, version: int, stage: str) -> str:
+    select = _element(html, "select", f"stage-{version}")
+    return re.search(rf'<option value="{stage}"[^>]*>', select).group(0)
 
 
 def _names(html: str) -> list[str]:
@@ -163,20 +189,94 @@ def test_artifacts_preview_by_kind_and_images_come_with_their_own_type(site):
 
 
 def test_the_load_test_api_lists_and_reads_a_versions_reports(site):
-    client = site["client"]
+    client, passing, slow = site["client"], site["passing"].id, site["slow"].id
     listed = client.get("/api/registry/models/paged-model/versions/1/loadtests").json()["reports"]
-    assert [(r["id"], r["passed"]) for r in listed] == [("lt1", True)]
-    report = client.get("/api/registry/models/paged-model/versions/1/loadtests/lt1").json()
+    assert sorted((r["id"], r["passed"]) for r in listed) == sorted([(passing, True), (slow, False)])
+    report = client.get(f"/api/registry/models/paged-model/versions/1/loadtests/{passing}").json()
     assert len(report["timeseries"]) == 10
-    html = client.get("/api/registry/models/paged-model/versions/1/loadtests/lt1/html")
+    html = client.get(f"/api/registry/models/paged-model/versions/1/loadtests/{passing}/html")
     assert html.headers["content-type"].startswith("text/html")
-    assert "<svg" in html.text and "lt1" in html.text
+    assert "<svg" in html.text and "Load test of" in html.text
     no_html = client.get("/api/registry/models/paged-model/versions/1/loadtests/nope/html")
     assert (
-        no_html.status_code == 404 and "no HTML load-test report 'nope'" in no_html.json()["error"]["message"]
+        no_html.status_code == 404 and "has no load-test report 'nope'" in no_html.json()["error"]["message"]
     )
     missing = client.get("/api/registry/models/paged-model/versions/1/loadtests/nope")
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
+
+
+def test_a_versions_reports_show_the_registrys_verdict_against_the_policy_in_force(site):
+    page = site["client"].get("/models/paged-model/versions/1").text
+    passing = _element(page, "tr", f"report-{site['passing'].id}")
+    assert '<td class="verdict"><span class="pass">met</span>' in passing
+    assert '<td class="qualifies wrap"><span class="pass">yes</span>' in passing
+    assert '<td class="tested">package</td><td class="num">4</td><td class="num">10</td>' in passing
+    assert f"<td>{when(site['passing'].started_at)}</td>" in passing  # milliseconds, not seconds
+    assert when(site["passing"].started_at)[:4] == when(time.time() * 1000)[:4]
+    slow = _element(page, "tr", f"report-{site['slow'].id}")
+    assert '<span class="fail">missed</span>' in slow
+    assert "<li>missed p95_ms&lt;=25 (measured 40)</li>" in slow
+    in_force = _element(page, "p", "policy-in-force")
+    assert '<a href="/models/paged-model#policy">' in in_force
+    assert "<strong>production</strong> or taking <code>@champion</code>" in in_force
+    assert "newer than 7 days against p95_ms&lt;=25,error_rate&lt;=0.001,rps&gt;=50" in in_force
+
+
+def test_a_version_with_a_passing_report_may_enter_production(site):
+    page = site["client"].get("/models/paged-model/versions/1").text
+    assert "disabled" not in _option(page, 1, "production")
+    assert 'id="refusal-1-production"' not in page and 'id="alias-refusals"' not in page
+
+
+def test_a_version_without_one_has_production_and_the_protected_alias_closed_with_the_reason(site):
+    page = site["client"].get("/models/paged-model/versions/2").text
+    assert _option(page, 2, "production") == '<option value="production" disabled data-refused="true">'
+    select = re.search(r'<select id="stage-2"[^>]*>', page).group(0)
+    assert 'aria-describedby="refusal-2-production"' in select
+    reason = _element(page, "p", "refusal-2-production")
+    assert "version 2 of &#39;paged-model&#39; has no passing load test newer than 7 days" in reason
+    assert "<code>quayside promote paged-model 2</code>" in reason
+    aliases = _element(page, "ul", "alias-refusals")
+    assert (
+        "<code>@champion</code>" in aliases
+        and "cannot take the protected alias &#39;champion&#39;" in aliases
+    )
+    assert "<code>quayside promote paged-model 2 --alias champion</code>" in aliases
+    assert 'id="override-2"' in page  # without auth the caller is the local admin
+    assert "No load-test reports." in page
+
+
+def test_the_model_page_shows_the_policy_a_form_to_change_it_and_marks_the_protected_alias(site):
+    page = site["client"].get("/models/paged-model").text
+    facts = _element(page, "dl", "policy-facts")
+    assert '<code id="policy-slo">p95_ms&lt;=25,error_rate&lt;=0.001,rps&gt;=50</code>' in facts
+    assert "<dd>7 days</dd>" in facts and "<code>@champion</code>" in facts
+    assert "<dd>1 user for 10 s</dd>" in facts and "by tester" in facts
+    form = re.search(r'<form class="policy".*?</form>', page, re.S).group(0)
+    assert 'name="protected_stages" value="production" checked' in form
+    assert 'name="protected_stages" value="staging">' in form
+    assert 'value="champion"' in form and 'value="7"' in form
+    assert 'value="p95_ms&lt;=25,error_rate&lt;=0.001,rps&gt;=50"' in form
+    assert '<option value="champion" label="champion (protected)">' in page
+    assert "disabled" not in _option(page, 1, "production")
+    assert 'data-refused="true"' in _option(page, 2, "production")
+    assert "quayside promote paged-model 2" in _element(page, "p", "refusal-2-production")
+
+
+def test_a_policy_changed_elsewhere_changes_the_verdicts_shown(site):
+    registry = site["registry"]
+    registry.set_policy("paged-model", actor="tester", slo="p95_ms<=50")
+    try:
+        page = site["client"].get("/models/paged-model/versions/1").text
+        assert '<span class="pass">met</span>' in _element(page, "tr", f"report-{site['slow'].id}")
+        registry.set_policy("paged-model", actor="tester", slo="")
+        page = site["client"].get("/models/paged-model/versions/1").text
+        assert "the policy has no SLO to judge it against" in _element(
+            page, "tr", f"report-{site['passing'].id}"
+        )
+        assert "disabled" in _option(page, 1, "production")
+    finally:
+        registry.set_policy("paged-model", actor="tester", slo=SLO)
 
 
 def test_static_assets_are_served_with_their_types(site):

@@ -19,6 +19,7 @@ from fastapi.responses import FileResponse
 from quayside.errors import FilterError, UsageError
 from quayside.identity.model import Identity, Level, Resource, ResourceKind
 from quayside.packager.signature import Signature
+from quayside.registry.policy import PROTECTABLE_STAGES
 from quayside.registry.stages import Stage
 from quayside.server.deps import (
     Backend,
@@ -200,16 +201,21 @@ class ModelAccess:
 
     edit: bool
     manage: bool
+    admin: bool = False
+    """Admins may override the promotion policy (with a reason, marked in the audit log)."""
 
 
 def _model_access(request: Request, caller: Identity, name: str) -> ModelAccess:
     if caller.is_admin:
-        return ModelAccess(edit=True, manage=True)
+        return ModelAccess(edit=True, manage=True, admin=True)
     state = get_state(request)
     level = state.identity.level_for(
         caller, Resource(ResourceKind.MODEL, name), default=default_level(state.settings)
     )
     return ModelAccess(edit=level >= Level.EDIT, manage=level >= Level.MANAGE)
+
+
+STAGES = [s.value for s in Stage]
 
 
 @router.get("/models")
@@ -221,15 +227,24 @@ def models_page(request: Request, registry: Registry, readable: ReadableModels) 
 
 @router.get("/models/{name}")
 def model_page(request: Request, registry: Registry, caller: Caller, name: str) -> Response:
-    """A model's versions (stage, aliases, lineage), the controls to move them, and its audit log."""
+    """A model's versions (stage, aliases, lineage), its promotion policy, the controls to move versions
+    (a stage or alias the policy closes to a version is disabled, with the registry's reason), and its audit log."""
+    versions = registry.list_versions(name)
+    choices = {
+        v.version: views.stage_choices(v.stage, STAGES, registry.blocked_moves(name, v.version))
+        for v in versions
+    }
     return render(
         request,
         "model.html",
         model=registry.get_model(name),
-        versions=registry.list_versions(name),
+        versions=versions,
+        choices=choices,
+        policy=views.policy_facts(registry.get_policy(name)),
+        protectable=[s.value for s in PROTECTABLE_STAGES],
         history=list(reversed(registry.history(name))),
-        stages=[s.value for s in Stage],
         access=_model_access(request, caller, name),
+        promote_command=views.promote_command,
     )
 
 
@@ -237,8 +252,10 @@ def model_page(request: Request, registry: Registry, caller: Caller, name: str) 
 def version_page(
     request: Request, registry: Registry, caller: Caller, name: str, version: VersionNumber
 ) -> Response:
-    """One version: its package, lineage, history and load-test reports (the chart is drawn from the API)."""
+    """One version: its package, lineage, history, the policy in force and its load-test reports judged
+    against it (the chart is drawn from the API), and the protected moves it cannot make yet, with why."""
     found = registry.get_version(name, version)
+    blocked = {} if found.deleted else registry.blocked_moves(name, version)
     return render(
         request,
         "version.html",
@@ -246,7 +263,11 @@ def version_page(
         mv=found,
         history=list(reversed(registry.history(name, version))),
         reports=registry.loadtest_reports(name, version),
+        policy=views.policy_facts(registry.get_policy(name)),
         signature=Signature.from_dict(found.signature),
-        stages=[s.value for s in Stage],
+        choices=views.stage_choices(found.stage, STAGES, blocked),
+        alias_refusals=views.alias_refusals(blocked, found.aliases),
         access=_model_access(request, caller, name),
+        promote_command=views.promote_command,
+        describe_tested=views.describe_tested,
     )

@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from quayside.errors import UsageError
+from quayside.registry.policy import DAY_S, PromotionPolicy, format_age
 from quayside.tracking.entities import Run, RunKeys
 
 PER_PAGE_CHOICES = (25, 50, 100, 200)
@@ -158,3 +159,75 @@ def check_compare_count(run_ids: Sequence[str]) -> list[str]:
     if not MIN_COMPARE <= len(ids) <= MAX_COMPARE:
         raise UsageError(f"choose {MIN_COMPARE} to {MAX_COMPARE} runs to compare, not {len(ids)}")
     return ids
+
+
+# --- the promotion policy ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StageChoice:
+    """A stage in a version's transition form, with the registry's refusal when the policy closes it now."""
+
+    stage: str
+    refusal: str | None = None
+
+
+def stage_choices(current: str, stages: Sequence[str], blocked: Mapping[str, str]) -> list[StageChoice]:
+    """Every stage but the current one; ``blocked`` is :meth:`RegistryStore.blocked_moves`' answer."""
+    return [StageChoice(stage, blocked.get(stage)) for stage in stages if stage != current]
+
+
+def alias_refusals(blocked: Mapping[str, str], held: Sequence[str]) -> dict[str, str]:
+    """The protected aliases the version cannot take now (those it holds already left out), with why."""
+    return {key[1:]: why for key, why in blocked.items() if key.startswith("@") and key[1:] not in held}
+
+
+def promote_command(name: str, version: int | str, move: str = "production") -> str:
+    """The command that runs the load test a protected move needs and makes the move.
+
+    ``move`` is a stage or ``@alias``, as :meth:`RegistryStore.blocked_moves` names them.
+    """
+    command = f"quayside promote {name} {version}"
+    if move.startswith("@"):
+        return f"{command} --alias {move[1:]}"
+    return command if move == "production" else f"{command} --to {move}"
+
+
+@dataclass(frozen=True)
+class PolicyFacts:
+    """A promotion policy as the model page lists it, and the values its form starts from."""
+
+    protected_stages: tuple[str, ...]
+    protected_aliases: tuple[str, ...]
+    slo: str | None
+    max_age: str
+    max_age_days: float
+    min_users: int
+    min_duration_s: float
+    require_image: bool
+    requirement: str
+    updated_at: int | None
+    updated_by: str | None
+
+
+def policy_facts(policy: PromotionPolicy) -> PolicyFacts:
+    return PolicyFacts(
+        protected_stages=policy.protected_stages,
+        protected_aliases=policy.protected_aliases,
+        slo=policy.slo,
+        max_age=format_age(policy.max_report_age_s),
+        max_age_days=policy.max_report_age_s / DAY_S,
+        min_users=policy.min_users,
+        min_duration_s=policy.min_duration_s,
+        require_image=policy.require_image,
+        requirement=policy.requirement(),
+        updated_at=policy.updated_at,
+        updated_by=policy.updated_by,
+    )
+
+
+def describe_tested(tested: Mapping[str, Any]) -> str:
+    """What a load test ran against: ``package``, ``image churn:3`` or ``server http://...``."""
+    kind = str(tested.get("kind", "package"))
+    where = tested.get("image") or tested.get("image_id") or tested.get("url")
+    return f"{kind} {where}" if kind != "package" and where else kind

@@ -1,4 +1,5 @@
-/* Quayside web UI: registry actions through the REST API (with a confirm dialog) and load-test charts.
+/* Quayside web UI: registry actions (stage and alias moves, the promotion policy) through the REST API,
+   with a confirm dialog, and load-test charts.
    Every change goes through the same endpoints the CLI and Python client use; a refused change shows the
    API's {"error": {"code", "message"}} message in the dialog and changes nothing on the page. */
 (function () {
@@ -33,17 +34,20 @@
 
   var pending = null;
 
-  function confirmAction(title, text, action) {
+  /* `reasonRequired`: an override of the promotion policy needs a reason (the server refuses one without). */
+  function confirmAction(title, text, action, reasonRequired) {
     var dialog = document.getElementById("confirm-dialog");
     document.getElementById("confirm-title").textContent = title;
     document.getElementById("confirm-text").textContent = text;
-    document.getElementById("confirm-reason").value = "";
+    var reason = document.getElementById("confirm-reason");
+    reason.value = "";
+    reason.required = Boolean(reasonRequired);
     var error = document.getElementById("confirm-error");
     error.hidden = true;
     error.textContent = "";
     pending = action;
     dialog.showModal();
-    document.getElementById("confirm-reason").focus();
+    reason.focus();
   }
 
   function setUpDialog() {
@@ -67,17 +71,39 @@
     });
   }
 
+  var OVERRIDE_NOTE = " This overrides the promotion policy; the audit log marks it and names you.";
+
+  /* A stage the policy closes to the version is a disabled option (data-refused); ticking "override"
+     (admins only) opens it, unticking closes it again. */
+  function setUpOverride(form) {
+    var override = form.elements.override, select = form.elements.stage;
+    if (!override) { return; }
+    override.addEventListener("change", function () {
+      form.querySelectorAll("option[data-refused]").forEach(function (option) { option.disabled = !override.checked; });
+      if (select.selectedOptions.length && select.selectedOptions[0].disabled) {
+        var open = select.querySelector("option:not(:disabled)");
+        if (open) { select.value = open.value; }
+      }
+    });
+  }
+
   function setUpTransitions() {
     document.querySelectorAll("form.transition").forEach(function (form) {
+      setUpOverride(form);
       form.addEventListener("submit", function (event) {
         event.preventDefault();
         var model = form.dataset.model, version = form.dataset.version, target = form.elements.stage.value;
+        var override = Boolean(form.elements.override && form.elements.override.checked);
+        var payload = { stage: target };
+        if (override) { payload.override = true; }
         confirmAction(
           "Change stage",
-          "Move " + model + " v" + version + " from " + form.dataset.stage + " to " + target + "?",
+          "Move " + model + " v" + version + " from " + form.dataset.stage + " to " + target + "?" + (override ? OVERRIDE_NOTE : ""),
           function (reason) {
-            return send("POST", modelUrl(model) + "/versions/" + version + "/transition", { stage: target, reason: reason });
-          }
+            payload.reason = reason;
+            return send("POST", modelUrl(model) + "/versions/" + version + "/transition", payload);
+          },
+          override
         );
       });
     });
@@ -88,11 +114,53 @@
       form.addEventListener("submit", function (event) {
         event.preventDefault();
         var model = form.dataset.model, alias = form.elements.alias.value.trim(), version = Number(form.elements.version.value);
+        var override = Boolean(form.elements.override && form.elements.override.checked);
+        var payload = { version: version };
+        if (override) { payload.override = true; }
         confirmAction(
           "Move alias",
-          "Point " + model + "@" + alias + " at v" + version + "?",
+          "Point " + model + "@" + alias + " at v" + version + "?" + (override ? OVERRIDE_NOTE : ""),
           function (reason) {
-            return send("PUT", modelUrl(model) + "/aliases/" + encodeURIComponent(alias), { version: version, reason: reason });
+            payload.reason = reason;
+            return send("PUT", modelUrl(model) + "/aliases/" + encodeURIComponent(alias), payload);
+          },
+          override
+        );
+      });
+    });
+  }
+
+  /* The whole policy is sent (PATCH takes any subset); the server checks every field and answers with
+     the message of the first it refuses. The age is asked in days and kept in seconds. */
+  function policyPayload(form) {
+    var stages = [];
+    form.querySelectorAll('input[name="protected_stages"]').forEach(function (box) {
+      if (box.checked) { stages.push(box.value); }
+    });
+    var aliases = form.elements.protected_aliases.value.split(",").map(function (a) { return a.trim(); })
+      .filter(function (a) { return a !== ""; });
+    return {
+      protected_stages: stages,
+      protected_aliases: aliases,
+      slo: form.elements.slo.value.trim(),
+      max_report_age_s: Math.round(Number(form.elements.max_report_age_days.value) * 86400),
+      min_users: Number(form.elements.min_users.value),
+      min_duration_s: Number(form.elements.min_duration_s.value),
+      require_image: form.elements.require_image.checked
+    };
+  }
+
+  function setUpPolicy() {
+    document.querySelectorAll("form.policy").forEach(function (form) {
+      form.addEventListener("submit", function (event) {
+        event.preventDefault();
+        var model = form.dataset.model, payload = policyPayload(form);
+        confirmAction(
+          "Change the promotion policy",
+          "Change the promotion policy of " + model + "? Every version's reports are judged by the new one at once.",
+          function (reason) {
+            payload.reason = reason;
+            return send("PATCH", modelUrl(model) + "/policy", payload);
           }
         );
       });
@@ -112,7 +180,7 @@
     body.replaceChildren();
     var objectives = verdict && verdict.objectives ? verdict.objectives : [];
     if (!objectives.length) {
-      var row = body.insertRow(), note = cell("td", "This load test ran without an SLO.");
+      var row = body.insertRow(), note = cell("td", "The promotion policy has no SLO to judge this report against.");
       note.colSpan = 3;
       row.appendChild(note);
       return;
@@ -167,6 +235,7 @@
     setUpDialog();
     setUpTransitions();
     setUpAliases();
+    setUpPolicy();
     setUpReports();
   }
 

@@ -21,6 +21,7 @@ from quayside import save_model
 from quayside.config import Settings
 from quayside.identity.model import Level, Resource, ResourceKind
 from quayside.registry.artifacts import iter_tar
+from quayside.registry.policy import PolicyChange
 from quayside.server.app import create_app
 from quayside.server.deps import AppState, app_state
 from quayside.server.permissions import (
@@ -139,7 +140,7 @@ def make_things(world: World, tmp_path: Path) -> Things:
 def clear_for_production(world: World, model: str, version: int = 1) -> None:
     """The owner gives the model an SLO and the version a passing load-test report (the gate is not tested here)."""
     registry = world.state.registry
-    registry.set_policy(model, actor="owner", slo=SLO)
+    registry.set_policy(model, PolicyChange(slo=SLO), actor="owner")
     document = report_document(registry.get_version(model, version).digest)
     registry.add_loadtest_report(model, version, document, HTML, actor="owner")
 
@@ -455,7 +456,7 @@ def test_leaving_production_needs_manage_too(world: World, tmp_path: Path):
 def test_only_an_admin_may_override_the_promotion_policy(world: World, tmp_path: Path, move: str):
     things = make_things(world, tmp_path)
     registry = world.state.registry
-    registry.set_policy(things.model, actor="owner", slo=SLO, protected_aliases=["champion"])
+    registry.set_policy(things.model, PolicyChange(slo=SLO, protected_aliases=["champion"]), actor="owner")
     registry.transition(things.model, 1, "staging", actor="owner")
 
     def ask(user: str):

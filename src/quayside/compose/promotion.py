@@ -162,7 +162,6 @@ def promote(
             console=console,
         )
         stored = register_report(client, name, version, run)
-    log(f"report {stored.id} stored with {registered.uri}")
     promoted = None
     if stored.passed:
         why = reason or f"load test {stored.id} met {policy.slo}"

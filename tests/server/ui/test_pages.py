@@ -16,6 +16,7 @@ from fastapi.testclient import TestClient
 from quayside import Metric, save_model
 from quayside.config import Settings
 from quayside.loadtesting.report import render_html
+from quayside.registry.policy import PolicyChange
 from quayside.registry.store import RegistryStore
 from quayside.server.app import create_app
 from quayside.server.deps import app_state
@@ -55,7 +56,7 @@ def site(tmp_path_factory: pytest.TempPathFactory, iris_classifier, iris) -> dic
     save_model(iris_classifier, package, input_example=iris[0].head(5))
     registry.register_version("paged-model", package, actor="tester", source_run_id=runs[0].id)
     registry.register_version("paged-model", package, actor="tester")
-    registry.set_policy("paged-model", actor="tester", slo=SLO, protected_aliases=["champion"])
+    registry.set_policy("paged-model", PolicyChange(slo=SLO, protected_aliases=["champion"]), actor="tester")
     digest = registry.get_version("paged-model", 1).digest
 
     def upload(**figures: float):
@@ -265,18 +266,18 @@ def test_the_model_page_shows_the_policy_a_form_to_change_it_and_marks_the_prote
 
 def test_a_policy_changed_elsewhere_changes_the_verdicts_shown(site):
     registry = site["registry"]
-    registry.set_policy("paged-model", actor="tester", slo="p95_ms<=50")
+    registry.set_policy("paged-model", PolicyChange(slo="p95_ms<=50"), actor="tester")
     try:
         page = site["client"].get("/models/paged-model/versions/1").text
         assert '<span class="pass">met</span>' in _element(page, "tr", f"report-{site['slow'].id}")
-        registry.set_policy("paged-model", actor="tester", slo="")
+        registry.set_policy("paged-model", PolicyChange(slo=""), actor="tester")
         page = site["client"].get("/models/paged-model/versions/1").text
         assert "the policy has no SLO to judge it against" in _element(
             page, "tr", f"report-{site['passing'].id}"
         )
         assert "disabled" in _option(page, 1, "production")
     finally:
-        registry.set_policy("paged-model", actor="tester", slo=SLO)
+        registry.set_policy("paged-model", PolicyChange(slo=SLO), actor="tester")
 
 
 def test_static_assets_are_served_with_their_types(site):

@@ -120,7 +120,9 @@ def test_a_database_of_the_previous_release_upgrades_and_keeps_its_runs(
     store = TrackingStore(empty_database_url, tmp_path / "artifacts")
     assert store.get_run("0123456789abcdef0123456789abcdef").name == "kept"
     with store.engine.connect() as connection:
-        assert migrate.current_revisions(connection) == migrate.head_revisions() == {"0005_promotion_policy"}
+        assert (
+            migrate.current_revisions(connection) == migrate.head_revisions() == {"0007_model_version_tags"}
+        )
     assert {"mlflow_models", "mlflow_dataset_inputs"} <= set(inspect(store.engine).get_table_names())
 
 
@@ -155,7 +157,7 @@ def test_a_database_of_the_release_before_identity_upgrades_and_keeps_its_data(
     store = TrackingStore(empty_database_url, tmp_path / "artifacts")  # first use migrates to head
     assert store.get_run("0123456789abcdef0123456789abcdef").name == "kept"
     with store.engine.connect() as connection:
-        assert migrate.current_revisions(connection) == {"0005_promotion_policy"}
+        assert migrate.current_revisions(connection) == {"0007_model_version_tags"}
         assert connection.execute(text("SELECT description FROM registered_models")).scalar() == "kept"
     assert {"users", "api_tokens", "groups", "group_members", "grants", "auth_events"} <= set(
         inspect(store.engine).get_table_names()
@@ -168,3 +170,53 @@ def test_a_database_of_the_release_before_identity_upgrades_and_keeps_its_data(
     assert identity.authenticate_token(new.token).name == "admin"
     identity.grant("admin", Resource(ResourceKind.EXPERIMENT, "1"), Level.READ, actor="admin")
     assert [grant.principal for grant in identity.list_grants()] == ["admin"]
+
+
+def test_a_database_with_logged_models_upgrades_to_experiment_tags_and_back(
+    empty_database_url: str, tmp_path: Path
+):
+    engine = create_engine(empty_database_url)
+    with engine.connect() as connection:
+        command.upgrade(migrate.alembic_config(connection), "0005_promotion_policy")
+        connection.commit()
+    # A logged model written at 0005, before logged models could be deleted.
+    with engine.begin() as connection:
+        connection.execute(
+            text("INSERT INTO experiments (name, lifecycle, created_at) VALUES ('old', 'active', 1)")
+        )
+        connection.execute(
+            text(
+                "INSERT INTO runs (id, experiment_id, name, status, lifecycle, start_time) "
+                "VALUES ('0123456789abcdef0123456789abcdef', 1, 'kept', 'FINISHED', 'active', 1)"
+            )
+        )
+        connection.execute(
+            text(
+                "INSERT INTO mlflow_models (id, run_id, experiment_id, name, artifact_path, model_type, "
+                "status, params, tags, metrics, created_at, updated_at) VALUES ('m-old', "
+                "'0123456789abcdef0123456789abcdef', 1, 'model', 'model', '', 'LOGGED_MODEL_READY', "
+                "'{}', '{}', '{}', 1, 1)"
+            )
+        )
+    engine.dispose()
+
+    from quayside.tracking.mlflow_models import MlflowModelStore
+
+    store = TrackingStore(empty_database_url, tmp_path / "artifacts")  # first use migrates to head
+    models = MlflowModelStore(store.sessions)
+    assert models.get("m-old").name == "model"  # live after the upgrade
+    assert store.set_experiment_tag(1, "team", "ml").tags == {"team": "ml"}
+    models.delete("m-old")
+    store.engine.dispose()
+
+    engine = create_engine(empty_database_url)
+    with engine.connect() as connection:
+        command.downgrade(migrate.alembic_config(connection), "0005_promotion_policy")
+        connection.commit()
+    inspector = inspect(engine)
+    assert "experiment_tags" not in inspector.get_table_names()
+    assert "lifecycle" not in {column["name"] for column in inspector.get_columns("mlflow_models")}
+    with engine.connect() as connection:
+        # A deleted model would come back live at 0005: the downgrade drops it.
+        assert connection.execute(text("SELECT count(*) FROM mlflow_models")).scalar() == 0
+    engine.dispose()

@@ -8,7 +8,7 @@ import pytest
 
 from quayside import Signature, infer_signature
 from quayside.errors import SignatureError
-from quayside.packager.signature import Schema, TensorSpec, coerce_inputs, infer_schema
+from quayside.packager.signature import Schema, TensorSpec, coerce_inputs, infer_schema, match_outputs
 
 
 def test_ndarray_becomes_one_tensor_with_a_variable_batch_dimension():
@@ -173,3 +173,33 @@ def test_the_dtype_tables_onnx_columns_are_onnxs_own_names_and_numbers():
         name = onnx.TensorProto.DataType.Name(dtype.onnx_elem_type)
         assert dtype.onnx == f"tensor({name.lower()})", dtype.name
         assert onnx.helper.tensor_dtype_to_np_dtype(dtype.onnx_elem_type) == dtype.numpy, dtype.name
+
+
+def _classifier_outputs(labels_dtype=np.int64) -> dict[str, np.ndarray]:
+    return {
+        "label": np.array([0, 2, 1], dtype=labels_dtype),
+        "probabilities": np.full((3, 3), 1 / 3),
+    }
+
+
+def test_an_unnamed_output_takes_the_name_and_dtype_of_the_output_it_matches():
+    given = infer_signature(np.zeros((3, 4)), np.array([0, 2, 1], dtype=np.int32)).outputs
+    assert match_outputs(_classifier_outputs(np.int64), given) == Schema(
+        "tensors",
+        (TensorSpec("label", "int64", (-1,)), TensorSpec("probabilities", "float64", (-1, 3))),
+    )
+
+
+def test_named_outputs_come_back_in_the_models_order():
+    given = infer_signature(np.zeros((3, 4)), dict(reversed(_classifier_outputs().items()))).outputs
+    assert match_outputs(_classifier_outputs(), given).names == ["label", "probabilities"]
+
+
+def test_an_unnamed_output_matching_nothing_lists_what_the_model_produces():
+    given = infer_signature(np.zeros((3, 4)), np.zeros((3, 2), dtype=np.float32)).outputs
+    with pytest.raises(SignatureError) as raised:
+        match_outputs(_classifier_outputs(), given)
+    assert raised.value.message == (
+        "output 'output' (float32 with shape (-1, 2)) matches none of the model's outputs by dtype and "
+        "shape; the model produces label (int64 with shape (-1,)), probabilities (float64 with shape (-1, 3))"
+    )

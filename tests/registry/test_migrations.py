@@ -23,7 +23,9 @@ def test_head_holds_the_registry_tables_and_matches_the_models(database_url):
     assert "registry" in import_every_components_tables()
     engine = get_engine(database_url)
     with engine.connect() as connection:
-        assert migrate.current_revisions(connection) == {"0005_promotion_policy"} == migrate.head_revisions()
+        assert (
+            migrate.current_revisions(connection) == {"0007_model_version_tags"} == migrate.head_revisions()
+        )
         context = MigrationContext.configure(connection, opts={"compare_type": True})
         assert compare_metadata(context, Base.metadata) == []
     tables = set(inspect(engine).get_table_names())
@@ -77,7 +79,9 @@ def test_a_database_of_the_previous_release_gets_a_policy_with_its_slo_and_keeps
     engine = create_engine(empty_database_url)
     migrate.upgrade(engine)
     with engine.connect() as connection:
-        assert migrate.current_revisions(connection) == migrate.head_revisions() == {"0005_promotion_policy"}
+        assert (
+            migrate.current_revisions(connection) == migrate.head_revisions() == {"0007_model_version_tags"}
+        )
         policies = connection.execute(text("SELECT * FROM registry_policies")).mappings().all()
         assert len(policies) == 1
         policy = dict(policies[0])

@@ -23,6 +23,7 @@ from tests.db.fixtures import QUAYSIDE, Server, clean_env
 
 SCRIPT = Path(__file__).parent / "data" / "mlflow_train.py"
 LOG_MODEL_SCRIPT = Path(__file__).parent / "data" / "mlflow_log_model.py"
+TRACKING_MORE_SCRIPT = Path(__file__).parent / "data" / "mlflow_tracking_more.py"
 MLFLOW = "/api/2.0/mlflow"
 
 
@@ -150,6 +151,62 @@ def test_autologging_and_log_model_log_into_quayside_and_the_model_imports_predi
     assert package.predict(rows)["label"].tolist() == logged["predictions"]
 
 
+def test_the_rest_of_the_tracking_api_answers_mlflows_client_and_a_logged_model_imports_by_its_uri(
+    server: Server, mlflow_venv, tmp_path: Path
+):
+    """Experiment tags, deleting tags, restoring runs and experiments, searching deleted runs,
+    logged-model search and delete: one unchanged MLflow script, then ``models:/m-<id>`` imported."""
+    answered = run_mlflow_script(TRACKING_MORE_SCRIPT, server, mlflow_venv, tmp_path)
+    client = Client(settings=Settings(home=tmp_path / "client", tracking_uri=server.url))
+
+    tags = answered["experiment_tags"]
+    assert tags["get"] == tags["by_name"] == {"stage": "prod", "owner": "ada"}
+    assert tags["searched"] == [tags["get"]]
+    assert tags["missing_tag"] == "RESOURCE_DOES_NOT_EXIST"
+    experiment = client.get_experiment(int(answered["experiment_id"]))
+    assert experiment.name == answered["experiment"] and experiment.tags == tags["get"]
+
+    runs = answered["runs"]
+    assert runs["kept_tags"] == {"b": "2"} and runs["missing_tag"] == "RESOURCE_DOES_NOT_EXIST"
+    assert (runs["deleted_only"], runs["active_only"], runs["all"]) == (["gone"], ["kept"], ["gone", "kept"])
+    assert runs["restore_active"] == "INVALID_PARAMETER_VALUE"
+    assert runs["restored"] == "active" and runs["after_restore"] == ["gone", "kept"]
+
+    models = answered["models"]
+    weak, strong = models["logged"]["0.01"], models["logged"]["1.0"]
+    assert weak["accuracy"] < strong["accuracy"]
+    assert models["by_param"] == models["by_metric"] == ["lr-1.0"]
+    assert models["by_name_and_status"] == ["lr-0.01"]
+    assert models["accuracy_desc"] == ["lr-1.0", "lr-0.01"] and models["name_asc"] == ["lr-0.01", "lr-1.0"]
+    assert models["bad_filter"] == "INVALID_PARAMETER_VALUE"
+    assert models["after_delete"] == ["lr-1.0"] and models["get_deleted"] == "RESOURCE_DOES_NOT_EXIST"
+
+    gone = answered["experiments"]
+    assert gone["deleted"] == "deleted" and gone["deleted_only"] and gone["active_runs_while_deleted"] == []
+    assert gone["restored"] == "active" and gone["runs_after_restore"] == ["gone", "kept", "models"]
+    assert gone["restore_active"] == "INVALID_PARAMETER_VALUE"
+
+    # MLflow 3's logged-model URI imports through the same server, predicting as MLflow's own load.
+    env = clean_env(QUAYSIDE_HOME=str(tmp_path / "cli"), QUAYSIDE_TRACKING_URI=server.url)
+
+    def quayside_import(uri: str, output: str) -> subprocess.CompletedProcess[str]:
+        command = [QUAYSIDE, "import", "mlflow", uri, "-o", str(tmp_path / output)]
+        return subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+
+    imported = quayside_import(f"models:/{strong['id']}", "strong")
+    assert imported.returncode == 0, imported.stderr
+    assert "(sklearn → sklearn)" in imported.stdout
+    package = quayside.load_model(tmp_path / "strong")
+    rows = load_iris(return_X_y=True, as_frame=True)[0]
+    assert package.predict(rows)["label"].tolist() == models["strong_predictions"]
+
+    deleted = quayside_import(f"models:/{weak['id']}", "weak")
+    assert deleted.returncode == 1
+    assert f"no logged model with id '{weak['id']}'" in " ".join(deleted.stderr.split())
+    registered = quayside_import("models:/churn/1", "churn")
+    assert registered.returncode == 1 and "not an MLflow logged model" in " ".join(registered.stderr.split())
+
+
 # --- the wire format the client parses --------------------------------------------------------
 
 
@@ -207,7 +264,7 @@ def test_errors_are_mlflow_error_bodies_with_the_status_the_client_expects(http:
         "message": "no experiment named 'no-such-experiment'",
     }
 
-    unknown = http.post("/runs/delete-tag", json={})
+    unknown = http.post("/runs/no-such-call", json={})
     assert unknown.status_code == 404 and unknown.json()["error_code"] == "ENDPOINT_NOT_FOUND"
 
     bad = http.post("/runs/log-metric", json={"run_id": "0" * 32, "key": "loss"})
@@ -292,7 +349,7 @@ def test_logged_models_need_a_run_take_a_free_folder_and_refuse_what_they_cannot
     assert http.delete(f"/logged-models/{first['model_id']}/tags/k").status_code == 404
 
     filtered = http.post("/logged-models/search", json={"experiment_ids": [experiment_id], "filter": "x"})
-    assert filtered.status_code == 400 and "not supported" in filtered.json()["message"]
+    assert filtered.status_code == 400 and "unknown logged model attribute 'x'" in filtered.json()["message"]
     other_run = _run(http)["info"]["run_id"]
     foreign = http.post(
         "/runs/outputs", json={"run_id": other_run, "models": [{"model_id": first["model_id"]}]}

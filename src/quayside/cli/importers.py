@@ -10,13 +10,26 @@ import typer
 from quayside.cli.console import err, out, styled
 from quayside.cli.tables import parity_table
 from quayside.config import Settings, load_settings
+from quayside.errors import UsageError
 from quayside.packager.convert import Tolerance
 
 app = typer.Typer(help="Import models saved by other tools as Quayside packages.", no_args_is_help=True)
 
 
 def mlflow_directory(source: str, settings: Settings) -> Path:
-    """The directory ``source`` names: a path, or ``runs:/RUN_ID/PATH`` in the tracking store or server."""
+    """The directory ``source`` names: a path, ``runs:/RUN_ID/PATH`` or MLflow 3's logged model
+    ``models:/m-ID`` in the tracking store or server."""
+    if source.startswith("models:/"):
+        from quayside.compose.models import logged_model_directory
+        from quayside.tracking.mlflow_models import logged_model_id
+
+        model_id = logged_model_id(source)
+        if model_id is None:
+            raise UsageError(
+                f"'{source}' is not an MLflow logged model (models:/m-<id>); a registered version is "
+                "already a Quayside package: use it as it is (quayside serve, export, load_model)"
+            )
+        return logged_model_directory(model_id, settings)
     if not source.startswith("runs:/"):
         return Path(source)
     from quayside.compose.models import run_artifact_resolver
@@ -32,9 +45,10 @@ def mlflow(
     source: Annotated[
         str,
         typer.Argument(
-            metavar="PATH|runs:/RUN_ID/PATH",
-            help="MLflow model directory (the one holding MLmodel), or runs:/RUN_ID/PATH for one an "
-            "MLflow script logged into Quayside's tracking (mlflow.<flavor>.log_model).",
+            metavar="PATH|runs:/RUN_ID/PATH|models:/m-ID",
+            help="MLflow model directory (the one holding MLmodel), or runs:/RUN_ID/PATH or MLflow 3's "
+            "models:/m-ID for one an MLflow script logged into Quayside's tracking "
+            "(mlflow.<flavor>.log_model).",
         ),
     ],
     output: Annotated[

@@ -7,7 +7,8 @@ another beyond what DESIGN.md allows; what needs two of them at once lives here:
   registry wired together (``runs:/`` URIs resolve through tracking), and ``register_model``;
 - :mod:`quayside.compose.models`: model URIs resolved to packages, ``load_model``, ``ModelSource``;
 - :mod:`quayside.compose.loadtest`: a model served here or as an image, loaded, reported on;
-- :mod:`quayside.compose.promotion`: ``promote()``, the load-test gate in front of a stage;
+- :mod:`quayside.compose.promotion`: ``promote()``: load-test a version, store the report, ask for the move;
+- :mod:`quayside.compose.mlflow_registry`: an MLflow model version's source imported as a registered version;
 - :mod:`quayside.compose.images`: build contexts and images of a model;
 - :mod:`quayside.compose.rollout`: deployments on Docker and Kubernetes, canaries included.
 

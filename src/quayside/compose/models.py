@@ -4,6 +4,8 @@ The registry resolves URIs (:mod:`quayside.registry.uris`) but may not import tr
 so this module hands it the lookup for ``runs:/<run_id>/<path>``: the run's artifact
 directory in the local store, or a download from a ``quayside server``. Plain paths
 never touch a database, so ``quayside.load_model("dir")`` stays as light as before.
+MLflow 3's ``models:/m-<id>`` (a logged model, not a registered version) resolves through
+tracking to the folder of the run that holds the model's files (:func:`logged_model_directory`).
 """
 
 from __future__ import annotations
@@ -56,6 +58,18 @@ def run_artifact_resolver(settings: Settings) -> RunArtifactPath:
         return target
 
     return run_artifact_path
+
+
+def logged_model_directory(model_id: str, settings: Settings) -> Path:
+    """The local directory of an MLflow logged model's files (``models:/<model_id>``), from the
+    tracking settings: its run's artifact folder, or a download of it from the server."""
+    from quayside.tracking.client import backend_for
+
+    try:
+        run_id, path = backend_for(settings).logged_model_files(model_id)
+    except NotFoundError as e:
+        raise NotFoundError(f"'models:/{model_id}': {e.message}") from None
+    return run_artifact_resolver(settings)(run_id, path)
 
 
 def resolve_model(model: str | Path, *, settings: Settings | None = None) -> ResolvedModel:

@@ -37,6 +37,7 @@ from quayside.packager.signature import (
     Signature,
     coerce_inputs,
     infer_schema,
+    match_outputs,
 )
 
 ServedRuntime = Literal["onnx", "native"]
@@ -198,10 +199,15 @@ def _output_schema(outputs: Arrays, signature: Signature | None) -> Schema:
     if signature is None:
         return infer_schema(outputs, "prediction")
     try:
-        coerce_inputs(outputs, signature.outputs)
+        return match_outputs(outputs, signature.outputs)
     except SignatureError as e:
-        raise SignatureError(f"the model's outputs do not match the given signature: {e.message}") from None
-    return signature.outputs
+        by_name = ", ".join(f"'{name}': ..." for name in outputs)
+        raise SignatureError(
+            f"the model's outputs do not match the given signature: {e.message}. Describe outputs "
+            f"by these names (signature=infer_signature(X, {{{by_name}}})) or as one unnamed output "
+            "that matches one of them by dtype and shape, or omit signature= and let input_example= "
+            "describe them"
+        ) from None
 
 
 def save_model(
@@ -224,7 +230,11 @@ def save_model(
 
     The flavor is detected from the model (or named with ``flavor=``). The
     signature is inferred from ``input_example`` and the model's outputs on it
-    unless given; ``inputs`` describes the inputs alone and leaves the outputs to
+    unless given. A given signature need not name the flavor's outputs: one
+    unnamed output, as ``infer_signature(X, model.predict(X))`` writes it, maps
+    onto the model output it matches by dtype and shape, and outputs it does not
+    describe are inferred (:func:`~quayside.packager.signature.match_outputs`).
+    ``inputs`` describes the inputs alone and leaves the outputs to
     inference (an importer knows the inputs from the source format, not the
     outputs of Quayside's flavor). With ``to_onnx=True`` the model is also converted to ONNX and
     the package is ONNX-servable only if parity holds within ``tolerance``;

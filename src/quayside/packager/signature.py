@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, NoReturn
 
 import numpy as np
 
@@ -269,14 +269,20 @@ def infer_schema(data: Any, default_name: str = "input") -> Schema:
     )
 
 
+UNNAMED_OUTPUT = "output"
+"""The name :func:`infer_signature` gives outputs passed as one array: the caller named none."""
+
+
 def infer_signature(inputs: Any, outputs: Any) -> Signature:
     """Build a signature from example inputs and the model's outputs for them.
 
     ``inputs`` and ``outputs`` may each be a numpy array, a pandas DataFrame or
     a dict of arrays. Dimensions after the first are fixed from the example; the
-    first (rows) is always variable.
+    first (rows) is always variable. Outputs given as one array (or an unnamed
+    Series) are named :data:`UNNAMED_OUTPUT`; saving a model whose outputs have
+    names of their own maps it onto the one it matches (:func:`match_outputs`).
     """
-    return Signature(infer_schema(inputs, "input"), infer_schema(outputs, "output"))
+    return Signature(infer_schema(inputs, "input"), infer_schema(outputs, UNNAMED_OUTPUT))
 
 
 # --- validation ----------------------------------------------------------------------
@@ -444,6 +450,94 @@ def coerce_inputs(data: Any, schema: Schema, *, max_rows: int | None = None) -> 
     if max_rows is not None and n_rows > max_rows:
         raise SignatureError(f"{n_rows} rows is more than the limit of {max_rows} per request")
     return arrays
+
+
+# --- a model's outputs against the caller's description of them ------------------------
+
+
+def match_outputs(outputs: Arrays, given: Schema) -> Schema:
+    """The schema of a model's ``outputs`` (named as its flavor names them), following ``given``.
+
+    A given output that the model produces by name must fit it, by the rules inputs follow.
+    A single given output named :data:`UNNAMED_OUTPUT` that the model does not produce
+    (``infer_signature(X, model.predict(X))`` writes one) describes the one model output it
+    matches by dtype and shape, and takes that output's name and dtype; integers of any
+    width match each other, because a label's width may change as a model is saved and
+    loaded. Outputs the caller did not describe are described from their values, as when
+    no signature is given. The outputs come back in the model's order, which is also the
+    order of the outputs of its converted ONNX graph.
+
+    Raises :class:`SignatureError` naming the output and the problem, and listing every
+    output the model produces (name, dtype, shape).
+    """
+    unknown = [spec for spec in given.specs if spec.name not in outputs]
+    fitted: dict[str, TensorSpec] = {}
+    if len(given.specs) == 1 and unknown and unknown[0].name == UNNAMED_OUTPUT:
+        mapped = _matching_output(outputs, unknown[0])
+        fitted[mapped.name] = mapped
+    elif unknown:
+        plural = "s" if len(unknown) > 1 else ""
+        names = ", ".join(repr(spec.name) for spec in unknown)
+        _refuse_outputs(f"the model produces no output{plural} named {names}", outputs)
+    for spec in given.specs:
+        if spec.name in outputs:
+            fitted[spec.name] = _fitted_output(outputs[spec.name], spec, outputs)
+    specs = tuple(fitted.get(name) or _tensor_spec(name, value) for name, value in outputs.items())
+    # Outputs described from their values are tensors; a given table stays one only if it is complete.
+    kind = given.kind if len(fitted) == len(outputs) else "tensors"
+    return Schema(kind, specs)
+
+
+def _fitted_output(value: Any, spec: TensorSpec, outputs: Arrays) -> TensorSpec:
+    try:
+        coerce_array(value, spec)
+    except SignatureError as e:
+        _refuse_outputs(f"output {e.message}", outputs)
+    return spec
+
+
+def _matching_output(outputs: Arrays, given: TensorSpec) -> TensorSpec:
+    candidates = [c for c in (_as_described(name, value, given) for name, value in outputs.items()) if c]
+    if len(candidates) == 1:
+        return candidates[0]
+    described = f"output '{given.name}' ({given.describe()})"
+    if not candidates:
+        _refuse_outputs(f"{described} matches none of the model's outputs by dtype and shape", outputs)
+    names = ", ".join(c.name for c in candidates)
+    _refuse_outputs(f"{described} matches more than one of the model's outputs ({names})", outputs)
+
+
+def _as_described(name: str, value: Any, given: TensorSpec) -> TensorSpec | None:
+    """The model's output ``name`` as ``given`` describes it, or None if it does not fit."""
+    array = np.asarray(value)
+    try:
+        dtype_name, _ = _dtype_name(array, name)
+    except SignatureError:
+        return None
+    info = DTYPES.get(dtype_name)
+    if info is None or (dtype_name != given.dtype and not (info.is_int and given.dtype_info.is_int)):
+        return None
+    candidate = TensorSpec(name, dtype_name, given.shape, given.allow_nan)
+    try:
+        coerce_array(array, candidate)
+    except SignatureError:
+        return None
+    return candidate
+
+
+def _refuse_outputs(problem: str, outputs: Arrays) -> NoReturn:
+    raise SignatureError(f"{problem}; the model produces {_describe_outputs(outputs)}")
+
+
+def _describe_outputs(outputs: Arrays) -> str:
+    """Outputs as a message lists them: ``label (int64 with shape (-1,)), ...``."""
+    described = []
+    for name, value in outputs.items():
+        try:
+            described.append(f"{name} ({_tensor_spec(name, value).describe()})")
+        except SignatureError:
+            described.append(f"{name} ({np.asarray(value).dtype})")
+    return ", ".join(described)
 
 
 def row_count(arrays: Arrays) -> int:

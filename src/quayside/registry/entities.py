@@ -107,6 +107,8 @@ class ModelVersion:
     updated_at: int
     deleted: bool = False
     aliases: tuple[str, ...] = ()
+    tags: Mapping[str, str] = field(default_factory=dict)
+    """The version's own tags (MLflow's model-version tags); the model's tags are on :class:`RegisteredModel`."""
 
     @property
     def uri(self) -> str:
@@ -128,6 +130,7 @@ class ModelVersion:
             "updated_at": self.updated_at,
             "deleted": self.deleted,
             "aliases": list(self.aliases),
+            "tags": dict(self.tags),
             "uri": self.uri,
         }
 
@@ -148,6 +151,7 @@ class ModelVersion:
             updated_at=int(data["updated_at"]),
             deleted=bool(data.get("deleted", False)),
             aliases=tuple(data.get("aliases", ())),
+            tags={str(k): str(v) for k, v in (data.get("tags") or {}).items()},
         )
 
 
@@ -156,7 +160,8 @@ class AuditEntry:
     """One line of a model's history: what changed, from what to what, who did it, when, why, on what evidence.
 
     ``action`` is one of ``register``, ``transition``, ``alias_set``, ``alias_delete``, ``delete``,
-    ``delete_model`` and ``policy_set``. For alias entries ``from_value``/``to_value`` are version
+    ``delete_model``, ``policy_set`` and ``rename`` (entered under both names; ``evidence`` holds
+    ``{"from": old name, "to": new name}``). For alias entries ``from_value``/``to_value`` are version
     numbers (as text); otherwise they are stages. ``evidence`` is the registry's own: the load-test
     report a protected move was cleared by, or a policy's values before and after. ``override``
     marks an admin's move past the promotion policy.

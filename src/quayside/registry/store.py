@@ -61,10 +61,14 @@ from quayside.registry.tables import (
     LoadTestReportRow,
     ModelAliasRow,
     ModelVersionRow,
+    ModelVersionTagRow,
     PromotionPolicyRow,
     RegisteredModelRow,
     RegisteredModelTagRow,
 )
+
+MAX_VERSIONS_IN_QUERY = 1000
+"""Above this many versions, their tags are read for the whole model rather than bound one by one."""
 
 Clock = Callable[[], float]
 """Seconds since the epoch; the store judges a report's age by it (tests pass their own)."""
@@ -209,7 +213,9 @@ class RegistryStore:
     def delete_model(self, name: str, *, actor: str, reason: str = "") -> None:
         """Remove a model, its versions, aliases and package copies; its audit history stays.
 
-        Refused while any version is in production (archive it first).
+        Refused while any version is in production (archive it first). The files removed are
+        the ones its rows name: a renamed model's copies still lie under its old name's folder,
+        which a model registered since under that name shares.
         """
         check_actor(actor)
         with self._write() as session:
@@ -220,15 +226,76 @@ class RegistryStore:
                     f"model '{name}' has version {live[0].version} in production; archive it before "
                     "deleting the model"
                 )
+            packages = list(
+                session.scalars(
+                    select(ModelVersionRow.storage_path).where(ModelVersionRow.model_id == row.id)
+                )
+            )
+            reports = list(
+                session.scalars(
+                    select(LoadTestReportRow.storage_path).where(LoadTestReportRow.model_id == row.id)
+                )
+            )
             _audit(session, model=name, version=None, action="delete_model", actor=actor, reason=reason)
             session.execute(delete(LoadTestReportRow).where(LoadTestReportRow.model_id == row.id))
             session.execute(delete(PromotionPolicyRow).where(PromotionPolicyRow.model_id == row.id))
             session.execute(delete(ModelAliasRow).where(ModelAliasRow.model_id == row.id))
+            session.execute(delete(ModelVersionTagRow).where(ModelVersionTagRow.model_id == row.id))
             session.execute(delete(ModelVersionRow).where(ModelVersionRow.model_id == row.id))
             session.execute(delete(RegisteredModelTagRow).where(RegisteredModelTagRow.model_id == row.id))
             session.delete(row)
-        self.packages.remove_model(name)
-        self.reports.remove_model(name)
+        for path in packages:
+            self.packages.remove(path)
+            _prune_empty(self.packages.root, self.packages.location(path).parent)
+        for path in reports:
+            self.reports.remove(path)
+            _prune_empty(self.reports.root, self.reports.location(path).parent)
+
+    def rename_model(self, name: str, new_name: str, *, actor: str, reason: str = "") -> RegisteredModel:
+        """Give a model a new name; its versions, tags, aliases, policy and reports follow (they hang on its id).
+
+        Package copies and report files stay where they lie (each row keeps its own path); new
+        versions are copied under the new name. The audit log keeps what was entered under the
+        old name and gets a ``rename`` entry under each name. Refused if the new name is taken.
+        """
+        check_model_name(new_name)
+        check_actor(actor)
+        check_text("reason", reason, MAX_REASON_LENGTH)
+        if new_name == name:
+            return self.get_model(name)
+        taken = AlreadyExistsError(f"a model named '{new_name}' is already registered; pick another name")
+        try:
+            with self._write() as session:
+                row = self._model_row(session, name, lock=True)
+                if session.scalar(select(RegisteredModelRow.id).where(RegisteredModelRow.name == new_name)):
+                    raise taken
+                row.name, row.updated_at = new_name, now_ms()
+                for logged_under in (name, new_name):
+                    _audit(
+                        session,
+                        model=logged_under,
+                        version=None,
+                        action="rename",
+                        actor=actor,
+                        reason=reason,
+                        evidence={"from": name, "to": new_name},
+                    )
+        except sa_exc.IntegrityError:
+            raise taken from None
+        return self.get_model(new_name)
+
+    def delete_model_tag(self, name: str, key: str) -> RegisteredModel:
+        """Remove one of a model's tags (nothing to do if it has no such tag, as in MLflow)."""
+        with self._write() as session:
+            row = self._model_row(session, name, lock=True)
+            removed = session.execute(
+                delete(RegisteredModelTagRow).where(
+                    RegisteredModelTagRow.model_id == row.id, RegisteredModelTagRow.key == key
+                )
+            ).rowcount
+            if removed:
+                row.updated_at = now_ms()
+        return self.get_model(name)
 
     # --- versions ----------------------------------------------------------------------------
 
@@ -245,6 +312,7 @@ class RegistryStore:
         model_description: str | None = None,
         tags: Mapping[str, Any] | None = None,
         allow_multiple_production: bool | None = None,
+        version_tags: Mapping[str, Any] | None = None,
     ) -> ModelVersion:
         """Register a package as the model's next version (the model is created on first use).
 
@@ -252,7 +320,8 @@ class RegistryStore:
         again, renamed) and only then numbered, under the model row's lock, so concurrent
         registrations get distinct consecutive numbers. ``source_run_id`` defaults to the
         manifest's ``source_run``. ``model_description``, ``tags`` and
-        ``allow_multiple_production`` apply when this call creates the model.
+        ``allow_multiple_production`` apply when this call creates the model; ``version_tags``
+        are the new version's own tags.
         """
         check_model_name(name)
         check_actor(actor)
@@ -260,6 +329,7 @@ class RegistryStore:
         check_text("reason", reason, MAX_REASON_LENGTH)
         check_text("description", model_description, MAX_DESCRIPTION_LENGTH)
         tag_values = check_tags(tags)
+        own_tags = check_tags(version_tags)
         storage_path, manifest = self.packages.add(Path(package), name)
         try:
             with self._write() as session:
@@ -286,6 +356,7 @@ class RegistryStore:
                 )
                 session.add(row)
                 session.flush()
+                _set_version_tags(session, model.id, row.version, own_tags)
                 _audit(
                     session,
                     model=name,
@@ -295,7 +366,7 @@ class RegistryStore:
                     actor=actor,
                     reason=reason,
                 )
-                return _version(row, name, ())
+                return _version(row, name, (), own_tags)
         except BaseException:
             self.packages.remove(storage_path)
             raise
@@ -376,6 +447,39 @@ class RegistryStore:
             row = self._live_version_row(session, model, version)
             row.description = description
             row.updated_at = now_ms()
+        return self.get_version(name, version)
+
+    def set_version_tag(self, name: str, version: int, key: str, value: str) -> ModelVersion:
+        """Set (or replace) one tag of a live version."""
+        tag = check_tags({key: value})
+        with self._write() as session:
+            model = self._model_row(session, name, lock=True)
+            row = self._live_version_row(session, model, version)
+            session.execute(
+                delete(ModelVersionTagRow).where(
+                    ModelVersionTagRow.model_id == model.id,
+                    ModelVersionTagRow.version == row.version,
+                    ModelVersionTagRow.key == key,
+                )
+            )
+            _set_version_tags(session, model.id, row.version, tag)
+            row.updated_at = now_ms()
+        return self.get_version(name, version)
+
+    def delete_version_tag(self, name: str, version: int, key: str) -> ModelVersion:
+        """Remove one tag of a live version (nothing to do if it has no such tag, as in MLflow)."""
+        with self._write() as session:
+            model = self._model_row(session, name, lock=True)
+            row = self._live_version_row(session, model, version)
+            removed = session.execute(
+                delete(ModelVersionTagRow).where(
+                    ModelVersionTagRow.model_id == model.id,
+                    ModelVersionTagRow.version == row.version,
+                    ModelVersionTagRow.key == key,
+                )
+            ).rowcount
+            if removed:
+                row.updated_at = now_ms()
         return self.get_version(name, version)
 
     def transition(
@@ -826,6 +930,38 @@ def _replace_tags(session: Session, model_id: int, tags: Mapping[str, str], *, c
         )
 
 
+def _set_version_tags(session: Session, model_id: int, version: int, tags: Mapping[str, str]) -> None:
+    if tags:
+        session.execute(
+            insert(ModelVersionTagRow),
+            [{"model_id": model_id, "version": version, "key": k, "value": v} for k, v in tags.items()],
+        )
+
+
+def _version_tags_of(session: Session, model_id: int, versions: Collection[int]) -> dict[int, dict[str, str]]:
+    by_version: dict[int, dict[str, str]] = defaultdict(dict)
+    if not versions:
+        return by_version
+    query = select(ModelVersionTagRow.version, ModelVersionTagRow.key, ModelVersionTagRow.value).where(
+        ModelVersionTagRow.model_id == model_id
+    )
+    if len(versions) <= MAX_VERSIONS_IN_QUERY:
+        query = query.where(ModelVersionTagRow.version.in_(list(versions)))
+    for version, key, value in session.execute(query.order_by(ModelVersionTagRow.key)):
+        by_version[version][key] = value
+    return by_version
+
+
+def _prune_empty(root: Path, folder: Path) -> None:
+    """Remove ``folder`` and its parents below ``root`` while they are empty (a model's or a version's)."""
+    while folder != root and root in folder.parents:
+        try:
+            folder.rmdir()
+        except OSError:  # not empty (or already gone): what is left belongs to someone else
+            return
+        folder = folder.parent
+
+
 def _versions_in(session: Session, model_id: int, stage: Stage) -> list[ModelVersionRow]:
     return list(
         session.scalars(
@@ -983,10 +1119,13 @@ def _versions(
     session: Session, model: RegisteredModelRow, rows: Sequence[ModelVersionRow]
 ) -> list[ModelVersion]:
     aliases = _aliases_of(session, model.id)
-    return [_version(row, model.name, aliases.get(row.version, ())) for row in rows]
+    tags = _version_tags_of(session, model.id, [row.version for row in rows])
+    return [_version(row, model.name, aliases.get(row.version, ()), tags.get(row.version)) for row in rows]
 
 
-def _version(row: ModelVersionRow, name: str, aliases: tuple[str, ...]) -> ModelVersion:
+def _version(
+    row: ModelVersionRow, name: str, aliases: tuple[str, ...], tags: Mapping[str, str] | None = None
+) -> ModelVersion:
     return ModelVersion(
         name=name,
         version=row.version,
@@ -1002,6 +1141,7 @@ def _version(row: ModelVersionRow, name: str, aliases: tuple[str, ...]) -> Model
         updated_at=row.updated_at,
         deleted=row.lifecycle != Lifecycle.ACTIVE,
         aliases=aliases,
+        tags=dict(tags or {}),
     )
 
 

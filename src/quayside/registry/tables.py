@@ -66,6 +66,19 @@ class ModelVersionRow(Base):
     updated_at: Mapped[int] = mapped_column(BigInteger)
 
 
+class ModelVersionTagRow(Base):
+    """A tag on one model version (MLflow's ``ModelVersionTag``); Quayside's own tags are the model's."""
+
+    __tablename__ = "model_versions_tags"
+
+    model_id: Mapped[int] = mapped_column(
+        ForeignKey("registered_models.id", ondelete="CASCADE"), primary_key=True
+    )
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str] = mapped_column(String(TAG_KEY_LENGTH), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
 class ModelAliasRow(Base):
     __tablename__ = "model_aliases"
 

@@ -42,6 +42,7 @@ from starlette.requests import HTTPConnection, Request
 from starlette.routing import BaseRoute, Mount, Route, Router
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from quayside.compose.mlflow_registry import registered_path
 from quayside.errors import NotFoundError, PermissionDeniedError, UsageError
 from quayside.identity.model import ACTIONS, Identity, Level, Resource, ResourceKind
 from quayside.registry.rest import API_PREFIX as REGISTRY_PREFIX
@@ -49,6 +50,8 @@ from quayside.registry.stages import Stage
 from quayside.server.deps import AppState, app_state, default_level, require_identity
 from quayside.server.mlflow import ARTIFACTS_PREFIXES, MLFLOW_PREFIXES
 from quayside.server.mlflow.messages import experiment_id_of
+from quayside.server.mlflow.registry_messages import version_number
+from quayside.server.mlflow.stages import to_quayside
 from quayside.tracking.rest import API_PREFIX as TRACKING_PREFIX
 
 EXPERIMENT, MODEL = ResourceKind.EXPERIMENT, ResourceKind.MODEL
@@ -231,18 +234,27 @@ def _artifact_run(path: str | None) -> str:
     return run_id
 
 
+async def _artifact_owner(path: str | None, state: AppState) -> list[Resource]:
+    """A run's experiment, or the registered model of ``registered-models/<name>/<version>/...``
+    (a version's MLflow files, read-only: the PUT route refuses every such path)."""
+    registered = registered_path(path or "")
+    if registered is not None:
+        return [Resource(MODEL, registered.name)]
+    return await _runs([_artifact_run(path)], state)
+
+
 def artifact_run_in_path(param: str = "path") -> Locator:
-    """MLflow's proxied artifacts: ``<run id>/<path in the run>``."""
+    """MLflow's proxied artifacts: ``<run id>/<path in the run>``, or a registered version's MLflow files."""
 
     async def locate(connection: HTTPConnection, state: AppState) -> list[Resource]:
-        return await _runs([_artifact_run(connection.path_params.get(param))], state)
+        return await _artifact_owner(connection.path_params.get(param), state)
 
     return locate
 
 
 def artifact_run_in_query(param: str = "path") -> Locator:
     async def locate(connection: HTTPConnection, state: AppState) -> list[Resource]:
-        return await _runs([_artifact_run(connection.query_params.get(param))], state)
+        return await _artifact_owner(connection.query_params.get(param), state)
 
     return locate
 
@@ -306,6 +318,31 @@ async def production_move(connection: HTTPConnection, state: AppState) -> Level:
         found = await run_in_threadpool(state.registry.get_version, name, int(version))
     except NotFoundError:
         return EDIT  # the route answers 404
+    return MANAGE if found.stage == Stage.PRODUCTION else EDIT
+
+
+def mlflow_model(field: str = "name") -> Locator:
+    """The registered model MLflow names: in the query of a GET, else in the JSON body (or the query)."""
+
+    async def locate(connection: HTTPConnection, _state: AppState) -> list[Resource]:
+        value = connection.query_params.get(field)
+        if connection.scope.get("method") != "GET":
+            value = (await _json_body(connection)).get(field) or value
+        return [Resource(MODEL, _text(value, field))]
+
+    return locate
+
+
+async def mlflow_production_move(connection: HTTPConnection, state: AppState) -> Level:
+    """:func:`production_move` for MLflow's ``transition-stage`` (``name``, ``version``, ``stage`` in the body)."""
+    body = await _json_body(connection)
+    try:
+        if to_quayside(str(body.get("stage", ""))) == Stage.PRODUCTION:
+            return MANAGE
+        name, version = _text(body.get("name"), "name"), version_number(str(body.get("version", "")))
+        found = await run_in_threadpool(state.registry.get_version, name, version)
+    except (UsageError, NotFoundError):
+        return EDIT  # the route answers 400 or 404
     return MANAGE if found.stage == Stage.PRODUCTION else EDIT
 
 
@@ -401,6 +438,7 @@ REGISTRY_RULES: dict[str, Rule] = {
     "DELETE /models/{name}/aliases/{alias}": Rule.on(MODEL, EDIT, _model, MOVE),
 }
 
+_mlflow_model = mlflow_model()
 _mlflow_run = run_in_body("run_id", "run_uuid")
 _mlflow_run_query = run_in_query("run_id", "run_uuid")
 _logged_model = logged_model_in_path()
@@ -413,14 +451,24 @@ MLFLOW_RULES: dict[str, Rule] = {
     "POST /experiments/search": SIGNED_IN,  # filtered in the query
     "POST /experiments/update": Rule.on(EXPERIMENT, MANAGE, mlflow_experiment_in_body(), MANAGE_EXPERIMENT),
     "POST /experiments/delete": Rule.on(EXPERIMENT, MANAGE, mlflow_experiment_in_body(), MANAGE_EXPERIMENT),
+    "POST /experiments/restore": Rule.on(EXPERIMENT, MANAGE, mlflow_experiment_in_body(), MANAGE_EXPERIMENT),
+    # The experiment's tags are its own metadata, like its name: changing them is managing it.
+    "POST /experiments/set-experiment-tag": Rule.on(
+        EXPERIMENT, MANAGE, mlflow_experiment_in_body(), MANAGE_EXPERIMENT
+    ),
+    "POST /experiments/delete-experiment-tag": Rule.on(
+        EXPERIMENT, MANAGE, mlflow_experiment_in_body(), MANAGE_EXPERIMENT
+    ),
     "POST /runs/create": Rule.on(EXPERIMENT, EDIT, mlflow_experiment_in_body(), CREATE_RUNS),
     "GET /runs/get": Rule.on(EXPERIMENT, READ, _mlflow_run_query, SEE_EXPERIMENT),
     "POST /runs/update": Rule.on(EXPERIMENT, EDIT, _mlflow_run, CHANGE_RUNS),
     "POST /runs/delete": Rule.on(EXPERIMENT, EDIT, _mlflow_run, CHANGE_RUNS),
+    "POST /runs/restore": Rule.on(EXPERIMENT, EDIT, _mlflow_run, CHANGE_RUNS),
     "POST /runs/search": SIGNED_IN,  # filtered in the query
     "POST /runs/log-metric": Rule.on(EXPERIMENT, EDIT, _mlflow_run, LOG),
     "POST /runs/log-parameter": Rule.on(EXPERIMENT, EDIT, _mlflow_run, LOG),
     "POST /runs/set-tag": Rule.on(EXPERIMENT, EDIT, _mlflow_run, LOG),
+    "POST /runs/delete-tag": Rule.on(EXPERIMENT, EDIT, _mlflow_run, LOG),
     "POST /runs/log-batch": Rule.on(EXPERIMENT, EDIT, _mlflow_run, LOG),
     "POST /runs/log-inputs": Rule.on(EXPERIMENT, EDIT, _mlflow_run, LOG),
     "POST /runs/outputs": Rule.on(EXPERIMENT, EDIT, _mlflow_run, LOG),
@@ -428,10 +476,38 @@ MLFLOW_RULES: dict[str, Rule] = {
     "POST /logged-models": Rule.on(EXPERIMENT, EDIT, _new_logged_model, LOG),
     "POST /logged-models/search": SIGNED_IN,  # filtered in the query
     "GET /logged-models/{model_id}": Rule.on(EXPERIMENT, READ, _logged_model, "logged models"),
+    "DELETE /logged-models/{model_id}": Rule.on(EXPERIMENT, EDIT, _logged_model, LOG),
     "PATCH /logged-models/{model_id}": Rule.on(EXPERIMENT, EDIT, _logged_model, LOG),
     "PATCH /logged-models/{model_id}/tags": Rule.on(EXPERIMENT, EDIT, _logged_model, LOG),
     "DELETE /logged-models/{model_id}/tags/{key:path}": Rule.on(EXPERIMENT, EDIT, _logged_model, LOG),
     "POST /logged-models/{model_id}/params": Rule.on(EXPERIMENT, EDIT, _logged_model, LOG),
+    # The model registry: the model is `name` in the query (GET) or the JSON body.
+    "POST /registered-models/create": SIGNED_IN,  # the creator gets manage
+    "GET /registered-models/get": Rule.on(MODEL, READ, _mlflow_model, SEE_MODEL),
+    # The old name goes, as in a delete, and the grants follow the model to its new one.
+    "POST /registered-models/rename": Rule.on(MODEL, MANAGE, _mlflow_model, DELETE_MODEL),
+    "PATCH /registered-models/update": Rule.on(MODEL, EDIT, _mlflow_model, DESCRIBE),
+    "DELETE /registered-models/delete": Rule.on(MODEL, MANAGE, _mlflow_model, DELETE_MODEL),
+    "GET /registered-models/search": SIGNED_IN,  # filtered to what the caller may read
+    "GET /registered-models/get-latest-versions": Rule.on(MODEL, READ, _mlflow_model, SEE_MODEL),
+    "POST /registered-models/get-latest-versions": Rule.on(MODEL, READ, _mlflow_model, SEE_MODEL),
+    "POST /registered-models/set-tag": Rule.on(MODEL, EDIT, _mlflow_model, DESCRIBE),
+    "DELETE /registered-models/delete-tag": Rule.on(MODEL, EDIT, _mlflow_model, DESCRIBE),
+    "GET /registered-models/alias": Rule.on(MODEL, READ, _mlflow_model, SEE_MODEL),
+    "POST /registered-models/alias": Rule.on(MODEL, EDIT, _mlflow_model, MOVE),  # a protected one: the policy
+    "DELETE /registered-models/alias": Rule.on(MODEL, EDIT, _mlflow_model, MOVE),
+    # The route also checks read on the experiment of the run the files come from.
+    "POST /model-versions/create": Rule.on(MODEL, EDIT, _mlflow_model, REGISTER),
+    "GET /model-versions/get": Rule.on(MODEL, READ, _mlflow_model, SEE_MODEL),
+    "PATCH /model-versions/update": Rule.on(MODEL, EDIT, _mlflow_model, DESCRIBE),
+    "DELETE /model-versions/delete": Rule.on(MODEL, MANAGE, _mlflow_model, DELETE_MODEL),
+    "GET /model-versions/search": SIGNED_IN,  # filtered to what the caller may read
+    "POST /model-versions/set-tag": Rule.on(MODEL, EDIT, _mlflow_model, DESCRIBE),
+    "DELETE /model-versions/delete-tag": Rule.on(MODEL, EDIT, _mlflow_model, DESCRIBE),
+    "POST /model-versions/transition-stage": Rule.on(
+        MODEL, EDIT, _mlflow_model, MOVE, raise_to=mlflow_production_move
+    ),
+    "GET /model-versions/get-download-uri": Rule.on(MODEL, READ, _mlflow_model, DOWNLOAD_PACKAGES),
     # The catch-all that answers ENDPOINT_NOT_FOUND: nothing to protect, but no reason to talk to strangers.
     "GET /{endpoint:path}": SIGNED_IN,
     "POST /{endpoint:path}": SIGNED_IN,

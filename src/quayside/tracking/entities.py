@@ -72,13 +72,26 @@ class Experiment:
     name: str
     lifecycle: str
     created_at: int
+    tags: Mapping[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "name": self.name, "lifecycle": self.lifecycle, "created_at": self.created_at}
+        return {
+            "id": self.id,
+            "name": self.name,
+            "lifecycle": self.lifecycle,
+            "created_at": self.created_at,
+            "tags": dict(self.tags),
+        }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Experiment:
-        return cls(int(data["id"]), str(data["name"]), str(data["lifecycle"]), int(data["created_at"]))
+        return cls(
+            int(data["id"]),
+            str(data["name"]),
+            str(data["lifecycle"]),
+            int(data["created_at"]),
+            dict(data.get("tags", {})),
+        )
 
 
 @dataclass(frozen=True)

@@ -7,30 +7,47 @@ the source run, under ``artifact_path``, so that ``runs:/<run id>/<artifact_path
 the MLflow model directory (``quayside import mlflow`` takes it from there). The name
 is never that path itself: the server derives the path with
 :func:`quayside.names.path_component`, and records made before keep the path they stored.
+
+A deleted model is MLflow's soft delete: its record and files stay, and nothing finds it
+(no get, search, or write). ``models:/m-<id>`` (:func:`logged_model_id`) is MLflow 3's URI
+of a logged model; ``quayside import mlflow`` resolves it to the model's folder.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from quayside.db.engine import Sessions
-from quayside.db.sql import now_ms
+from quayside.db.sql import Lifecycle, now_ms
 from quayside.errors import NotFoundError, UsageError
 from quayside.names import check_name, path_component
 from quayside.tracking.artifacts import ArtifactStore
 from quayside.tracking.entities import Metric, check_key, param_values, tag_values
 from quayside.tracking.tables import MlflowModelRow
 
+if TYPE_CHECKING:
+    from quayside.tracking.model_search import ModelOrder
+
 LOGGED_MODEL = "logged model"
 """What the name rule calls a logged model's name in its messages."""
 PENDING, READY, FAILED = "LOGGED_MODEL_PENDING", "LOGGED_MODEL_READY", "LOGGED_MODEL_UPLOAD_FAILED"
 STATUSES = (PENDING, READY, FAILED)
+_LOGGED_MODEL_URI = re.compile(r"models:/(m-[0-9a-f]{32})/?")
+
+
+def logged_model_id(uri: str) -> str | None:
+    """The logged model's id in MLflow 3's ``models:/m-<32 hex digits>``, or ``None`` for any other URI
+    (``models:/<name>/<version>`` and ``models:/<name>@<alias>`` name registered versions)."""
+    match = _LOGGED_MODEL_URI.fullmatch(uri)
+    return match.group(1) if match else None
 
 
 @dataclass(frozen=True)
@@ -124,6 +141,7 @@ class MlflowModelStore:
             artifact_path=artifact_path,
             model_type=model_type,
             status=PENDING,
+            lifecycle=Lifecycle.ACTIVE,
             params=json.dumps(param_values(params or {})),
             tags=json.dumps(tag_values(tags or {})),
             metrics="{}",
@@ -141,20 +159,47 @@ class MlflowModelStore:
 
     def for_run(self, run_id: str) -> list[MlflowLoggedModel]:
         """The run's logged models, oldest first."""
-        query = select(MlflowModelRow).where(MlflowModelRow.run_id == run_id)
+        query = select(MlflowModelRow).where(MlflowModelRow.run_id == run_id, _LIVE)
         with self.sessions.read() as session:
             return [_model(row) for row in session.scalars(query.order_by(MlflowModelRow.created_at))]
 
     def search(
-        self, experiment_ids: Iterable[int], limit: int, offset: int = 0
+        self,
+        experiment_ids: Iterable[int],
+        limit: int,
+        offset: int = 0,
+        *,
+        filter_string: str = "",
+        order_by: Sequence[ModelOrder] = (),
     ) -> tuple[list[MlflowLoggedModel], int]:
-        """A page of the experiments' logged models (newest first) and how many there are in all."""
-        where = MlflowModelRow.experiment_id.in_(list(experiment_ids))
-        query = select(MlflowModelRow).where(where).order_by(MlflowModelRow.created_at.desc())
+        """A page of the experiments' live logged models and how many match in all: those matching
+        ``filter_string`` (:mod:`~quayside.tracking.model_search`), in ``order_by``'s order, else
+        newest first (then by id)."""
+        # model_search reads this module's entities; imported here so that each module loads alone.
+        from quayside.tracking.model_search import model_filter, order_keys, sort_models
+
+        matches = model_filter(filter_string)  # a bad filter or order is refused before any query
+        order_keys(order_by)
+        where = (MlflowModelRow.experiment_id.in_(list(experiment_ids)), _LIVE)
+        query = select(MlflowModelRow).where(*where)
+        if not filter_string.strip() and not order_by:
+            ordered = query.order_by(MlflowModelRow.created_at.desc(), MlflowModelRow.id)
+            with self.sessions.read() as session:
+                total = session.scalar(select(func.count()).select_from(MlflowModelRow).where(*where)) or 0
+                rows = session.scalars(ordered.offset(offset).limit(limit))
+                return [_model(row) for row in rows], total
         with self.sessions.read() as session:
-            total = session.scalar(select(func.count()).select_from(MlflowModelRow).where(where)) or 0
-            rows = session.scalars(query.offset(offset).limit(limit))
-            return [_model(row) for row in rows], total
+            found = [model for model in map(_model, session.scalars(query)) if matches(model)]
+        return sort_models(found, order_by)[offset : offset + limit], len(found)
+
+    def delete(self, model_id: str) -> MlflowLoggedModel:
+        """Mark a logged model deleted (its files stay with its run); nothing finds it after."""
+        return self._update(model_id, lambda row: setattr(row, "lifecycle", Lifecycle.DELETED))
+
+    def files(self, model_id: str) -> tuple[str, str]:
+        """The run and the artifact path in it that hold a live logged model's files."""
+        model = self.get(model_id)
+        return model.run_id, model.artifact_path
 
     def finalize(self, model_id: str, status: str) -> MlflowLoggedModel:
         check_status(status)
@@ -201,9 +246,13 @@ def _change(session: Session, model_id: str, change: Callable[[MlflowModelRow], 
     return row
 
 
+_LIVE = MlflowModelRow.lifecycle == Lifecycle.ACTIVE
+
+
 def _row(session: Session, model_id: str) -> MlflowModelRow:
+    """The live model's row (a deleted one is not found, as in MLflow)."""
     row = session.get(MlflowModelRow, model_id)
-    if row is None:
+    if row is None or row.lifecycle != Lifecycle.ACTIVE:
         raise NotFoundError(f"no logged model with id '{model_id}'")
     return row
 

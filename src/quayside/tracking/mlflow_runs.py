@@ -6,7 +6,8 @@ parses and renders.
 
 - ``mlflow.runName`` is the run's name, never a stored tag (the two would drift apart);
   ``mlflow.parentRunId`` sets the parent run; a create call's ``user_id`` is the
-  ``mlflow.user`` tag unless the tags name one.
+  ``mlflow.user`` tag unless the tags name one. Those two are the run's own fields, so
+  ``DeleteTag`` refuses them (:func:`check_deletable_tag`).
 - A point sent with a ``model_id`` is also kept as that logged model's latest metric;
   ``log_model`` copies the run's points at the model's step onto the model with their
   ``model_id``, so a point the run already has is not logged to it twice, as an MLflow
@@ -18,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
+from quayside.errors import UsageError
 from quayside.tracking.entities import Metric, Run
 
 PARENT_TAG, NAME_TAG, USER_TAG = "mlflow.parentRunId", "mlflow.runName", "mlflow.user"
@@ -49,6 +51,17 @@ def split_name_tag(tags: Mapping[str, str] | None) -> tuple[str | None, dict[str
     """The new run name a batch's ``mlflow.runName`` tag asks for (or ``None``), and the other tags."""
     rest = dict(tags or {})
     return rest.pop(NAME_TAG, None) or None, rest
+
+
+def check_deletable_tag(key: str) -> str:
+    """The key of a tag ``DeleteTag`` may remove: not the run's name or parent, which are not tags here."""
+    if key == NAME_TAG:
+        raise UsageError(
+            f"'{NAME_TAG}' is the run's name in Quayside, not a tag to delete; rename the run instead"
+        )
+    if key == PARENT_TAG:
+        raise UsageError(f"'{PARENT_TAG}' is the run's parent in Quayside, not a tag to delete")
+    return key
 
 
 def run_tags(run: Run) -> dict[str, str]:

@@ -14,12 +14,46 @@ from typing import Any
 
 import httpx
 
+from quayside.errors import (
+    AuthenticationError,
+    NotFoundError,
+    PermissionDeniedError,
+    QuaysideError,
+    UnavailableError,
+    UsageError,
+)
 from quayside.restclient import JsonApi
 from quayside.tracking.artifacts import CHUNK, check_artifact_path
 from quayside.tracking.batches import batch_bodies, check_batch
 from quayside.tracking.entities import ArtifactInfo, Experiment, LoggedModel, Metric, Run
 
 API_PREFIX = "/api/tracking"
+MLFLOW_PREFIX = "/api/2.0/mlflow"
+"""The server's MLflow adapter: MLflow's logged models are known to Quayside's server through it only."""
+
+# MLflow's error bodies carry no Quayside code; the status says which error it is.
+_MLFLOW_ERRORS: dict[int, type[QuaysideError]] = {
+    400: UsageError,
+    401: AuthenticationError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+    503: UnavailableError,
+}
+
+
+class _MlflowApi(JsonApi):
+    """The server's MLflow routes, whose errors are MLflow's ``{"error_code", "message"}``."""
+
+    def raise_for_error(self, response: httpx.Response) -> None:
+        if response.status_code < 400:
+            return
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        message = body.get("message") if isinstance(body, dict) else None
+        cls = _MLFLOW_ERRORS.get(response.status_code, QuaysideError)
+        raise cls(str(message or f"the {self.what} answered {response.status_code} without an error body"))
 
 
 class RestBackend:
@@ -30,9 +64,13 @@ class RestBackend:
         self._api = JsonApi(
             self.base_url, API_PREFIX, what="tracking server", timeout_s=timeout_s, token=token
         )
+        self._mlflow = _MlflowApi(
+            self.base_url, MLFLOW_PREFIX, what="tracking server", timeout_s=timeout_s, token=token
+        )
 
     def close(self) -> None:
         self._api.close()
+        self._mlflow.close()
 
     # --- transport -------------------------------------------------------------------------
 
@@ -208,6 +246,18 @@ class RestBackend:
         return LoggedModel.from_dict(
             self._json("POST", f"/runs/{_segment(run_id)}/models", json={"path": path})
         )
+
+    def logged_model_files(self, model_id: str) -> tuple[str, str]:
+        """The run and artifact path of an MLflow logged model, from the server's MLflow API."""
+        info = self._mlflow.json("GET", f"/logged-models/{_segment(model_id)}")["model"]["info"]
+        run_id = str(info.get("source_run_id") or "")
+        folder = f"mlflow-artifacts:/{run_id}/"
+        uri = str(info.get("artifact_uri", ""))
+        if not run_id or not uri.startswith(folder):
+            raise UsageError(
+                f"logged model '{model_id}' keeps its files at {uri!r}, not in a run of this server"
+            )
+        return run_id, uri.removeprefix(folder)
 
 
 def _segment(value: str) -> str:

@@ -18,6 +18,9 @@ A metric compares its latest value (highest step, then newest); params and tags
 compare as strings. Values only ever become bound parameters, never SQL text, and
 every error names the column (1-based) where parsing failed.
 
+The same language filters MLflow's logged models (:mod:`quayside.tracking.model_search`),
+with their attributes instead of a run's: :class:`Attributes` names the ones a parse knows.
+
 A filter is bounded before it reaches the database, so that no filter can exhaust
 Python's stack or the database's: at most :data:`MAX_FILTER_LENGTH` characters,
 :data:`MAX_FILTER_DEPTH` levels of parentheses and ``not``, and :data:`MAX_FILTER_TERMS`
@@ -69,6 +72,24 @@ ATTRIBUTES: dict[str, tuple[str, str]] = {
 COLUMN_HINT = (
     "a column like metrics.<key>, params.<key>, tags.<key> or a run attribute (status, name, start_time, ...)"
 )
+
+
+@dataclass(frozen=True)
+class Attributes:
+    """The attributes a filter may name bare (``status``) or as ``attributes.status``, and their types."""
+
+    noun: str
+    """What they are attributes of, in error messages ("run")."""
+    types: dict[str, tuple[str, str]]
+    """Name in the filter -> (field it reads, ``"string"`` or ``"number"``)."""
+
+    @property
+    def column_hint(self) -> str:
+        examples = ", ".join(list(self.types)[:3])
+        return f"a column like metrics.<key>, params.<key>, tags.<key> or a {self.noun} attribute ({examples}, ...)"
+
+
+RUN_ATTRIBUTES = Attributes("run", ATTRIBUTES)
 
 
 @dataclass(frozen=True)
@@ -201,8 +222,10 @@ class OrderKey:
 
 
 class _Parser:
-    def __init__(self, source: str, what: str = "filter") -> None:
+    def __init__(self, source: str, what: str = "filter", attributes: Attributes = RUN_ATTRIBUTES) -> None:
         check_source(source, what)
+        self.attributes = attributes
+        self.hint = COLUMN_HINT if attributes is RUN_ATTRIBUTES else attributes.column_hint
         self.tokens = tokenize(source)
         self.index = 0
         self.depth = 0
@@ -278,7 +301,7 @@ class _Parser:
     def column(self) -> Column:
         token = self.current
         if token.kind != "word" or token.text.lower() in KEYWORDS:
-            raise self.fail(COLUMN_HINT)
+            raise self.fail(self.hint)
         self.advance()
         prefix, dot, key = token.text.partition(".")
         prefix = prefix.lower()
@@ -311,16 +334,16 @@ class _Parser:
             return self._checked(Column(kind, key, token.column))  # type: ignore[arg-type]
         if dot:
             raise FilterError(
-                f"invalid filter at column {token.column}: unknown column '{token.text}'; expected {COLUMN_HINT}"
+                f"invalid filter at column {token.column}: unknown column '{token.text}'; expected {self.hint}"
             )
         return self._checked(Column("attributes", token.text, token.column))
 
-    @staticmethod
-    def _checked(column: Column) -> Column:
-        if column.kind == "attributes" and column.key.lower() not in ATTRIBUTES:
+    def _checked(self, column: Column) -> Column:
+        known = self.attributes.types
+        if column.kind == "attributes" and column.key.lower() not in known:
             raise FilterError(
-                f"invalid filter at column {column.column}: unknown run attribute '{column.key}' "
-                f"(known: {', '.join(sorted(ATTRIBUTES))})"
+                f"invalid filter at column {column.column}: unknown {self.attributes.noun} attribute "
+                f"'{column.key}' (known: {', '.join(sorted(known))})"
             )
         if column.kind == "attributes":
             return Column("attributes", column.key.lower(), column.column)
@@ -376,17 +399,19 @@ class _Parser:
         return Comparison(target, op, value, column)
 
 
-def parse_filter(source: str) -> Node | None:
+def parse_filter(source: str, attributes: Attributes = RUN_ATTRIBUTES) -> Node | None:
     """Parse a filter into its syntax tree; an empty filter is ``None``."""
     if not source or not source.strip():
         return None
-    parser = _Parser(source)
+    parser = _Parser(source, attributes=attributes)
     node = parser.or_expr()
     parser.expect_end()
     return node
 
 
-def parse_order_by(clauses: list[str] | tuple[str, ...] | str | None) -> list[OrderKey]:
+def parse_order_by(
+    clauses: list[str] | tuple[str, ...] | str | None, attributes: Attributes = RUN_ATTRIBUTES
+) -> list[OrderKey]:
     """Parse ``"metrics.accuracy desc"``-style clauses (one string may hold several, comma-separated)."""
     if clauses is None:
         return []
@@ -397,7 +422,7 @@ def parse_order_by(clauses: list[str] | tuple[str, ...] | str | None) -> list[Or
     for clause in clauses:
         if not clause.strip():
             continue
-        parser = _Parser(clause, "order-by")
+        parser = _Parser(clause, "order-by", attributes)
         while True:
             if len(keys) == MAX_ORDER_KEYS:
                 raise FilterError(
@@ -459,7 +484,8 @@ def _label(target: Column) -> str:
     return target.key if target.kind == "attributes" else f"{target.kind}.{target.key}"
 
 
-def _check_value(comparison: Comparison, value: Any, column: int, value_type: str) -> Any:
+def check_value(comparison: Comparison, value: Any, column: int, value_type: str) -> Any:
+    """The value to compare with, if its type suits the column's (``status`` compares upper-cased)."""
     label = _label(comparison.target)
     if value_type == "number" and not isinstance(value, int | float):
         raise FilterError(f"invalid filter at column {column}: {label} is a number; compare it with a number")
@@ -480,21 +506,11 @@ def _compile_comparison(comparison: Comparison) -> ColumnElement[bool]:
     if op == "is not null":
         return operand.is_not(None)
     if op in ("in", "not in"):
-        values = [_check_value(comparison, v, c, value_type) for v, c in comparison.value]
+        values = [check_value(comparison, v, c, value_type) for v, c in comparison.value]
         return operand.in_(values) if op == "in" else and_(operand.is_not(None), operand.not_in(values))
-    value = _check_value(comparison, comparison.value, comparison.value_column, value_type)
+    value = check_operator(comparison, value_type)
     if op in ("like", "ilike"):
-        if value_type != "string":
-            raise FilterError(
-                f"invalid filter at column {comparison.value_column}: {op} compares strings, "
-                f"and {_label(comparison.target)} is a number"
-            )
         return operand.like(value) if op == "like" else operand.ilike(value)
-    if value_type == "string" and op in ("<", "<=", ">", ">="):
-        raise FilterError(
-            f"invalid filter at column {comparison.value_column}: {_label(comparison.target)} holds strings; "
-            "compare it with =, !=, like, ilike or in"
-        )
     return {
         "=": operand.__eq__,
         "!=": operand.__ne__,
@@ -503,6 +519,24 @@ def _compile_comparison(comparison: Comparison) -> ColumnElement[bool]:
         ">": operand.__gt__,
         ">=": operand.__ge__,
     }[op](value)
+
+
+def check_operator(comparison: Comparison, value_type: str) -> Any:
+    """The value of a binary comparison, if its operator suits the column's type (no ``<`` on strings,
+    no ``like`` on numbers)."""
+    op = comparison.op
+    value = check_value(comparison, comparison.value, comparison.value_column, value_type)
+    if op in ("like", "ilike") and value_type != "string":
+        raise FilterError(
+            f"invalid filter at column {comparison.value_column}: {op} compares strings, "
+            f"and {_label(comparison.target)} is a number"
+        )
+    if value_type == "string" and op in ("<", "<=", ">", ">="):
+        raise FilterError(
+            f"invalid filter at column {comparison.value_column}: {_label(comparison.target)} holds strings; "
+            "compare it with =, !=, like, ilike or in"
+        )
+    return value
 
 
 def compile_filter(node: Node | None) -> ColumnElement[bool]:

@@ -47,12 +47,23 @@ from quayside.tracking.entities import (
     tag_values,
 )
 from quayside.tracking.limits import check_experiment_id, check_experiment_ids, check_page
-from quayside.tracking.mlflow_models import log_model_metrics
+from quayside.tracking.mlflow_models import MlflowModelStore, log_model_metrics
 from quayside.tracking.mlflow_runs import MlflowPoint, model_keys, point_identity, run_points, split_name_tag
-from quayside.tracking.tables import ExperimentRow, LoggedModelRow, MetricRow, ParamRow, RunRow, TagRow
+from quayside.tracking.tables import (
+    ExperimentRow,
+    ExperimentTagRow,
+    LoggedModelRow,
+    MetricRow,
+    ParamRow,
+    RunRow,
+    TagRow,
+)
 
 # Under heavy write contention a batch whose param insert clashed is retried, then judged.
 WRITE_ATTEMPTS = 3
+
+ACTIVE_ONLY: tuple[str, ...] = (Lifecycle.ACTIVE,)
+"""The lifecycles a run search keeps by default; ``(Lifecycle.DELETED,)`` or both search deleted runs."""
 
 
 class TrackingStore:
@@ -96,14 +107,17 @@ class TrackingStore:
 
     # --- experiments -----------------------------------------------------------------------
 
-    def create_experiment(self, name: str) -> Experiment:
+    def create_experiment(self, name: str, tags: Mapping[str, str] | None = None) -> Experiment:
+        """A new experiment, with its tags in the same transaction."""
         check_name("experiment", name)
+        tag_rows = tag_values(tags or {})
         try:
             with self._write() as session:
                 row = ExperimentRow(name=name, lifecycle=Lifecycle.ACTIVE, created_at=now_ms())
                 session.add(row)
                 session.flush()
-                return _experiment(row)
+                _upsert_pairs(session, ExperimentTagRow, ExperimentTagRow.experiment_id, row.id, tag_rows)
+                return _experiment(session, row)
         except sa_exc.IntegrityError:
             raise AlreadyExistsError(f"experiment '{name}' already exists") from None
 
@@ -112,7 +126,7 @@ class TrackingStore:
             row = session.get(ExperimentRow, check_experiment_id(experiment_id))
             if row is None:
                 raise NotFoundError(f"no experiment with id {experiment_id}")
-            return _experiment(row)
+            return _experiment(session, row)
 
     def get_experiment_by_name(self, name: str) -> Experiment:
         check_name("experiment", name)  # also keeps text the database cannot compare (NUL) from it
@@ -120,7 +134,7 @@ class TrackingStore:
             row = session.scalar(select(ExperimentRow).where(ExperimentRow.name == name))
             if row is None:
                 raise NotFoundError(f"no experiment named '{name}'")
-            return _experiment(row)
+            return _experiment(session, row)
 
     def get_or_create_experiment(self, name: str) -> Experiment:
         try:
@@ -142,7 +156,7 @@ class TrackingStore:
                 query = query.where(ExperimentRow.lifecycle == Lifecycle.ACTIVE)
             if readable is not None:
                 query = query.where(ExperimentRow.id.in_(readable))
-            return [_experiment(row) for row in session.scalars(query)]
+            return _experiments(session, list(session.scalars(query)))
 
     def rename_experiment(self, experiment_id: int, name: str) -> Experiment:
         check_name("experiment", name)
@@ -151,7 +165,7 @@ class TrackingStore:
                 row = self._experiment_row(session, experiment_id)
                 row.name = name
                 session.flush()
-                return _experiment(row)
+                return _experiment(session, row)
         except sa_exc.IntegrityError:
             raise AlreadyExistsError(f"experiment '{name}' already exists") from None
 
@@ -165,13 +179,58 @@ class TrackingStore:
                 .where(RunRow.experiment_id == experiment_id)
                 .values(lifecycle=Lifecycle.DELETED)
             )
-            return _experiment(row)
+            return _experiment(session, row)
+
+    def restore_experiment(self, experiment_id: int) -> Experiment:
+        """Bring a deleted experiment back, with all its runs (as MLflow does: the runs deleted
+        before the experiment was come back too)."""
+        with self._write() as session:
+            row = self._experiment_row(session, experiment_id)
+            if row.lifecycle == Lifecycle.ACTIVE:
+                raise InvalidStateError(
+                    f"experiment '{row.name}' is not deleted; there is nothing to restore"
+                )
+            row.lifecycle = Lifecycle.ACTIVE
+            session.execute(
+                update(RunRow).where(RunRow.experiment_id == experiment_id).values(lifecycle=Lifecycle.ACTIVE)
+            )
+            return _experiment(session, row)
+
+    def set_experiment_tag(self, experiment_id: int, key: str, value: str) -> Experiment:
+        """Set (or overwrite) a tag of a live experiment."""
+        tags = tag_values({key: value})
+        with self._write() as session:
+            row = self._live_experiment(session, experiment_id, "tagged")
+            _upsert_pairs(session, ExperimentTagRow, ExperimentTagRow.experiment_id, row.id, tags)
+            return _experiment(session, row)
+
+    def delete_experiment_tag(self, experiment_id: int, key: str) -> Experiment:
+        """Remove a tag of a live experiment; a tag it does not have is not found."""
+        with self._write() as session:
+            row = self._live_experiment(session, experiment_id, "untagged")
+            deleted = session.execute(
+                delete(ExperimentTagRow).where(
+                    ExperimentTagRow.experiment_id == row.id, ExperimentTagRow.key == key
+                )
+            )
+            if not deleted.rowcount:  # type: ignore[attr-defined]  # a CursorResult
+                raise NotFoundError(f"experiment '{row.name}' has no tag '{key}'")
+            return _experiment(session, row)
 
     @staticmethod
     def _experiment_row(session: Session, experiment_id: int) -> ExperimentRow:
         row = session.get(ExperimentRow, check_experiment_id(experiment_id))
         if row is None:
             raise NotFoundError(f"no experiment with id {experiment_id}")
+        return row
+
+    @classmethod
+    def _live_experiment(cls, session: Session, experiment_id: int, change: str) -> ExperimentRow:
+        row = cls._experiment_row(session, experiment_id)
+        if row.lifecycle != Lifecycle.ACTIVE:
+            raise InvalidStateError(
+                f"experiment '{row.name}' is deleted and cannot be {change}; restore it first"
+            )
         return row
 
     # --- runs --------------------------------------------------------------------------------
@@ -257,6 +316,30 @@ class TrackingStore:
     def delete_run(self, run_id: str) -> Run:
         with self._write() as session:
             self._run_row(session, run_id).lifecycle = Lifecycle.DELETED
+        return self.get_run(run_id)
+
+    def restore_run(self, run_id: str) -> Run:
+        """Bring a deleted run back; its experiment must be live (restore that first)."""
+        with self._write() as session:
+            row = self._run_row(session, run_id)
+            if row.lifecycle == Lifecycle.ACTIVE:
+                raise InvalidStateError(f"run '{run_id}' is not deleted; there is nothing to restore")
+            experiment = self._experiment_row(session, row.experiment_id)
+            if experiment.lifecycle != Lifecycle.ACTIVE:
+                raise InvalidStateError(
+                    f"run '{run_id}' belongs to experiment '{experiment.name}', which is deleted; "
+                    "restore the experiment (it brings its runs back)"
+                )
+            row.lifecycle = Lifecycle.ACTIVE
+        return self.get_run(run_id)
+
+    def delete_run_tag(self, run_id: str, key: str) -> Run:
+        """Remove a tag of a live run; a tag it does not have is not found."""
+        with self._write() as session:
+            self._writable_run(session, run_id)
+            deleted = session.execute(delete(TagRow).where(TagRow.run_id == run_id, TagRow.key == key))
+            if not deleted.rowcount:  # type: ignore[attr-defined]  # a CursorResult
+                raise NotFoundError(f"run '{run_id}' has no tag '{key}'")
         return self.get_run(run_id)
 
     @staticmethod
@@ -392,20 +475,7 @@ class TrackingStore:
 
     @staticmethod
     def _upsert_tags(session: Session, run_id: str, tags: Mapping[str, str]) -> None:
-        if not tags:
-            return
-        rows = [{"run_id": run_id, "key": k, "value": v} for k, v in tags.items()]
-        statement = on_conflict_insert(session, TagRow)
-        if statement is not None:
-            session.execute(
-                statement.on_conflict_do_update(
-                    index_elements=[TagRow.run_id, TagRow.key], set_={"value": statement.excluded.value}
-                ),
-                rows,
-            )
-            return
-        session.execute(delete(TagRow).where(TagRow.run_id == run_id, TagRow.key.in_(list(tags))))
-        session.execute(insert(TagRow), rows)
+        _upsert_pairs(session, TagRow, TagRow.run_id, run_id, tags)
 
     def get_metric_history(self, run_id: str, key: str) -> list[Metric]:
         """Every point of a metric, by step, then time, then the order they were logged in."""
@@ -437,6 +507,10 @@ class TrackingStore:
         """Where an artifact file of an existing run is, for streaming it out."""
         self.get_run(run_id)
         return self.artifacts.file_path(run_id, path)
+
+    def logged_model_files(self, model_id: str) -> tuple[str, str]:
+        """The run and artifact path holding an MLflow logged model's files (``models:/m-<id>``)."""
+        return MlflowModelStore(self.sessions).files(model_id)
 
     def record_model(self, run_id: str, path: str) -> LoggedModel:
         """Verify the package logged at ``path`` (every digest) and record what its manifest says."""
@@ -483,13 +557,16 @@ class TrackingStore:
         offset: int = 0,
         *,
         readable: Collection[int] | None = None,
+        lifecycles: Collection[str] = ACTIVE_ONLY,
     ) -> list[Run]:
         """Active runs matching the filter, ordered (newest first by default), at most ``max_results``
         after skipping ``offset`` (a page of the ordered result). ``readable``, when given, keeps to
-        runs of those experiments (the caller's permissions), in the query, before the page is cut."""
+        runs of those experiments (the caller's permissions), in the query, before the page is cut.
+        ``lifecycles`` searches deleted runs instead, or as well."""
         max_results, offset = check_page(max_results, offset)
         ordering = search.compile_order_by(search.parse_order_by(order_by))
-        query = select(RunRow).where(_search_condition(experiment_ids, filter_string, readable))
+        condition = _search_condition(experiment_ids, filter_string, readable, lifecycles)
+        query = select(RunRow).where(condition)
         with self._read() as session:
             rows = list(session.scalars(query.order_by(*ordering).offset(offset).limit(max_results)))
             return _runs(session, rows)
@@ -500,9 +577,11 @@ class TrackingStore:
         filter_string: str = "",
         *,
         readable: Collection[int] | None = None,
+        lifecycles: Collection[str] = ACTIVE_ONLY,
     ) -> int:
-        """How many active runs match the filter (the length of the result :meth:`search_runs` pages)."""
-        condition = _search_condition(experiment_ids, filter_string, readable)
+        """How many runs (active ones unless ``lifecycles`` says) match the filter: the length of
+        the result :meth:`search_runs` pages."""
+        condition = _search_condition(experiment_ids, filter_string, readable, lifecycles)
         with self._read() as session:
             return session.scalar(select(func.count()).select_from(RunRow).where(condition)) or 0
 
@@ -549,12 +628,15 @@ def writable_run_row(session: Session, run_id: str) -> RunRow:
 
 
 def _search_condition(
-    experiment_ids: Iterable[int] | None, filter_string: str, readable: Collection[int] | None = None
+    experiment_ids: Iterable[int] | None,
+    filter_string: str,
+    readable: Collection[int] | None = None,
+    lifecycles: Collection[str] = ACTIVE_ONLY,
 ) -> ColumnElement[bool]:
-    """Active runs matching the filter, in these experiments (all when ``None``) and, when given,
-    in ``readable`` ones."""
+    """Runs in these lifecycles matching the filter, in these experiments (all when ``None``) and,
+    when given, in ``readable`` ones."""
     condition = and_(
-        RunRow.lifecycle == Lifecycle.ACTIVE, search.compile_filter(search.parse_filter(filter_string))
+        RunRow.lifecycle.in_(sorted(lifecycles)), search.compile_filter(search.parse_filter(filter_string))
     )
     if readable is not None:
         condition = and_(condition, RunRow.experiment_id.in_(readable))
@@ -566,8 +648,24 @@ def _search_condition(
 # --- rows to entities ------------------------------------------------------------------
 
 
-def _experiment(row: ExperimentRow) -> Experiment:
-    return Experiment(row.id, row.name, row.lifecycle, row.created_at)
+def _experiment(session: Session, row: ExperimentRow) -> Experiment:
+    return _experiments(session, [row])[0]
+
+
+def _experiments(session: Session, rows: Sequence[ExperimentRow]) -> list[Experiment]:
+    """Entities for these experiments, their tags loaded in one query."""
+    if not rows:
+        return []
+    tags: dict[int, dict[str, str]] = defaultdict(dict)
+    query = select(ExperimentTagRow.experiment_id, ExperimentTagRow.key, ExperimentTagRow.value).where(
+        ExperimentTagRow.experiment_id.in_([row.id for row in rows])
+    )
+    for experiment_id, key, value in session.execute(query):
+        tags[experiment_id][key] = value
+    return [
+        Experiment(row.id, row.name, row.lifecycle, row.created_at, dict(sorted(tags[row.id].items())))
+        for row in rows
+    ]
 
 
 def _metric(key: str, value: float | None, step: int, timestamp: int) -> Metric:
@@ -652,6 +750,26 @@ def _runs(session: Session, rows: Sequence[RunRow]) -> list[Run]:
 
 
 # --- what is logged, as rows ------------------------------------------------------------------
+
+
+def _upsert_pairs(
+    session: Session, table: Any, owner: Any, owner_id: str | int, values: Mapping[str, str]
+) -> None:
+    """Insert or overwrite ``key -> value`` rows of one owner (a run's or an experiment's tags)."""
+    if not values:
+        return
+    rows = [{owner.key: owner_id, "key": k, "value": v} for k, v in values.items()]
+    statement = on_conflict_insert(session, table)
+    if statement is not None:
+        session.execute(
+            statement.on_conflict_do_update(
+                index_elements=[owner, table.key], set_={"value": statement.excluded.value}
+            ),
+            rows,
+        )
+        return
+    session.execute(delete(table).where(owner == owner_id, table.key.in_(list(values))))
+    session.execute(insert(table), rows)
 
 
 def _metric_values(run_id: str, metric: Metric) -> dict[str, Any]:

@@ -25,6 +25,18 @@ class ExperimentRow(Base):
     created_at: Mapped[int] = mapped_column(BigInteger)
 
 
+class ExperimentTagRow(Base):
+    """A tag on an experiment (MLflow's ``SetExperimentTag``; ``mlflow.note.content`` is its description)."""
+
+    __tablename__ = "experiment_tags"
+
+    experiment_id: Mapped[int] = mapped_column(
+        ForeignKey("experiments.id", ondelete="CASCADE"), primary_key=True
+    )
+    key: Mapped[str] = mapped_column(String(KEY_LENGTH), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
 class RunRow(Base):
     __tablename__ = "runs"
 
@@ -86,7 +98,9 @@ class MlflowModelRow(Base):
     """A model the MLflow client logged (MLflow 3's LoggedModel); its files are artifacts of its run.
 
     ``params``, ``tags`` and ``metrics`` are JSON objects: MLflow reads and writes them whole
-    with the model, and nothing searches inside them.
+    with the model, and a search reads them in Python (:mod:`quayside.tracking.model_search`).
+    A deleted model (``lifecycle``) keeps its row and its files, as MLflow's does, but is found
+    by nothing.
     """
 
     __tablename__ = "mlflow_models"
@@ -98,6 +112,7 @@ class MlflowModelRow(Base):
     artifact_path: Mapped[str] = mapped_column(String(1024))
     model_type: Mapped[str] = mapped_column(String(NAME_LENGTH))
     status: Mapped[str] = mapped_column(String(32))
+    lifecycle: Mapped[str] = mapped_column(String(16), default=Lifecycle.ACTIVE)
     params: Mapped[str] = mapped_column(Text)
     tags: Mapped[str] = mapped_column(Text)
     metrics: Mapped[str] = mapped_column(Text)

@@ -1,4 +1,4 @@
-"""The subset of MLflow's REST API that the ``mlflow`` Python client uses for tracking and logged models.
+"""The subset of MLflow's REST API that the ``mlflow`` Python client uses for tracking, logged models and the registry.
 
 With ``MLFLOW_TRACKING_URI`` pointing at ``quayside server``, unchanged
 ``mlflow.set_experiment / start_run / log_param(s) / log_metric(s) / set_tag /
@@ -11,7 +11,8 @@ into ``MlflowException``s.
   ``ENDPOINT_NOT_FOUND`` catch-all;
 - :mod:`~quayside.server.mlflow.messages`: request bodies and response renderers;
 - :mod:`~quayside.server.mlflow.tracking`, :mod:`~quayside.server.mlflow.logged_models`,
-  :mod:`~quayside.server.mlflow.artifacts`: the routes, by resource;
+  :mod:`~quayside.server.mlflow.artifacts`, :mod:`~quayside.server.mlflow.registry`: the
+  routes, by resource (the registry's messages, stages and search language beside them);
 - :func:`install_mlflow`: the one place that mounts them, under both of MLflow's prefixes.
 
 How MLflow's terms map onto Quayside's:
@@ -23,7 +24,9 @@ How MLflow's terms map onto Quayside's:
   the parent run, and ``mlflow.runName`` is the run's name
   (:mod:`quayside.tracking.mlflow_runs`);
 - a run's ``artifact_uri`` is ``mlflow-artifacts:/<run id>``, so the client uploads and
-  downloads through the proxied artifact routes, into the run's artifact directory.
+  downloads through the proxied artifact routes, into the run's artifact directory;
+- registered models and model versions are Quayside's registry's, its stages in MLflow's
+  names (:mod:`~quayside.server.mlflow.stages`), its promotion policy in force.
 
 Endpoints not served answer ``ENDPOINT_NOT_FOUND`` naming the endpoint.
 """
@@ -32,7 +35,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from quayside.server.mlflow import artifacts, logged_models, tracking
+from quayside.server.mlflow import artifacts, logged_models, registry, tracking
 from quayside.server.mlflow.errors import not_found_router
 
 MLFLOW_PREFIXES = ("/api/2.0/mlflow", "/ajax-api/2.0/mlflow")
@@ -44,6 +47,7 @@ def install_mlflow(app: FastAPI) -> None:
     for prefix in MLFLOW_PREFIXES:
         app.include_router(logged_models.router, prefix=prefix, include_in_schema=False)
         app.include_router(tracking.router, prefix=prefix, include_in_schema=False)
+        app.include_router(registry.router, prefix=prefix, include_in_schema=False)
         # Last: it answers every endpoint the routers before it do not know.
         app.include_router(not_found_router, prefix=prefix, include_in_schema=False)
     for prefix in ARTIFACTS_PREFIXES:

@@ -2,6 +2,12 @@
 
 A run's ``artifact_uri`` is ``mlflow-artifacts:/<run id>``, so the MLflow client uploads
 and downloads here, into and out of the run's artifact directory.
+
+Registered versions' MLflow files are a second namespace, read-only:
+``registered-models/<name>/<version>/<path>`` lists and downloads the MLflow model directory a
+version was registered from, kept in its package (:mod:`quayside.compose.mlflow_registry`); a
+version's download URI points here, so ``mlflow.pyfunc.load_model("models:/<name>@<alias>")``
+loads exactly what was registered. Run ids are 32 hex digits, so the two never meet.
 """
 
 from __future__ import annotations
@@ -12,8 +18,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse
 
+from quayside.compose.mlflow_registry import (
+    list_mlflow_files,
+    mlflow_file,
+    refuse_upload,
+    registered_path,
+)
 from quayside.errors import UsageError
-from quayside.server.deps import Backend
+from quayside.server.deps import Backend, Registry
 from quayside.server.mlflow.errors import MlflowRoute
 from quayside.server.tracking import artifact_download, upload_artifact
 
@@ -29,9 +41,15 @@ def split_artifact_path(path: str) -> tuple[str, str]:
 
 
 @router.get("/artifacts")
-def list_artifacts(backend: Backend, path: Annotated[str, Query()] = "") -> dict[str, Any]:
-    run_id, inside = split_artifact_path(path)
-    infos = backend.list_artifacts(run_id, inside)
+def list_artifacts(
+    backend: Backend, registry: Registry, path: Annotated[str, Query()] = ""
+) -> dict[str, Any]:
+    registered = registered_path(path)
+    if registered is not None:
+        infos = list_mlflow_files(registry, registered)
+    else:
+        run_id, inside = split_artifact_path(path)
+        infos = backend.list_artifacts(run_id, inside)
     files = []
     for info in infos:
         entry: dict[str, Any] = {"path": posixpath.basename(info.path), "is_dir": info.is_dir}
@@ -42,7 +60,10 @@ def list_artifacts(backend: Backend, path: Annotated[str, Query()] = "") -> dict
 
 
 @router.get("/artifacts/{path:path}")
-def download_artifact(path: str, backend: Backend) -> FileResponse:
+def download_artifact(path: str, backend: Backend, registry: Registry) -> FileResponse:
+    registered = registered_path(path)
+    if registered is not None:
+        return artifact_download(mlflow_file(registry, registered), registered.path)
     run_id, inside = split_artifact_path(path)
     return artifact_download(backend.artifact_file(run_id, inside), inside)
 
@@ -50,6 +71,9 @@ def download_artifact(path: str, backend: Backend) -> FileResponse:
 @router.put("/artifacts/{path:path}")
 async def put_artifact(path: str, request: Request, backend: Backend) -> dict[str, Any]:
     """Stream the body into the run's artifact directory, as Quayside's own upload route does."""
+    registered = registered_path(path)
+    if registered is not None:
+        raise refuse_upload(registered)
     run_id, inside = split_artifact_path(path)
     await upload_artifact(run_id, request, backend, inside)
     return {}

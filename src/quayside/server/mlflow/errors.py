@@ -23,6 +23,7 @@ from quayside.errors import (
     NotFoundError,
     PayloadTooLargeError,
     PermissionDeniedError,
+    PolicyError,
     QuaysideError,
     UnavailableError,
     UsageError,
@@ -30,8 +31,11 @@ from quayside.errors import (
 from quayside.server.errors import describe_validation_error, public_error
 
 # (error class, MLflow error code, HTTP status); the first match along the MRO wins.
-# MLflow's client retries 5xx answers for minutes, so only true server faults are 5xx.
+# MLflow's client retries 5xx answers for minutes, so only true server faults are 5xx: a move the
+# promotion policy refuses is a conflict with the model's state (409, as Quayside answers it),
+# not MLflow's INVALID_STATE, which MLflow serves as a 500.
 _ERROR_CODES: tuple[tuple[type[QuaysideError], str, int], ...] = (
+    (PolicyError, "RESOURCE_CONFLICT", 409),
     (AuthenticationError, "UNAUTHENTICATED", 401),
     (PermissionDeniedError, "PERMISSION_DENIED", 403),
     (NotFoundError, "RESOURCE_DOES_NOT_EXIST", 404),
@@ -89,5 +93,7 @@ def not_implemented(endpoint: str, request: Request) -> JSONResponse:
         404,
         "ENDPOINT_NOT_FOUND",
         f"{request.method} {request.url.path} is not part of the MLflow API that Quayside answers "
-        "(experiments, runs, params, metrics, tags, batch logging, dataset inputs, logged models and artifacts)",
+        "(experiments and their tags, runs, params, metrics, tags, batch logging, dataset inputs, "
+        "deleting and restoring runs and experiments, logged models and their search, artifacts, "
+        "and the model registry: registered models and model versions)",
     )

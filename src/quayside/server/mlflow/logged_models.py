@@ -7,6 +7,8 @@ the source run, at the model's name (``model``, then ``model-2`` ... when taken)
 ``runs:/<run id>/model`` is the MLflow model directory: ``quayside import mlflow`` takes
 that URI, and MLflow's own ``mlflow.pyfunc.load_model("models:/<model id>")`` reads it
 back through this server. A logged model needs a source run: Quayside keeps files per run.
+Deleting a model hides it from every call (MLflow's soft delete); its files stay with the run.
+Search reads MLflow's filter and ``order_by`` (:mod:`quayside.tracking.model_search`).
 """
 
 from __future__ import annotations
@@ -72,6 +74,12 @@ def get_logged_model(model_id: str, models: MlflowModels) -> dict[str, Any]:
     return {"model": model_out(models.get(model_id))}
 
 
+@router.delete("/logged-models/{model_id}")
+def delete_logged_model(model_id: str, models: MlflowModels) -> dict[str, Any]:
+    models.delete(model_id)
+    return {}
+
+
 @router.patch("/logged-models/{model_id}")
 def finalize_logged_model(model_id: str, body: ModelFinalize, models: MlflowModels) -> dict[str, Any]:
     return {"model": model_out(models.finalize(model_id, body.status))}
@@ -103,10 +111,10 @@ def search_logged_models(
     models: MlflowModels,
     readable: ReadableExperiments,
 ) -> dict[str, Any]:
-    if body.filter.strip() or body.datasets or body.order_by:
+    if body.datasets:
         raise UsageError(
-            "Quayside lists an experiment's logged models newest first; filters, datasets and "
-            "order_by are not supported"
+            "datasets are not supported in a logged-model search: Quayside keeps each logged model's "
+            "latest metric per key, not per dataset"
         )
     if not body.experiment_ids:
         raise UsageError("missing value for required parameter 'experiment_ids'")
@@ -115,7 +123,8 @@ def search_logged_models(
     ids = [i for i in ids if readable is None or i in readable]
     limit = min(max(body.max_results, 1), MAX_LOGGED_MODELS_PER_PAGE)
     offset = page_offset(body.page_token)
-    found, total = models.search(ids, limit, offset)
+    order = [o.to_order() for o in body.order_by]
+    found, total = models.search(ids, limit, offset, filter_string=body.filter, order_by=order)
     answer: dict[str, Any] = {"models": [model_out(m) for m in found]}
     if offset + limit < total:
         answer["next_page_token"] = str(offset + limit)

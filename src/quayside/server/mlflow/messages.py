@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from quayside.config import Settings
+from quayside.db.sql import Lifecycle
 from quayside.errors import NotFoundError, UsageError
 from quayside.server.tracking import MetricValue
 from quayside.tracking.entities import Experiment, Metric, Run, decode_float, encode_float
@@ -22,6 +23,7 @@ from quayside.tracking.limits import MAX_EXPERIMENT_ID, MAX_OFFSET, MAX_RUNS_PER
 from quayside.tracking.mlflow_datasets import DatasetInput
 from quayside.tracking.mlflow_models import MlflowLoggedModel
 from quayside.tracking.mlflow_runs import USER_TAG, MlflowPoint, run_tags
+from quayside.tracking.model_search import ModelOrder
 from quayside.tracking.store import TrackingStore
 
 DEFAULT_EXPERIMENT_ID = "0"
@@ -74,6 +76,21 @@ def page_offset(page_token: str | None) -> int:
 def run_status(status: str) -> str:
     """MLflow's run status as Quayside's: the same words, and SCHEDULED is RUNNING."""
     return "RUNNING" if status.upper() == "SCHEDULED" else status
+
+
+VIEW_TYPES: dict[str, tuple[str, ...]] = {
+    "ACTIVE_ONLY": (Lifecycle.ACTIVE,),
+    "DELETED_ONLY": (Lifecycle.DELETED,),
+    "ALL": (Lifecycle.ACTIVE, Lifecycle.DELETED),
+}
+
+
+def lifecycles(view_type: str, what: str = "view_type") -> tuple[str, ...]:
+    """The lifecycles MLflow's ``ViewType`` searches (``ACTIVE_ONLY``, ``DELETED_ONLY`` or ``ALL``)."""
+    found = VIEW_TYPES.get(view_type)
+    if found is None:
+        raise UsageError(f"{what} must be ACTIVE_ONLY, DELETED_ONLY or ALL, not '{excerpt(view_type)}'")
+    return found
 
 
 # --- request bodies --------------------------------------------------------------------------
@@ -228,12 +245,27 @@ class ModelParams(BaseModel):
     params: list[KeyValue] = Field(default_factory=list)
 
 
+class ModelOrderIn(BaseModel):
+    field_name: str
+    ascending: bool = True
+    dataset_name: str | None = None
+    dataset_digest: str | None = None
+
+    def to_order(self) -> ModelOrder:
+        if self.dataset_name or self.dataset_digest:
+            raise UsageError(
+                f"order_by '{excerpt(self.field_name)}' names a dataset: Quayside keeps each logged "
+                "model's latest metric per key, not per dataset"
+            )
+        return ModelOrder(self.field_name, self.ascending)
+
+
 class ModelSearch(BaseModel):
     experiment_ids: list[str] = Field(default_factory=list)
     filter: str = ""
     datasets: list[dict[str, Any]] = Field(default_factory=list)
     max_results: int = 100
-    order_by: list[dict[str, Any]] = Field(default_factory=list)
+    order_by: list[ModelOrderIn] = Field(default_factory=list)
     page_token: str | None = None
 
 
@@ -267,7 +299,7 @@ def experiment_out(experiment: Experiment) -> dict[str, Any]:
         "lifecycle_stage": experiment.lifecycle,
         "creation_time": experiment.created_at,
         "last_update_time": experiment.created_at,
-        "tags": [],
+        "tags": key_values(experiment.tags),
     }
 
 
@@ -346,3 +378,18 @@ def model_out(model: MlflowLoggedModel) -> dict[str, Any]:
             ],
         },
     }
+
+
+# --- experiment tags, run tags (the rest of the tracking API) ----------------------------------
+
+
+class ExperimentTagIn(ExperimentRef, KeyValue):
+    pass
+
+
+class ExperimentTagRef(ExperimentRef):
+    key: str
+
+
+class DeleteTagIn(RunRef):
+    key: str

@@ -1,4 +1,4 @@
-"""MLflow's tracking routes: experiments, runs, metrics, batch logging and dataset inputs.
+"""MLflow's tracking routes: experiments and their tags, runs, metrics, batch logging and dataset inputs.
 
 Each route parses MLflow's request, makes one call to the tracking domain and renders
 MLflow's response (:mod:`~quayside.server.mlflow.messages`); MLflow's own rules about
@@ -12,7 +12,6 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 
-from quayside.db.sql import Lifecycle
 from quayside.errors import AlreadyExistsError, UsageError
 from quayside.identity.model import Identity, PrincipalKind, Resource, ResourceKind
 from quayside.server.deps import (
@@ -26,9 +25,12 @@ from quayside.server.deps import (
 )
 from quayside.server.mlflow.errors import MlflowRoute
 from quayside.server.mlflow.messages import (
+    DeleteTagIn,
     ExperimentCreate,
     ExperimentRef,
     ExperimentSearch,
+    ExperimentTagIn,
+    ExperimentTagRef,
     ExperimentUpdate,
     LogBatchIn,
     LogInputsIn,
@@ -43,6 +45,7 @@ from quayside.server.mlflow.messages import (
     dataset_input_out,
     experiment_id_of,
     experiment_out,
+    lifecycles,
     metric_out,
     page_offset,
     page_size,
@@ -53,7 +56,7 @@ from quayside.server.mlflow.messages import (
 )
 from quayside.server.tracking import repeated
 from quayside.tracking.experiment_filter import experiment_name_filter
-from quayside.tracking.mlflow_runs import USER_TAG, run_start
+from quayside.tracking.mlflow_runs import USER_TAG, check_deletable_tag, run_start
 from quayside.tracking.store import TrackingStore
 
 router = APIRouter(tags=["mlflow"], route_class=MlflowRoute)
@@ -66,9 +69,7 @@ router = APIRouter(tags=["mlflow"], route_class=MlflowRoute)
 def create_experiment(
     body: ExperimentCreate, backend: Backend, caller: Caller, state: State
 ) -> dict[str, Any]:
-    if body.tags:
-        raise UsageError("Quayside experiments have no tags; set tags on runs instead")
-    experiment = backend.create_experiment(body.name)
+    experiment = backend.create_experiment(body.name, pairs(body.tags))
     state.identity.grant_creator(caller, Resource(ResourceKind.EXPERIMENT, str(experiment.id)))
     return {"experiment_id": str(experiment.id)}
 
@@ -91,11 +92,9 @@ def get_experiment_by_name(backend: Backend, experiment_name: str) -> dict[str, 
 def search_experiments(
     body: ExperimentSearch, backend: Backend, readable: ReadableExperiments
 ) -> dict[str, Any]:
-    if body.view_type not in ("ACTIVE_ONLY", "ALL", "DELETED_ONLY"):
-        raise UsageError(f"view_type must be ACTIVE_ONLY, DELETED_ONLY or ALL, not '{body.view_type}'")
+    wanted = lifecycles(body.view_type)
     experiments = backend.list_experiments(include_deleted=body.view_type != "ACTIVE_ONLY", readable=readable)
-    if body.view_type == "DELETED_ONLY":
-        experiments = [e for e in experiments if e.lifecycle == Lifecycle.DELETED]
+    experiments = [e for e in experiments if e.lifecycle in wanted]
     limit = page_size(body.max_results)
     offset = page_offset(body.page_token)
     matches = experiment_name_filter(body.filter)
@@ -115,6 +114,26 @@ def rename_experiment(body: ExperimentUpdate, backend: Backend, settings: Server
 @router.post("/experiments/delete")
 def delete_experiment(body: ExperimentRef, backend: Backend, settings: ServerSettings) -> dict[str, Any]:
     backend.delete_experiment(experiment_id_of(body.experiment_id, backend, settings))
+    return {}
+
+
+@router.post("/experiments/restore")
+def restore_experiment(body: ExperimentRef, backend: Backend, settings: ServerSettings) -> dict[str, Any]:
+    backend.restore_experiment(experiment_id_of(body.experiment_id, backend, settings))
+    return {}
+
+
+@router.post("/experiments/set-experiment-tag")
+def set_experiment_tag(body: ExperimentTagIn, backend: Backend, settings: ServerSettings) -> dict[str, Any]:
+    backend.set_experiment_tag(experiment_id_of(body.experiment_id, backend, settings), body.key, body.value)
+    return {}
+
+
+@router.post("/experiments/delete-experiment-tag")
+def delete_experiment_tag(
+    body: ExperimentTagRef, backend: Backend, settings: ServerSettings
+) -> dict[str, Any]:
+    backend.delete_experiment_tag(experiment_id_of(body.experiment_id, backend, settings), body.key)
     return {}
 
 
@@ -170,18 +189,23 @@ def delete_run(body: RunRef, backend: Backend) -> dict[str, Any]:
     return {}
 
 
+@router.post("/runs/restore")
+def restore_run(body: RunRef, backend: Backend) -> dict[str, Any]:
+    backend.restore_run(body.id)
+    return {}
+
+
 @router.post("/runs/search")
 def search_runs(
     body: RunSearch, backend: Backend, settings: ServerSettings, readable: ReadableExperiments
 ) -> dict[str, Any]:
-    if body.run_view_type != "ACTIVE_ONLY":
-        raise UsageError(
-            f"run_view_type {body.run_view_type} is not supported: Quayside searches active runs only"
-        )
+    wanted = lifecycles(body.run_view_type, "run_view_type")
     limit = page_size(body.max_results)
     offset = page_offset(body.page_token)
     ids = [experiment_id_of(e, backend, settings) for e in body.experiment_ids]
-    runs = backend.search_runs(ids, body.filter, body.order_by, limit, offset, readable=readable)
+    runs = backend.search_runs(
+        ids, body.filter, body.order_by, limit, offset, readable=readable, lifecycles=wanted
+    )
     answer: dict[str, Any] = {"runs": [run_out(r) for r in runs]}
     if len(runs) == limit:
         answer["next_page_token"] = str(offset + limit)
@@ -246,6 +270,12 @@ def log_param(body: LogParamIn, backend: Backend) -> dict[str, Any]:
 @router.post("/runs/set-tag")
 def set_tag(body: SetTagIn, backend: Backend) -> dict[str, Any]:
     log_to_run(backend, body.id, tags={body.key: body.value})
+    return {}
+
+
+@router.post("/runs/delete-tag")
+def delete_tag(body: DeleteTagIn, backend: Backend) -> dict[str, Any]:
+    backend.delete_run_tag(body.id, check_deletable_tag(body.key))
     return {}
 
 

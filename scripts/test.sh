@@ -12,6 +12,10 @@ echo "==> installing quayside[dev] into $venv"
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -e ".[dev]"
 
+echo "==> the bridge tests' mlflow and bentoml venvs (in the background, under .cache/test-venvs)"
+mkdir -p .cache && "$venv/bin/python" -m tests.venvs > .cache/test-venvs-ahead.log 2>&1 &
+test_venvs=$!
+
 echo "==> ruff"
 "$venv/bin/ruff" check .
 "$venv/bin/ruff" format --check .
@@ -26,6 +30,10 @@ export QUAYSIDE_TEST_CHROMIUM
 
 echo "==> import contracts"
 "$venv/bin/lint-imports"
+
+if ! wait "$test_venvs"; then
+  echo "    could not build them ahead (see .cache/test-venvs-ahead.log); the tests that need them will try again"
+fi
 
 echo "==> pytest"
 "$venv/bin/python" -m pytest "$@"

@@ -109,15 +109,28 @@ def framework_pins() -> tuple[str, ...]:
     return tuple(pinned(p) for p in ("xgboost", "lightgbm", "torch"))
 
 
+def mlflow_spec() -> Venv:
+    return Venv("mlflow", ("mlflow>=3.0", *shared_pins(), *framework_pins(), f"--editable={ROOT}"))
+
+
+def bentoml_spec() -> Venv:
+    return Venv("bentoml", ("bentoml>=1.2", pinned("onnxruntime"), pinned("numpy")))
+
+
 @pytest.fixture(scope="session")
 def mlflow_venv() -> Venv:
     """A venv with the real MLflow, the dev venv's model libraries, and this checkout of Quayside."""
-    return ensure_venv(
-        Venv("mlflow", ("mlflow>=3.0", *shared_pins(), *framework_pins(), f"--editable={ROOT}"))
-    )
+    return ensure_venv(mlflow_spec())
 
 
 @pytest.fixture(scope="session")
 def bentoml_venv() -> Venv:
     """A venv with the real BentoML and the dev venv's ONNX Runtime and NumPy."""
-    return ensure_venv(Venv("bentoml", ("bentoml>=1.2", pinned("onnxruntime"), pinned("numpy"))))
+    return ensure_venv(bentoml_spec())
+
+
+if __name__ == "__main__":
+    # scripts/test.sh builds both while the rest of its set-up runs, so pytest finds them ready;
+    # the fixtures above still build (or fail) on their own when this did not run.
+    for spec in (mlflow_spec(), bentoml_spec()):
+        ensure_venv(spec)

@@ -64,11 +64,7 @@ class JsonApi:
         """Raise the Quayside error an error response describes; do nothing for a success."""
         if response.status_code < 400:
             return
-        try:
-            body = response.json()
-        except ValueError:
-            body = None
-        raise error_from_body(response.status_code, body, f"the {self.what}")
+        raise error_from_body(response.status_code, json_or_none(response), f"the {self.what}")
 
     def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
         try:
@@ -92,3 +88,11 @@ class JsonApi:
                 yield response
         except httpx.TransportError as e:
             raise self._unreachable(e, " during a transfer") from None
+
+
+def json_or_none(response: httpx.Response) -> Any:
+    """The response's JSON body, or None when it has none (a proxy's HTML error page, an empty body)."""
+    try:
+        return response.json()
+    except ValueError:
+        return None

@@ -22,7 +22,8 @@ from starlette.requests import HTTPConnection
 
 from quayside.config import Settings
 from quayside.errors import AuthenticationError, PermissionDeniedError
-from quayside.identity.model import ACTIONS, Identity, Level, Resource, ResourceKind
+from quayside.identity.model import ACTIONS, Identity, Level, PrincipalKind, Resource, ResourceKind
+from quayside.registry.stages import resolve_actor
 from quayside.registry.store import RegistryStore
 from quayside.server.auth import local_identity, resolve_identity
 from quayside.server.sessions import SessionKeys
@@ -205,3 +206,20 @@ ReadableExperiments = Annotated[frozenset[int] | None, Depends(readable_experime
 """Experiment ids the caller may read (``None``: all), for a list or search to filter in its query."""
 ReadableModels = Annotated[frozenset[str] | None, Depends(readable_models)]
 """Registered-model names the caller may read (``None``: all)."""
+
+
+def audit_actor(caller: Identity, settings: Settings, actor: str | None = None) -> str:
+    """Who the audit entry names: with auth on, the caller, whatever the request says.
+
+    An ``actor`` that names someone else is refused with 403, not overwritten: the caller is
+    known, and acting under another name is something it may not do (no level allows it).
+    Without auth, the request's actor, else ``QUAYSIDE_ACTOR``, else the OS user, as before.
+    """
+    if caller.kind == PrincipalKind.LOCAL:
+        return resolve_actor(actor, settings.actor)
+    if actor is not None and actor.strip() and actor.strip() != caller.name:
+        raise PermissionDeniedError(
+            f"the audit log records who really acts: '{caller.name}' cannot act as '{actor.strip()[:256]}'; "
+            "leave the actor out"
+        )
+    return caller.name

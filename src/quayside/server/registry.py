@@ -17,15 +17,14 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from quayside.errors import PermissionDeniedError, UsageError
-from quayside.identity.model import Identity, PrincipalKind, Resource, ResourceKind
+from quayside.identity.model import Identity, Resource, ResourceKind
 from quayside.registry.archive import extract_tar
 from quayside.registry.artifacts import iter_tar
 from quayside.registry.entities import MAX_VERSION
 from quayside.registry.policy import PolicyChange
 from quayside.registry.rest import API_PREFIX
-from quayside.registry.stages import resolve_actor
 from quayside.scratch import temporary_directory
-from quayside.server.deps import Caller, ReadableModels, Registry, ServerSettings, State
+from quayside.server.deps import Caller, ReadableModels, Registry, ServerSettings, State, audit_actor
 from quayside.server.permissions import creates_model
 
 REGISTRY_PREFIX = API_PREFIX
@@ -36,23 +35,6 @@ router = APIRouter(tags=["registry"])
 
 # Bounded here so the schema says so; below 1 is the store's 400, as for every other caller.
 VersionNumber = Annotated[int, PathParam(le=MAX_VERSION)]
-
-
-def _actor(caller: Identity, settings: ServerSettings, actor: str | None) -> str:
-    """Who the audit entry names: with auth on, the caller, whatever the request says.
-
-    An ``actor`` that names someone else is refused with 403, not overwritten: the caller is
-    known, and acting under another name is something it may not do (no level allows it).
-    Without auth, the request's actor, else ``QUAYSIDE_ACTOR``, else the OS user, as before.
-    """
-    if caller.kind == PrincipalKind.LOCAL:
-        return resolve_actor(actor, settings.actor)
-    if actor is not None and actor.strip() and actor.strip() != caller.name:
-        raise PermissionDeniedError(
-            f"the audit log records who really acts: '{caller.name}' cannot act as '{actor.strip()[:256]}'; "
-            "leave the actor out"
-        )
-    return caller.name
 
 
 class ModelIn(BaseModel):
@@ -160,7 +142,7 @@ def delete_model(
     actor: str | None = None,
     reason: str = "",
 ) -> None:
-    resolved = _actor(caller, settings, actor)
+    resolved = audit_actor(caller, settings, actor)
     registry.delete_model(name, actor=resolved, reason=reason)
     # A model registered later under this name starts with no grants of this one's.
     state.identity.forget_resource(Resource(ResourceKind.MODEL, name), actor=resolved)
@@ -199,7 +181,7 @@ async def register_version(
     answers 413 for a larger one before this sees it); what it unpacks to is bounded here.
     """
     tags = _parse_tags(tag or [])
-    resolved_actor = _actor(caller, settings, actor)
+    resolved_actor = audit_actor(caller, settings, actor)
     creating = creates_model(request)
     # In the artifact root's scratch folder, so that a crash mid-upload leaves nothing a restart keeps.
     with temporary_directory(settings.artifact_dir) as scratch:
@@ -293,7 +275,7 @@ def transition(
         name,
         version,
         body.stage,
-        actor=_actor(caller, settings, body.actor),
+        actor=audit_actor(caller, settings, body.actor),
         reason=body.reason,
         keep_previous=body.keep_previous,
         override=_override(caller, body.override),
@@ -311,7 +293,9 @@ def delete_version(
     actor: str | None = None,
     reason: str = "",
 ) -> dict[str, Any]:
-    deleted = registry.delete_version(name, version, actor=_actor(caller, settings, actor), reason=reason)
+    deleted = registry.delete_version(
+        name, version, actor=audit_actor(caller, settings, actor), reason=reason
+    )
     return deleted.to_dict()
 
 
@@ -329,7 +313,9 @@ def set_policy(
     name: str, body: PolicyPatch, settings: ServerSettings, registry: Registry, caller: Caller
 ) -> dict[str, Any]:
     change = PolicyChange.from_dict(body.model_dump(exclude={"reason", "actor"}))
-    policy = registry.set_policy(name, change, actor=_actor(caller, settings, body.actor), reason=body.reason)
+    policy = registry.set_policy(
+        name, change, actor=audit_actor(caller, settings, body.actor), reason=body.reason
+    )
     return policy.to_dict()
 
 
@@ -343,7 +329,7 @@ def add_loadtest(
     caller: Caller,
 ) -> dict[str, Any]:
     """Keep a load-test report with the version; the answer carries the registry's own verdict."""
-    actor = _actor(caller, settings, body.actor)
+    actor = audit_actor(caller, settings, body.actor)
     return registry.add_loadtest_report(name, version, body.report, body.html, actor=actor).to_dict()
 
 
@@ -389,7 +375,7 @@ def set_alias(
         name,
         alias,
         body.version,
-        actor=_actor(caller, settings, body.actor),
+        actor=audit_actor(caller, settings, body.actor),
         reason=body.reason,
         override=_override(caller, body.override),
     )
@@ -406,4 +392,4 @@ def delete_alias(
     actor: str | None = None,
     reason: str = "",
 ) -> None:
-    registry.delete_alias(name, alias, actor=_actor(caller, settings, actor), reason=reason)
+    registry.delete_alias(name, alias, actor=audit_actor(caller, settings, actor), reason=reason)

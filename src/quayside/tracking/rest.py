@@ -22,7 +22,7 @@ from quayside.errors import (
     UnavailableError,
     UsageError,
 )
-from quayside.restclient import JsonApi
+from quayside.restclient import JsonApi, json_or_none
 from quayside.tracking.artifacts import CHUNK, check_artifact_path
 from quayside.tracking.batches import batch_bodies, check_batch
 from quayside.tracking.entities import ArtifactInfo, Experiment, LoggedModel, Metric, Run
@@ -47,10 +47,7 @@ class _MlflowApi(JsonApi):
     def raise_for_error(self, response: httpx.Response) -> None:
         if response.status_code < 400:
             return
-        try:
-            body = response.json()
-        except ValueError:
-            body = None
+        body = json_or_none(response)
         message = body.get("message") if isinstance(body, dict) else None
         cls = _MLFLOW_ERRORS.get(response.status_code, QuaysideError)
         raise cls(str(message or f"the {self.what} answered {response.status_code} without an error body"))

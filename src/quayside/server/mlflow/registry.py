@@ -36,10 +36,18 @@ from fastapi import APIRouter, Query
 
 from quayside.compose.mlflow_registry import mlflow_download_uri, register_mlflow_version, resolve_source
 from quayside.errors import NotFoundError, UsageError
-from quayside.identity.model import Identity, Level, Resource, ResourceKind
+from quayside.identity.model import Level, Resource, ResourceKind
 from quayside.registry.entities import ModelVersion
 from quayside.registry.store import RegistryStore
-from quayside.server.deps import Caller, ReadableModels, Registry, ServerSettings, State, check_level
+from quayside.server.deps import (
+    Caller,
+    ReadableModels,
+    Registry,
+    ServerSettings,
+    State,
+    audit_actor,
+    check_level,
+)
 from quayside.server.mlflow.errors import MlflowRoute
 from quayside.server.mlflow.messages import page_offset, pairs
 from quayside.server.mlflow.registry_messages import (
@@ -83,14 +91,6 @@ router = APIRouter(tags=["mlflow"], route_class=MlflowRoute)
 
 MODEL = ResourceKind.MODEL
 Repeated = Annotated[list[str] | None, Query()]
-
-
-def _actor(caller: Identity, settings: ServerSettings) -> str:
-    """Who the audit entry names: the caller with auth on (MLflow sends no actor), as on Quayside's routes."""
-    # server.registry imports server.permissions, which imports this package: so, here.
-    from quayside.server.registry import _actor as audit_actor
-
-    return audit_actor(caller, settings, None)
 
 
 def _live(registry: RegistryStore, name: str, version: str) -> ModelVersion:
@@ -138,7 +138,7 @@ def get_registered_model(name: str, registry: Registry) -> dict[str, Any]:
 def rename_registered_model(
     body: ModelRename, registry: Registry, caller: Caller, settings: ServerSettings, state: State
 ) -> dict[str, Any]:
-    actor = _actor(caller, settings)
+    actor = audit_actor(caller, settings)
     model = registry.rename_model(body.name, body.new_name, actor=actor)
     if model.name != body.name:
         state.identity.rename_resource(Resource(MODEL, body.name), model.name, actor=actor)
@@ -156,7 +156,7 @@ def update_registered_model(body: ModelUpdate, registry: Registry) -> dict[str, 
 def delete_registered_model(
     body: ModelRef, registry: Registry, caller: Caller, settings: ServerSettings, state: State
 ) -> dict[str, Any]:
-    actor = _actor(caller, settings)
+    actor = audit_actor(caller, settings)
     registry.delete_model(body.name, actor=actor)
     # A model registered later under this name starts with no grants of this one's.
     state.identity.forget_resource(Resource(MODEL, body.name), actor=actor)
@@ -215,7 +215,9 @@ def delete_registered_model_tag(body: ModelTagRef, registry: Registry) -> dict[s
 def set_registered_model_alias(
     body: AliasSet, registry: Registry, caller: Caller, settings: ServerSettings
 ) -> dict[str, Any]:
-    registry.set_alias(body.name, body.alias, version_number(body.version), actor=_actor(caller, settings))
+    registry.set_alias(
+        body.name, body.alias, version_number(body.version), actor=audit_actor(caller, settings)
+    )
     return {}
 
 
@@ -223,7 +225,7 @@ def set_registered_model_alias(
 def delete_registered_model_alias(
     body: AliasRef, registry: Registry, caller: Caller, settings: ServerSettings
 ) -> dict[str, Any]:
-    registry.delete_alias(body.name, body.alias, actor=_actor(caller, settings))
+    registry.delete_alias(body.name, body.alias, actor=audit_actor(caller, settings))
     return {}
 
 
@@ -255,7 +257,7 @@ def create_model_version(
         run_id=body.run_id or None,
         description=body.description,
         tags=pairs(body.tags),
-        actor=_actor(caller, settings),
+        actor=audit_actor(caller, settings),
     )
     return {"model_version": model_version_out(version)}
 
@@ -277,7 +279,7 @@ def update_model_version(body: VersionUpdate, registry: Registry) -> dict[str, A
 def delete_model_version(
     body: VersionRef, registry: Registry, caller: Caller, settings: ServerSettings
 ) -> dict[str, Any]:
-    registry.delete_version(body.name, body.number, actor=_actor(caller, settings))
+    registry.delete_version(body.name, body.number, actor=audit_actor(caller, settings))
     return {}
 
 
@@ -329,7 +331,7 @@ def transition_model_version_stage(
         target, body.archive_existing_versions, allow_multiple_production=model.allow_multiple_production
     )
     moved = registry.transition(
-        body.name, body.number, target.value, actor=_actor(caller, settings), keep_previous=keep
+        body.name, body.number, target.value, actor=audit_actor(caller, settings), keep_previous=keep
     )
     return {"model_version": model_version_out(moved)}
 

@@ -30,6 +30,7 @@ from sklearn.linear_model import LogisticRegression
 
 import quayside
 from quayside.errors import PackageError, UntrustedPackageError, UsageError
+from quayside.packager.golden import check_outputs
 from quayside.packager.importers.mlflow import import_mlflow_model
 from quayside.packager.manifest import read_manifest
 from tests.venvs import ROOT
@@ -382,3 +383,18 @@ def test_the_cli_imports_converts_and_prints_one_line_errors(mlflow_models, tmp_
     )
     assert native.returncode == 0, native.stderr
     assert not quayside.load_model(tmp_path / "n", trust=True).manifest.onnx_servable
+
+
+def test_import_mlflow_records_the_native_models_answers_to_mlflows_example(mlflow_models, tmp_path):
+    result = import_mlflow_model(mlflow_models / "sklearn-skops", tmp_path / "iris")
+
+    manifest = read_manifest(tmp_path / "iris")
+    assert manifest.golden == result.manifest.golden and manifest.golden_missing is None
+    golden = manifest.golden_outputs()
+    # MLflow's own load of the model, on all 150 rows; the example is the first 10.
+    mlflow = json.loads((mlflow_models / "predictions" / "sklearn-skops.json").read_text())
+    np.testing.assert_array_equal(golden["label"], mlflow["label"][:10])
+    np.testing.assert_array_equal(golden["probabilities"], np.asarray(mlflow["probabilities"][:10]))
+    assert manifest.onnx_servable
+    answers = quayside.load_model(tmp_path / "iris").predict(manifest.input_example)
+    assert check_outputs(golden, answers, manifest.parity_tolerance()) == []

@@ -45,10 +45,17 @@ def _summary(root: Path, manifest: Manifest) -> Table:
         ("digest", f"sha256:{manifest.digest()[:20]}…  (--json for all of it)"),
         ("created", manifest.created_at),
         ("source run", manifest.source_run or "-"),
+        ("golden outputs", _golden_outputs(manifest)),
     ]
     for label, value in rows:
         table.add_row(label, value)
     return table
+
+
+def _golden_outputs(manifest: Manifest) -> str:
+    if manifest.golden_missing is not None:
+        return f"none: {manifest.golden_missing}"
+    return f"recorded for the input example ({', '.join(manifest.golden_outputs())})"
 
 
 def _environment_table(manifest: Manifest) -> Table:

@@ -1,5 +1,9 @@
 """ONNX conversion: dispatch to the flavor's converter, align the graph with the signature, measure parity.
 
+A conversion is kept only if the ONNX model answers like the native model (parity,
+on the example plus sampled rows) and, on the example, like the package's golden
+outputs (what the model answered when it was saved).
+
 A converted graph takes the signature's input names and answers with the
 signature's output names, in order, so that a server running it on ONNX
 Runtime alone speaks the same signature as the native model.
@@ -15,20 +19,11 @@ from quayside.errors import ConversionError, ParityError
 from quayside.packager.example import concat_rows, sample_like
 from quayside.packager.flavors.base import Flavor, Options, import_extra
 from quayside.packager.flavors.onnx import OnnxRunner
-from quayside.packager.parity import DEFAULT_ATOL, DEFAULT_RTOL, DEFAULT_SAMPLES, ParityReport, measure_parity
+from quayside.packager.golden import check_outputs
+from quayside.packager.parity import DEFAULT_TOLERANCE, ParityReport, Tolerance, measure_parity
 from quayside.packager.signature import Arrays, Signature
 
 ONNX_FILE = "model.onnx"
-
-
-@dataclass(frozen=True)
-class Tolerance:
-    """How close the ONNX model must stay to the native one, and on how many sampled rows."""
-
-    rtol: float = DEFAULT_RTOL
-    atol: float = DEFAULT_ATOL
-    samples: int = DEFAULT_SAMPLES
-    seed: int = 0
 
 
 @dataclass(frozen=True)
@@ -82,12 +77,16 @@ def convert(
     signature: Signature,
     example: Arrays,
     *,
-    tolerance: Tolerance = Tolerance(),
+    tolerance: Tolerance = DEFAULT_TOLERANCE,
     opset: int | None = None,
+    golden: Arrays | None = None,
 ) -> Conversion:
     """Convert a native model, then check parity on the example plus sampled rows.
 
-    Raises :class:`ParityError` naming each output that differs beyond the tolerance.
+    With ``golden`` (the package's golden outputs: what the model answered for
+    ``example`` when it was saved), the ONNX model's answers to the example must
+    also match them within the tolerance. Raises :class:`ParityError` naming
+    each output that differs beyond the tolerance.
     """
     onnx = import_extra("onnx", "onnx", "ONNX conversion")
     graph = flavor.to_onnx(model, signature.inputs, options, opset)
@@ -106,7 +105,26 @@ def convert(
         return flavor.predict(model, inputs, signature.inputs, options)
 
     report = check_parity(native, runner.run, rows, signature, tolerance)
+    if golden:
+        check_golden(golden, runner.run(example), tolerance)
     return Conversion(model_bytes, _opset(graph), report)
+
+
+def check_golden(golden: Arrays, answers: Arrays, tolerance: Tolerance) -> None:
+    """Refuse an ONNX model that does not answer the example as the model did when it was saved.
+
+    Parity compares with the native model as it runs here; a native model that
+    answers differently here than where it was saved (another library version)
+    would otherwise hand its drift on to the ONNX model unnoticed.
+    """
+    differences = check_outputs(golden, answers, tolerance)
+    if differences:
+        raise ParityError(
+            "ONNX conversion refused: on the input example it does not answer as the model did when "
+            "the package was saved (its golden outputs), so the native model answers differently "
+            "here than where it was saved; compare this environment's versions with the package's: "
+            + "; ".join(str(d) for d in differences)
+        )
 
 
 def check_parity(

@@ -22,7 +22,9 @@ import yaml
 
 from quayside.errors import NotFoundError, PackageError, PackageIntegrityError
 from quayside.packager.environment import Environment
-from quayside.packager.signature import Signature
+from quayside.packager.golden import NOT_RECORDED, GoldenOutputs
+from quayside.packager.parity import DEFAULT_ATOL, DEFAULT_RTOL, Tolerance
+from quayside.packager.signature import Arrays, Signature
 
 MANIFEST_NAME = "quayside.yaml"
 FORMAT_VERSION = 1
@@ -57,6 +59,9 @@ class Manifest:
     signature: Signature
     environment: Environment
     input_example: Mapping[str, Any] | None = None
+    golden: GoldenOutputs | None = None
+    """The model's outputs for the input example when it was saved (or why there are none);
+    None in a package written before they were recorded, whose manifest then has no such field."""
     flavor_options: Mapping[str, Any] = field(default_factory=dict)
     onnx: OnnxInfo | None = None
     metadata: Mapping[str, Any] = field(default_factory=dict)
@@ -73,6 +78,22 @@ class Manifest:
         """Total bytes of the listed files."""
         return sum(f.size for f in self.files)
 
+    def golden_outputs(self) -> Arrays:
+        """What the model answered for its input example when saved (empty if unrecorded)."""
+        return self.golden.arrays() if self.golden is not None else {}
+
+    @property
+    def golden_missing(self) -> str | None:
+        """Why the package records no golden outputs, or None when it does."""
+        return NOT_RECORDED if self.golden is None else self.golden.missing
+
+    def parity_tolerance(self) -> Tolerance:
+        """The tolerance the package's parity check ran with (the default one when it never ran)."""
+        parity = self.onnx.parity if self.onnx is not None else {}
+        return Tolerance(
+            rtol=float(parity.get("rtol", DEFAULT_RTOL)), atol=float(parity.get("atol", DEFAULT_ATOL))
+        )
+
     def file(self, path: str) -> FileEntry:
         for entry in self.files:
             if entry.path == path:
@@ -86,6 +107,8 @@ class Manifest:
         return replace(self, files=tuple(merged[p] for p in sorted(merged)))
 
     def to_dict(self) -> dict[str, Any]:
+        # Only a package that records golden outputs has the field, so an older package keeps its digest.
+        golden = {} if self.golden is None else {"golden_outputs": self.golden.to_dict()}
         return {
             "format_version": self.format_version,
             "name": self.name,
@@ -96,6 +119,7 @@ class Manifest:
             "files": [{"path": f.path, "sha256": f.sha256, "size": f.size} for f in self.files],
             "signature": self.signature.to_dict(),
             "input_example": dict(self.input_example) if self.input_example is not None else None,
+            **golden,
             "environment": self.environment.to_dict(),
             "onnx": None
             if self.onnx is None
@@ -118,6 +142,7 @@ class Manifest:
                     "upgrade quayside"
                 )
             onnx = data.get("onnx")
+            golden = data.get("golden_outputs")
             return cls(
                 name=str(data["name"]),
                 flavor=str(data["flavor"]),
@@ -127,6 +152,7 @@ class Manifest:
                 signature=Signature.from_dict(data["signature"]),
                 environment=Environment.from_dict(data["environment"]),
                 input_example=data.get("input_example"),
+                golden=GoldenOutputs.from_dict(golden) if golden is not None else None,
                 flavor_options=data.get("flavor_options") or {},
                 onnx=None
                 if not onnx

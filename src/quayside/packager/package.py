@@ -4,7 +4,7 @@ A package is written into a temporary directory beside its destination and
 renamed into place, so a failed save (a parity failure, a model that cannot be
 pickled) leaves nothing behind. Saving loads the written files back through the
 flavor and runs the input example on them: a package that saved is a package
-that loads.
+that loads, and what it answered is recorded as the package's golden outputs.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from quayside.packager.example import decode_example, encode_example
 from quayside.packager.flavors import Flavor, flavor_for, get_flavor
 from quayside.packager.flavors.onnx import MODEL_FILE as ONNX_MODEL_FILE
 from quayside.packager.flavors.onnx import OnnxRunner
+from quayside.packager.golden import NO_EXAMPLE, no_golden, record_golden
 from quayside.packager.manifest import (
     Manifest,
     OnnxInfo,
@@ -236,9 +237,13 @@ def save_model(
     describe are inferred (:func:`~quayside.packager.signature.match_outputs`).
     ``inputs`` describes the inputs alone and leaves the outputs to
     inference (an importer knows the inputs from the source format, not the
-    outputs of Quayside's flavor). With ``to_onnx=True`` the model is also converted to ONNX and
-    the package is ONNX-servable only if parity holds within ``tolerance``;
-    otherwise :class:`~quayside.errors.ParityError` is raised and nothing is written.
+    outputs of Quayside's flavor). What the saved model answers for ``input_example``
+    is recorded as the package's golden outputs
+    (:meth:`~quayside.packager.manifest.Manifest.golden_outputs`). With ``to_onnx=True``
+    the model is also converted to ONNX and the package is ONNX-servable only if parity
+    holds within ``tolerance`` (and the ONNX model answers the example as the golden
+    outputs say); otherwise :class:`~quayside.errors.ParityError` is raised and nothing
+    is written.
     """
     destination = Path(path)
     _check_destination(destination)
@@ -275,6 +280,7 @@ def save_model(
                 example,
                 tolerance=tolerance,
                 opset=opset,
+                golden=manifest.golden_outputs(),
             )
             manifest = _with_conversion(staging, manifest, conversion)
         write_manifest(staging, manifest)
@@ -295,30 +301,25 @@ def _write_native(
     example: Arrays | None,
     signature: Signature | None,
 ) -> tuple[Manifest, Any]:
-    """Save the native model, load it back as a user would, and complete the signature from its outputs."""
+    """Save the native model, load it back as a user would, and complete the signature from its outputs.
+
+    The reloaded model's answers to the example also become the package's golden outputs.
+    """
     files, options = flavor.save(model, root)
     manifest = replace(skeleton, files=tuple(file_entry(root, f) for f in files), flavor_options=options)
     reloaded = flavor.load(PackageReader(root, manifest), options, manifest.signature)
-    outputs = _infer_outputs(flavor, reloaded, manifest.signature, options, example, signature)
+    if example is None:
+        return replace(manifest, golden=no_golden(NO_EXAMPLE)), reloaded
+    answers = flavor.predict(reloaded, example, manifest.signature.inputs, options)
+    # An ONNX graph's outputs are its own; other flavors' are described from what they answered.
+    outputs = manifest.signature.outputs if flavor.name == "onnx" else _output_schema(answers, signature)
     manifest = replace(
         manifest,
         signature=Signature(manifest.signature.inputs, outputs),
-        input_example=encode_example(example) if example is not None else None,
+        input_example=encode_example(example),
+        golden=record_golden(answers, outputs.names),
     )
     return manifest, reloaded
-
-
-def _infer_outputs(
-    flavor: Flavor,
-    reloaded: Any,
-    known: Signature,
-    options: Mapping[str, Any],
-    example: Arrays | None,
-    signature: Signature | None,
-) -> Schema:
-    if example is None or flavor.name == "onnx":
-        return known.outputs
-    return _output_schema(flavor.predict(reloaded, example, known.inputs, options), signature)
 
 
 def _with_conversion(root: Path, manifest: Manifest, conversion: Conversion) -> Manifest:
@@ -344,9 +345,11 @@ def convert_package(
     """Convert a saved package's native model to ONNX in place, if parity holds.
 
     The native model is loaded (so pickled flavors need ``trust=True``), converted,
-    and checked on the stored input example plus sampled rows. On success the ONNX
-    file is added and the manifest rewritten atomically; on failure the package is
-    left as it was.
+    and checked on the stored input example plus sampled rows, and against the
+    golden outputs on the example. The golden outputs stay what the native model
+    answered when the package was saved; a package written before they were
+    recorded gets the native model's answers now. On success the ONNX file is added
+    and the manifest rewritten atomically; on failure the package is left as it was.
     """
     root = Path(path)
     loaded = load_model(root, trust=trust, runtime="native")
@@ -360,6 +363,9 @@ def convert_package(
         )
     flavor = get_flavor(manifest.flavor)
     example = decode_example(manifest.input_example, manifest.signature.inputs)
+    if manifest.golden is None:
+        answers = loaded.run(example)
+        manifest = replace(manifest, golden=record_golden(answers, manifest.signature.outputs.names))
     conversion = convert(
         flavor,
         loaded.native_model,
@@ -368,6 +374,7 @@ def convert_package(
         example,
         tolerance=tolerance,
         opset=opset,
+        golden=manifest.golden_outputs(),
     )
     updated = _with_conversion(root, manifest, conversion)
     write_manifest(root, updated)

@@ -22,6 +22,20 @@ DEFAULT_SAMPLES = 1000
 
 
 @dataclass(frozen=True)
+class Tolerance:
+    """How close a runtime must stay to the native model, and on how many sampled rows parity is measured."""
+
+    rtol: float = DEFAULT_RTOL
+    atol: float = DEFAULT_ATOL
+    samples: int = DEFAULT_SAMPLES
+    seed: int = 0
+
+
+DEFAULT_TOLERANCE = Tolerance()
+"""The tolerance a package is checked with unless it says otherwise."""
+
+
+@dataclass(frozen=True)
 class OutputParity:
     """How one output of the ONNX model compares with the native model's."""
 

@@ -6,6 +6,7 @@ the same protocol module; nothing here knows a wire format.
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -26,6 +27,10 @@ from quayside.serving.options import ServeOptions
 from quayside.serving.protocols import v2
 from quayside.serving.runtime import ModelRuntime
 from quayside.version import __version__
+
+IMPORTED_AT = time.monotonic()
+"""When this module, and with it the framework, the runtime and the packager, had been imported:
+the end of the import phase of ``quayside_startup_phase_seconds``."""
 
 
 def _install_error_handlers(app: FastAPI) -> None:
@@ -56,7 +61,7 @@ def _install_error_handlers(app: FastAPI) -> None:
 
 def create_app(runtime: ModelRuntime, options: ServeOptions) -> Any:
     """The ASGI app serving one loaded model with V2, ``/invocations``, health, metrics and docs."""
-    server = ModelServer(runtime, options)
+    server = ModelServer(runtime, options, imported_at=IMPORTED_AT)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -20,6 +20,8 @@ from prometheus_client import (
 )
 from prometheus_client import multiprocess as prometheus_multiprocess
 
+from quayside.serving.startup import StartupTimes
+
 MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
@@ -67,6 +69,26 @@ class ServerMetrics:
             registry=registry,
             multiprocess_mode="max",
         )
+        # Per worker, set once when it turns ready; several workers show the slowest one's.
+        self.startup_phase = Gauge(
+            "quayside_startup_phase_seconds",
+            "Time each startup phase took: import (process start to the server imported), "
+            "load (package, digests, runtime session), warmup (warm-up inferences)",
+            ("phase",),
+            registry=registry,
+            multiprocess_mode="max",
+        )
+        self.startup = Gauge(
+            "quayside_startup_seconds",
+            "Time from process start to ready",
+            registry=registry,
+            multiprocess_mode="max",
+        )
+
+    def observe_startup(self, times: StartupTimes) -> None:
+        for phase, seconds in times.phases().items():
+            self.startup_phase.labels(phase).set(seconds)
+        self.startup.set(times.total_s)
 
     def observe_batch(self, rows: int, requests: int) -> None:
         self.batch_rows.observe(rows)

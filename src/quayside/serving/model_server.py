@@ -19,6 +19,7 @@ from quayside.serving.metrics import ServerMetrics
 from quayside.serving.options import ServeOptions
 from quayside.serving.protocols import invocations, v2
 from quayside.serving.runtime import ModelRuntime
+from quayside.serving.startup import StartupTimes
 
 logger = logging.getLogger("quayside.serving")
 
@@ -26,9 +27,11 @@ logger = logging.getLogger("quayside.serving")
 class ModelServer:
     """One worker's state: the model, how calls reach it, health and metrics."""
 
-    def __init__(self, runtime: ModelRuntime, options: ServeOptions) -> None:
+    def __init__(self, runtime: ModelRuntime, options: ServeOptions, *, imported_at: float) -> None:
         self.runtime = runtime
         self.options = options
+        self.imported_at = imported_at
+        """When the app was imported (:func:`time.monotonic`): the end of the startup's import phase."""
         self.health = Health()
         self.metrics = ServerMetrics()
         self.batching = options.batching and runtime.batchable
@@ -57,16 +60,28 @@ class ModelServer:
         gc.collect()
         gc.freeze()
         await self.runner.start()
-        self.metrics.model_load.set(self.runtime.load_seconds)
+        runtime = self.runtime
+        self.metrics.model_load.set(runtime.load_seconds + runtime.warmup_seconds)
+        startup = StartupTimes.until_now(
+            imported_at=self.imported_at, load_s=runtime.load_seconds, warmup_s=runtime.warmup_seconds
+        )
+        self.metrics.observe_startup(startup)
         self.health.model_loaded = True
         self.health.watch_signals()
-        batching = f"batching up to {self.options.max_batch_size} rows" if self.batching else "batching off"
+        self._log_ready(startup)
+
+    def _log_ready(self, startup: StartupTimes) -> None:
+        runtime, options = self.runtime, self.options
+        model = f"'{runtime.name}'" + (f" version {runtime.version}" if runtime.version is not None else "")
+        batching = f"batching up to {options.max_batch_size} rows" if self.batching else "batching off"
         logger.info(
-            "model '%s' ready on %s (%s; loaded in %.2f s; %s)",
-            self.runtime.name,
-            self.runtime.platform,
+            "ready: model %s on %s:%d in %s; %s, %s; %s",
+            model,
+            options.host,
+            options.port,
+            startup.describe(),
+            runtime.platform,
             batching,
-            self.runtime.load_seconds,
             self.calls.describe(),
         )
 

@@ -25,10 +25,13 @@ class ModelRuntime:
     name: str
     version: str | None
     load_seconds: float
+    """Opening the package, verifying its digests and creating the runtime session."""
     batchable: bool
     """True when every input and output has a variable first (batch) dimension."""
     call_cost: CallCost | None = None
     """The model's measured cost per call and per row; None when the package has no input example."""
+    warmup_seconds: float = 0.0
+    """The warm-up inferences on the input example (which also measure ``call_cost``)."""
 
     @property
     def signature(self) -> Signature:
@@ -70,6 +73,7 @@ def load_runtime(
         runtime=runtime,
         session=OnnxSessionConfig(intra_op_threads=intra_op_threads, spinning=False),
     )
+    loaded = time.perf_counter()
     manifest = model.manifest
     batchable = _batchable(manifest.signature)
     cost = None
@@ -81,9 +85,10 @@ def load_runtime(
         model=model,
         name=name or manifest.name,
         version=version,
-        load_seconds=time.perf_counter() - started,
+        load_seconds=loaded - started,
         batchable=batchable,
         call_cost=cost,
+        warmup_seconds=time.perf_counter() - loaded,
     )
 
 

@@ -45,7 +45,7 @@ def _summary(root: Path, manifest: Manifest) -> Table:
         ("digest", f"sha256:{manifest.digest()[:20]}…  (--json for all of it)"),
         ("created", manifest.created_at),
         ("source run", manifest.source_run or "-"),
-        ("golden outputs", _golden_outputs(manifest)),
+        ("golden", _golden_outputs(manifest)),
     ]
     for label, value in rows:
         table.add_row(label, value)
@@ -54,8 +54,8 @@ def _summary(root: Path, manifest: Manifest) -> Table:
 
 def _golden_outputs(manifest: Manifest) -> str:
     if manifest.golden_missing is not None:
-        return f"none: {manifest.golden_missing}"
-    return f"recorded for the input example ({', '.join(manifest.golden_outputs())})"
+        return f"no outputs recorded: {manifest.golden_missing}"
+    return f"outputs recorded for the input example ({', '.join(manifest.golden_outputs())})"
 
 
 def _environment_table(manifest: Manifest) -> Table:

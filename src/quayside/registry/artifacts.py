@@ -80,9 +80,6 @@ class PackageStore:
     def remove(self, storage_path: str) -> None:
         shutil.rmtree(self.location(storage_path), ignore_errors=True)
 
-    def remove_model(self, model: str) -> None:
-        shutil.rmtree(self.model_dir(model), ignore_errors=True)
-
 
 def _open(path: Path) -> PackageReader:
     try:

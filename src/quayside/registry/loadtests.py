@@ -314,8 +314,3 @@ class ReportFiles:
         import shutil
 
         shutil.rmtree(self.location(storage_path), ignore_errors=True)
-
-    def remove_model(self, name: str) -> None:
-        import shutil
-
-        shutil.rmtree(self.root / LOADTESTS_DIR / path_component(check_model_name(name)), ignore_errors=True)

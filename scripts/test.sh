@@ -24,6 +24,10 @@ echo "==> docker engine and base image (for the build and deploy tests)"
 QUAYSIDE_TEST_BASE_IMAGE=$(bash scripts/docker-engine.sh | tail -n 1)
 export QUAYSIDE_TEST_BASE_IMAGE
 
+echo "==> OCI image registry on 127.0.0.1 (for the push and pull-by-digest tests)"
+QUAYSIDE_TEST_OCI_REGISTRY=$(bash scripts/oci-registry.sh | tail -n 1)
+export QUAYSIDE_TEST_OCI_REGISTRY
+
 echo "==> Chromium (for the web UI's browser tests)"
 QUAYSIDE_TEST_CHROMIUM=$(bash scripts/browser.sh | tail -n 1)
 export QUAYSIDE_TEST_CHROMIUM

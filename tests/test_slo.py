@@ -69,3 +69,24 @@ def test_a_latency_never_measured_fails_its_objective():
     verdict = evaluate(parse_slo("p95_ms<=25"), {"p95_ms": math.nan})
     assert not verdict.passed
     assert verdict.to_dict()["objectives"][0]["measured"] is None
+
+
+def test_a_budget_has_the_slos_grammar_over_the_built_images_figures():
+    from quayside.slo import format_slo, parse_budget
+
+    budget = parse_budget(" image_mb<=200, cold_start_s <= 3,first_inference_ms<=50")
+    assert format_slo(budget) == "image_mb<=200,cold_start_s<=3,first_inference_ms<=50"
+    verdict = evaluate(budget, {"image_mb": 231.4, "cold_start_s": 1.2, "first_inference_ms": math.nan})
+    assert [str(r.objective) for r in verdict.failed] == ["image_mb<=200", "first_inference_ms<=50"]
+
+
+@pytest.mark.parametrize(
+    ("text", "named"),
+    [("p95_ms<=25", "unknown metric 'p95_ms'"), ("image_mb<=", "malformed"), ("", "the budget is empty")],
+)
+def test_a_malformed_budget_is_a_usage_error_that_says_budget(text, named):
+    from quayside.slo import parse_budget
+
+    with pytest.raises(UsageError, match=named) as error:
+        parse_budget(text)
+    assert "budget" in error.value.message

@@ -32,6 +32,7 @@ user's own machine) shows it after the message; no response body carries it.
     │   └── UntrustedPackageError    403 untrusted_package
     ├── ConversionError              422 conversion_failed
     │   └── ParityError              422 parity_failed
+    ├── BuildCheckError              422 build_check_failed
     ├── MissingExtraError            500 missing_extra
     └── UnavailableError             503 unavailable
 """
@@ -209,15 +210,23 @@ class ParityError(ConversionError):
     code = "parity_failed"
 
 
+class BuildCheckError(QuaysideError):
+    """A built image failed its checks: its smoke test (it did not start, or answered wrongly) or its budget."""
+
+    code = "build_check_failed"
+    http_status = 422
+
+
 class MissingExtraError(QuaysideError):
     """An optional dependency is needed and not installed."""
 
     code = "missing_extra"
     http_status = 500
 
-    def __init__(self, extra: str, what: str | None = None) -> None:
+    def __init__(self, extra: str, what: str | None = None, *, cause: ImportError | None = None) -> None:
         needed = f" for {what}" if what else ""
-        super().__init__(f"the '{extra}' extra is needed{needed}: pip install 'quayside[{extra}]'")
+        failed = f" ({type(cause).__name__}: {cause})" if cause is not None else ""
+        super().__init__(f"the '{extra}' extra is needed{needed}{failed}: pip install 'quayside[{extra}]'")
         self.extra = extra
 
 

@@ -229,6 +229,8 @@ def test_policy_set_and_show_round_trip(cli, registry):
         "min_users": 4,
         "min_duration_s": 30.0,
         "require_image": True,
+        "budget": None,
+        "require_build": False,
         "updated_by": "ops",
     }
     assert registry.get_policy(MODEL).to_dict() == policy

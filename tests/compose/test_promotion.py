@@ -120,7 +120,7 @@ def test_without_an_slo_in_the_policy_it_is_a_usage_error_before_any_load(home, 
     [
         ({"min_users": 10}, {"users": 4}, "needs at least 10 users; --users 4 would not qualify"),
         ({"min_duration_s": 60}, {"duration_s": 2}, "needs a load test of at least 60 s"),
-        ({"require_image": True}, {}, "requires a load test of the built image: pass --image"),
+        ({"require_image": True}, {}, "requires a load test of the built image: pass --built"),
     ],
 )
 def test_a_load_shape_the_policy_would_refuse_is_a_usage_error_before_any_load(

@@ -120,9 +120,7 @@ def test_a_database_of_the_previous_release_upgrades_and_keeps_its_runs(
     store = TrackingStore(empty_database_url, tmp_path / "artifacts")
     assert store.get_run("0123456789abcdef0123456789abcdef").name == "kept"
     with store.engine.connect() as connection:
-        assert (
-            migrate.current_revisions(connection) == migrate.head_revisions() == {"0007_model_version_tags"}
-        )
+        assert migrate.current_revisions(connection) == migrate.head_revisions() == {"0008_build_records"}
     assert {"mlflow_models", "mlflow_dataset_inputs"} <= set(inspect(store.engine).get_table_names())
 
 
@@ -157,7 +155,7 @@ def test_a_database_of_the_release_before_identity_upgrades_and_keeps_its_data(
     store = TrackingStore(empty_database_url, tmp_path / "artifacts")  # first use migrates to head
     assert store.get_run("0123456789abcdef0123456789abcdef").name == "kept"
     with store.engine.connect() as connection:
-        assert migrate.current_revisions(connection) == {"0007_model_version_tags"}
+        assert migrate.current_revisions(connection) == {"0008_build_records"}
         assert connection.execute(text("SELECT description FROM registered_models")).scalar() == "kept"
     assert {"users", "api_tokens", "groups", "group_members", "grants", "auth_events"} <= set(
         inspect(store.engine).get_table_names()

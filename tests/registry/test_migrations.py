@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
@@ -23,9 +25,7 @@ def test_head_holds_the_registry_tables_and_matches_the_models(database_url):
     assert "registry" in import_every_components_tables()
     engine = get_engine(database_url)
     with engine.connect() as connection:
-        assert (
-            migrate.current_revisions(connection) == {"0007_model_version_tags"} == migrate.head_revisions()
-        )
+        assert migrate.current_revisions(connection) == {"0008_build_records"} == migrate.head_revisions()
         context = MigrationContext.configure(connection, opts={"compare_type": True})
         assert compare_metadata(context, Base.metadata) == []
     tables = set(inspect(engine).get_table_names())
@@ -79,9 +79,7 @@ def test_a_database_of_the_previous_release_gets_a_policy_with_its_slo_and_keeps
     engine = create_engine(empty_database_url)
     migrate.upgrade(engine)
     with engine.connect() as connection:
-        assert (
-            migrate.current_revisions(connection) == migrate.head_revisions() == {"0007_model_version_tags"}
-        )
+        assert migrate.current_revisions(connection) == migrate.head_revisions() == {"0008_build_records"}
         policies = connection.execute(text("SELECT * FROM registry_policies")).mappings().all()
         assert len(policies) == 1
         policy = dict(policies[0])
@@ -95,6 +93,8 @@ def test_a_database_of_the_previous_release_gets_a_policy_with_its_slo_and_keeps
             "min_users": 1,
             "min_duration_s": 10.0,
             "require_image": False,
+            "budget": None,
+            "require_build": False,
             "updated_by": "migration 0005_promotion_policy",
         }
         # The policy is the one place the SLO lives now; the model's other tags stay.
@@ -125,4 +125,78 @@ def test_downgrading_puts_the_slo_back_as_a_tag(empty_database_url: str):
     assert {index["name"] for index in inspector.get_indexes("registry_audit_log")} == {
         "ix_registry_audit_log_model"
     }
+    engine.dispose()
+
+
+def _database_of_the_version_tags_release(url: str) -> None:
+    """Migrate an empty database to 0007 and give it a model with a version and a promotion policy."""
+    engine = create_engine(url)
+    with engine.connect() as connection:
+        command.upgrade(migrate.alembic_config(connection), "0007_model_version_tags")
+        connection.commit()
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO registered_models (name, description, allow_multiple_production, "
+                "last_version, created_at, updated_at) VALUES ('iris', '', false, 1, 1, 1)"
+            )
+        )
+        connection.execute(
+            text(
+                "INSERT INTO registry_policies (model_id, protected_stages, protected_aliases, slo, "
+                "max_report_age_s, min_users, min_duration_s, require_image, updated_at, updated_by) "
+                "VALUES (1, '[\"production\"]', '[\"champion\"]', :slo, 3600, 4, 30.0, true, 5, 'alice')"
+            ),
+            {"slo": SLO},
+        )
+    engine.dispose()
+
+
+def test_a_policy_of_the_previous_release_keeps_its_values_with_no_budget_and_no_build_required(
+    empty_database_url: str, tmp_path: Path
+):
+    from quayside.registry.policy import PromotionPolicy
+    from quayside.registry.store import RegistryStore
+
+    _database_of_the_version_tags_release(empty_database_url)
+    engine = create_engine(empty_database_url)
+    migrate.upgrade(engine)
+    with engine.connect() as connection:
+        assert migrate.current_revisions(connection) == {"0008_build_records"}
+        row = connection.execute(text("SELECT budget, require_build, slo FROM registry_policies")).one()
+        assert (row.budget, bool(row.require_build), row.slo) == (None, False, SLO)
+        assert connection.execute(text("SELECT count(*) FROM build_records")).scalar() == 0
+    engine.dispose()
+
+    store = RegistryStore(empty_database_url, tmp_path / "artifacts")
+    assert store.get_policy("iris") == PromotionPolicy(
+        protected_stages=("production",),
+        protected_aliases=("champion",),
+        slo=SLO,
+        max_report_age_s=3600,
+        min_users=4,
+        min_duration_s=30.0,
+        require_image=True,
+        budget=None,
+        require_build=False,
+        updated_at=5,
+        updated_by="alice",
+    )
+    store.engine.dispose()
+
+
+def test_downgrading_drops_the_build_records_and_keeps_the_policy(empty_database_url: str):
+    _database_of_the_version_tags_release(empty_database_url)
+    engine = create_engine(empty_database_url)
+    with engine.connect() as connection:
+        command.upgrade(migrate.alembic_config(connection), "0008_build_records")
+        connection.commit()
+        command.downgrade(migrate.alembic_config(connection), "0007_model_version_tags")
+        connection.commit()
+    inspector = inspect(engine)
+    assert "build_records" not in inspector.get_table_names()
+    columns = {column["name"] for column in inspector.get_columns("registry_policies")}
+    assert not {"budget", "require_build"} & columns and "require_image" in columns
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT slo FROM registry_policies")).scalar_one() == SLO
     engine.dispose()

@@ -415,6 +415,8 @@ def test_every_policy_change_is_in_the_history_with_before_and_after(registry, p
         "min_users": 1,
         "min_duration_s": 10.0,
         "require_image": False,
+        "budget": None,
+        "require_build": False,
         "updated_at": None,
         "updated_by": None,
     }
@@ -443,6 +445,8 @@ def test_every_policy_change_is_in_the_history_with_before_and_after(registry, p
         "min_users": 4,
         "min_duration_s": 60.0,
         "require_image": False,
+        "budget": None,
+        "require_build": False,
     }
 
     cleared = registry.set_policy(name, slo="")

@@ -33,6 +33,7 @@ from quayside.server.permissions import (
     served_routes,
     unruled_routes,
 )
+from tests.registry.builds import build_document
 from tests.registry.reports import HTML, SLO, report_document
 
 BASE_URL = "http://localhost"  # a Host the server answers to
@@ -106,6 +107,8 @@ class Things:
     experiment_id: int
     run_id: str
     model: str
+    digest: str = ""
+    """The package digest of the model's version 1."""
 
 
 def make_things(world: World, tmp_path: Path) -> Things:
@@ -134,7 +137,7 @@ def make_things(world: World, tmp_path: Path) -> Things:
         "group:team", Resource(ResourceKind.EXPERIMENT, str(experiment_id)), Level.EDIT, actor="test"
     )
     identity.grant("group:team", Resource(ResourceKind.MODEL, model), Level.EDIT, actor="test")
-    return Things(experiment_id, run_id, model)
+    return Things(experiment_id, run_id, model, registered.json()["digest"])
 
 
 def clear_for_production(world: World, model: str, version: int = 1) -> None:
@@ -286,6 +289,15 @@ def _report_was_stored(w: World, t: Things, marker: str) -> bool:
     )
 
 
+def _record_build(http: TestClient, t: Things, marker: str):
+    document = build_document(t.digest) | {"tag": f"quayside/{marker}:1"}
+    return http.post(f"{REGISTRY}/models/{t.model}/versions/1/builds", json=document)
+
+
+def _build_was_recorded(w: World, t: Things, marker: str) -> bool:
+    return any(b.tag == f"quayside/{marker}:1" for b in w.state.registry.build_records(t.model, 1))
+
+
 CASES = (
     Case(
         "tracking REST: read a run",
@@ -355,6 +367,12 @@ CASES = (
         Level.EDIT,
         _upload_report,
         _report_was_stored,
+    ),
+    Case(
+        "registry REST: record a build",
+        Level.EDIT,
+        _record_build,
+        _build_was_recorded,
     ),
     Case(
         "tracking REST: rename the experiment",

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from quayside.cli.console import err, out, out_raw
-from quayside.cli.tables import print_build
+from quayside.cli.tables import print_build, print_checked_build
 from quayside.compose import rollout
 from quayside.compose.models import ModelSource
 from quayside.errors import UsageError
@@ -53,7 +53,8 @@ def _deploy_docker(
         log=err.print,
     )
     if done.build is not None:
-        print_build(done.build, base_image)
+        print_build(done.build.build, base_image)
+        print_checked_build(done.build)
     deployment = done.deployment
     out.print(
         f"deployment {deployment.name}: {deployment.model} {deployment.version} from {deployment.image} "

@@ -37,8 +37,20 @@ def promote(
         typer.Option("--alias", help="Point this alias (e.g. champion) at it when the test passes."),
     ] = None,
     image: Annotated[
-        str | None, typer.Option(help="Load-test this built image (docker run --network host) instead.")
+        str | None,
+        typer.Option(
+            help="Load-test this built image (docker run --network host) instead, by its repository "
+            "digest when it was pushed."
+        ),
     ] = None,
+    built: Annotated[
+        bool,
+        typer.Option(
+            "--built",
+            help="Load-test the version's newest pushed build that passed its checks, by its digest: the "
+            "image quayside deploy runs.",
+        ),
+    ] = False,
     users: Annotated[int, typer.Option(help="Simulated users.", min=1)] = 32,
     spawn_rate: Annotated[float, typer.Option(help="Users started per second.", min=0.001)] = 8.0,
     duration: Annotated[str, typer.Option(help="How long to load: 30s, 2m.")] = "30s",
@@ -63,6 +75,7 @@ def promote(
         to=to if to is not None or alias is not None else "production",
         alias=alias,
         image=image,
+        built=built,
         options=options,
         rows=rows,
         protocol=protocol,

@@ -1,5 +1,5 @@
 """``quayside registry ...``: register models, list and show them, move versions between stages, aliases,
-history, the promotion policy and the load-test reports the registry holds."""
+history, the promotion policy and build budget, and the load-test reports and build records the registry holds."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from quayside.errors import UsageError
 
 if TYPE_CHECKING:
     from quayside.compose.clients import RegistryClient
+    from quayside.registry.builds import BuildRecord
     from quayside.registry.entities import AuditEntry
     from quayside.registry.loadtests import LoadTestReport
     from quayside.registry.policy import PromotionPolicy
@@ -34,6 +35,11 @@ policy_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(policy_app, name="policy")
+budget_app = typer.Typer(
+    help="The build budget: bounds on a built image's size, cold start and first inference.",
+    no_args_is_help=True,
+)
+app.add_typer(budget_app, name="budget")
 
 STAGE_STYLE = {"production": "green", "staging": "cyan", "candidate": "", "archived": "dim"}
 
@@ -278,7 +284,9 @@ def _evidence(entry: AuditEntry) -> str:
         changed = [key for key in after if before.get(key) != after.get(key)]
         return f"changed: {', '.join(changed)}" if changed else "changed: nothing"
     if "loadtest_report" in evidence:
-        return f"loadtest_report={evidence['loadtest_report']}, slo={evidence.get('slo') or '-'}"
+        text = f"loadtest_report={evidence['loadtest_report']}, slo={evidence.get('slo') or '-'}"
+        build = evidence.get("build")
+        return text + (f", build={build.get('id')}" if isinstance(build, Mapping) else "")
     if entry.override:
         return f"slo={evidence.get('slo') or '-'}"
     return ", ".join(f"{key}={_short(value)}" for key, value in evidence.items()) or "-"
@@ -371,6 +379,8 @@ def _print_policy(name: str, policy: PromotionPolicy) -> None:
         ("minimum users", str(policy.min_users)),
         ("minimum duration", f"{policy.min_duration_s:g} s"),
         ("require image", "yes (a load test of the built image)" if policy.require_image else "no"),
+        ("budget", policy.budget or "- (none: a build is held to no bounds)"),
+        ("require build", f"yes ({policy.build_requirement()})" if policy.require_build else "no"),
         ("updated", updated),
     ):
         grid.add_row(label, value)
@@ -428,6 +438,23 @@ def set_policy(
             show_default=False,
         ),
     ] = None,
+    budget: Annotated[
+        str | None,
+        typer.Option(
+            "--budget",
+            help="Bounds a build must meet, e.g. 'image_mb<=200,cold_start_s<=3' ('' clears).",
+            show_default=False,
+        ),
+    ] = None,
+    require_build: Annotated[
+        bool | None,
+        typer.Option(
+            "--require-build/--no-require-build",
+            help="Whether a protected move also needs a passing build (quayside build: smoke test "
+            "passed, within the budget).",
+            show_default=False,
+        ),
+    ] = None,
     reason: ReasonOption = "",
     actor: ActorOption = None,
     as_json: JsonOption = False,
@@ -446,11 +473,14 @@ def set_policy(
         "min_users": min_users,
         "min_duration_s": min_duration_s,
         "require_image": require_image,
+        "budget": budget,
+        "require_build": require_build,
     }
     if all(value is None for value in changes.values()):
         raise UsageError(
             "nothing to change: give at least one of --slo, --protect-stages, --protect-aliases, --max-age, "
-            "--min-users, --min-duration, --require-image/--no-require-image"
+            "--min-users, --min-duration, --require-image/--no-require-image, --budget, "
+            "--require-build/--no-require-build"
         )
     if min_users is not None and min_users < 1:
         raise UsageError(f"--min-users must be at least 1, not {min_users}")
@@ -563,3 +593,102 @@ def report(
     )
     print_summary(document)
     print_judgement(record)
+
+
+# --- the build budget and build records ---------------------------------------------------------------
+
+
+def _print_budget(name: str, policy: PromotionPolicy) -> None:
+    if policy.budget is None:
+        out.print(
+            f"model '{name}' has no build budget: set one with quayside registry budget set {name} 'image_mb<=200'"
+        )
+    else:
+        out.print(f"budget of '{name}': {policy.budget}")
+    if policy.require_build:
+        out.print(f"a protected stage or alias needs a passing build ({policy.build_requirement()})")
+    else:
+        out.print(
+            "a protected stage or alias does not need a passing build; require one with "
+            f"quayside registry policy set {name} --require-build"
+        )
+
+
+@budget_app.command("show")
+def show_budget(
+    name: Annotated[str, typer.Argument(help="Registered model name.")], as_json: JsonOption = False
+) -> None:
+    """Print the model's build budget, and whether a protected move needs a passing build."""
+    policy = registry_client().get_policy(name)
+    if as_json:
+        print_json({"budget": policy.budget, "require_build": policy.require_build})
+        return
+    _print_budget(name, policy)
+
+
+@budget_app.command("set")
+def set_budget(
+    name: Annotated[str, typer.Argument(help="Registered model name.")],
+    budget: Annotated[str, typer.Argument(help="Bounds, e.g. 'image_mb<=200,cold_start_s<=3' ('' clears).")],
+    reason: ReasonOption = "",
+    actor: ActorOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Set the model's build budget: quayside build holds images to it, and a passing build meets it.
+
+    Metrics: image_mb (10^6 bytes), cold_start_s, first_inference_ms. The change is kept in
+    the model's history.
+    """
+    policy = registry_client().set_policy(name, budget=budget, actor=actor, reason=reason)
+    if as_json:
+        print_json({"budget": policy.budget, "require_build": policy.require_build})
+        return
+    _print_budget(name, policy)
+
+
+def _seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f} s"
+
+
+def _smoke(build: BuildRecord) -> Text:
+    style = {"passed": "green", "failed": "red"}.get(build.smoke, "dim")
+    return styled((build.smoke, style))
+
+
+def _build_verdict(build: BuildRecord) -> Text:
+    if build.judgement is None:
+        return styled("-")
+    if build.judgement.qualifies:
+        return styled(("pass", "green"))
+    return styled("; ".join(build.judgement.problems))
+
+
+@app.command()
+def builds(
+    name: Annotated[str, typer.Argument(help="Registered model name.")],
+    version: Annotated[int, typer.Argument(help="Version number.", min=1)],
+    as_json: JsonOption = False,
+) -> None:
+    """A version's build records, newest first, judged by the registry against the budget in force now."""
+    found = registry_client().build_records(name, version)
+    if as_json:
+        print_json([b.to_dict() for b in found])
+        return
+    if not found:
+        out.print(
+            f"no builds recorded for version {version} of '{name}': run quayside build models:/{name}/{version}"
+        )
+        return
+    table = Table("id", "built", "image", "size", "cold start", "first inference", "smoke", "verdict")
+    for build in found:
+        table.add_row(
+            build.id,
+            format_time(build.built_at),
+            build.reference,
+            f"{build.size_bytes / 1e6:.1f} MB",
+            _seconds(build.cold_start_s),
+            _milliseconds(build.first_inference_ms),
+            _smoke(build),
+            _build_verdict(build),
+        )
+    out.print(table)

@@ -11,6 +11,7 @@ from rich.table import Table
 from quayside.cli.console import human_size, out, styled
 
 if TYPE_CHECKING:
+    from quayside.compose.images import CheckedBuild
     from quayside.packager.docker.build import BuildResult
     from quayside.registry.loadtests import LoadTestReport
 
@@ -98,3 +99,29 @@ def print_build(result: BuildResult, base_image: str) -> None:
         f"image size {human_size(result.size)}, {human_size(result.size_above_base)} above the base "
         f"image {base_image} ({human_size(result.base_size)}); {cached}/{len(result.steps)} steps from cache"
     )
+
+
+def print_checked_build(checked: CheckedBuild) -> None:
+    """The smoke test's figures, the budget's verdict, the push and the build record, a line each."""
+    smoke = checked.smoke
+    if smoke is None:
+        out.print("smoke test skipped (--no-smoke)")
+    else:
+        first = "-" if smoke.first_inference_ms is None else f"{smoke.first_inference_ms:.1f} ms"
+        out.print(
+            f"smoke test passed: cold start {smoke.cold_start_s:.2f} s, first inference {first}; {smoke.detail}"
+        )
+    if checked.verdict is not None:
+        figures = ", ".join(
+            f"{r.objective.metric} {r.measured:.4g} ({r.objective})" for r in checked.verdict.results
+        )
+        out.print(f"within budget: {figures}")
+    if checked.repo_digest is not None:
+        out.print(f"pushed {checked.repo_digest}")
+    if checked.record is not None:
+        out.print(
+            f"recorded build {checked.record.id} of {checked.record.model} version {checked.record.version} "
+            f"(quayside registry builds {checked.record.model} {checked.record.version})"
+        )
+    else:
+        out.print("not a registered version (build models:/NAME/VERSION to record it): no build record")

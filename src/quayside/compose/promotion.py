@@ -26,7 +26,7 @@ from quayside.compose.loadtest import (
     served_image,
     served_locally,
 )
-from quayside.errors import UsageError
+from quayside.errors import UnavailableError, UsageError
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -80,7 +80,7 @@ def check_shape(policy: PromotionPolicy, options: LoadOptions, *, name: str, ima
     if policy.require_image and image is None:
         raise UsageError(
             f"the promotion policy of '{name}' requires a load test of the built image: "
-            "pass --image (build it with quayside build)"
+            "pass --built (the version's pushed build) or --image (build it with quayside build)"
         )
 
 
@@ -91,6 +91,7 @@ def promote(
     to: str | None = "production",
     alias: str | None = None,
     image: str | None = None,
+    built: bool = False,
     options: LoadOptions | None = None,
     rows: int = 1,
     protocol: str = "v2",
@@ -107,7 +108,9 @@ def promote(
     when the registry's verdict on the report passes; a protected stage or alias is then
     checked once more by the registry itself, in the move's own transaction. ``image``
     load-tests that built image (``docker run --network host``) instead of serving the
-    package here. ``options`` sets users, spawn rate and duration (default
+    package here, by its repository digest when it has one; ``built`` load-tests the
+    version's newest pushed build that passes its checks, by its digest, as
+    ``quayside deploy`` runs it. ``options`` sets users, spawn rate and duration (default
     :class:`~quayside.loadtesting.runner.LoadOptions`). Progress lines go to ``log``;
     ``console`` shows the live load panel (default: stderr).
     """
@@ -121,6 +124,10 @@ def promote(
     options = options or LoadOptions()
     registered = client.get_version(name, version)
     policy = client.get_policy(name)
+    if built:
+        if image is not None:
+            raise UsageError("--built and --image do not go together: --built picks the image itself")
+        image = _pushed_image(client, name, version, registered.digest, log)
     check_shape(policy, options, name=name, image=image)
     inputs = package_inputs(registered.uri, settings=client.settings)
     if image is not None:
@@ -130,6 +137,8 @@ def promote(
                 f"image '{image}' was built from package {tested['package_digest'][:12]}, not from "
                 f"version {version} of '{name}' ({registered.digest[:12]}): build it with quayside build {registered.uri}"
             )
+        # What runs under load is the digest, not whatever the tag names by the time it starts.
+        image = tested.get("repo_digest", image)
     else:
         tested = inputs.tested()
     with contextlib.ExitStack() as stack:
@@ -176,3 +185,35 @@ def promote(
         document=run.report,
         promoted=promoted,
     )
+
+
+def _pushed_image(client: RegistryClient, name: str, version: int, digest: str, log: Log) -> str:
+    """The repository digest of the version's newest pushed, passing build, present on the engine.
+
+    The docker command line, not the docker SDK: the SDK imports urllib3's ssl before Locust's
+    gevent patches it in this same process, which breaks the load test that follows.
+    """
+    import subprocess
+
+    from quayside.compose.images import pushed_build
+
+    record = pushed_build(client, name, version, digest)
+    if record is None or record.repo_digest is None:
+        raise UsageError(
+            f"version {version} of '{name}' has no pushed build that passes its checks: build it with "
+            f"quayside build models:/{name}/{version} --tag REGISTRY/NAME:TAG --push"
+        )
+    reference = record.repo_digest
+    log(f"load-testing build {record.id}: {reference}")
+    try:
+        present = subprocess.run(["docker", "image", "inspect", reference], capture_output=True, check=False)
+        if present.returncode != 0:
+            log(f"pulling {reference}")
+            pulled = subprocess.run(
+                ["docker", "pull", "-q", reference], capture_output=True, text=True, check=False
+            )
+            if pulled.returncode != 0:
+                raise UnavailableError(f"could not pull {reference}: {pulled.stderr.strip()}")
+    except FileNotFoundError:
+        raise UsageError("--built needs the docker command line, and it is not installed") from None
+    return reference

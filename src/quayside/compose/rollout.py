@@ -1,7 +1,11 @@
 """Deployments of a model: a container on this host's Docker engine, or a Deployment on Kubernetes.
 
-Docker: the image is built when its tag does not hold the package yet, and the new
-container starts beside the previous one of the same name before that one stops.
+A registered version with a pushed build that passed its checks is deployed by that
+build's repository digest (``image@sha256:...``), so what runs is exactly the image
+that passed its smoke test (and, with ``promote --image``, its load test); otherwise
+by its tag. Docker: the image is pulled by digest, or built when its tag does not hold
+the package yet, and the new container starts beside the previous one of the same
+name before that one stops.
 Kubernetes: manifests are rendered from a :class:`~quayside.packager.k8s.render.DeploymentSpec`
 (pure, so they can be printed instead) and applied server-side; a canary runs beside
 the stable Deployment, and promoting it rolls the stable one to the canary's image.
@@ -17,14 +21,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from quayside.compose import Log, no_log
-from quayside.compose.images import ensure_image
+from quayside.compose.images import ensure_image, ensure_pulled, recorded_image
 from quayside.compose.models import ModelSource
 from quayside.errors import NotFoundError
 from quayside.names import check_dns_label, check_portable_name
 from quayside.packager.labels import KUBE_MODEL_LABEL
 
 if TYPE_CHECKING:
-    from quayside.packager.docker.build import BuildResult
+    from quayside.compose.images import CheckedBuild
     from quayside.packager.docker.containers import Deployment
     from quayside.packager.k8s.render import DeploymentSpec
 
@@ -39,7 +43,8 @@ class DockerRollout:
     """A container deployment that is serving: what runs, and the image build it needed (if any)."""
 
     deployment: Deployment
-    build: BuildResult | None
+    build: CheckedBuild | None
+    """The build it needed (None: the image was there, or was pulled by its recorded digest)."""
 
 
 def deploy_docker(
@@ -56,7 +61,9 @@ def deploy_docker(
 ) -> DockerRollout:
     """Run ``source`` as the Docker deployment ``name`` (default: the model's), replacing the previous one.
 
-    The image ``image`` (default :meth:`ModelSource.default_tag`) is built when it does not hold this package.
+    The image is ``image``; by default the recorded build's repository digest (a registered
+    version built with ``--push``, pulled when missing), else :meth:`ModelSource.default_tag`,
+    built when it does not hold this package.
     With ``auth_token_file``, the container mounts it read-only and requires its token on inference
     and metadata routes (checked here first: a missing or empty file stops the deploy before any build).
     """
@@ -75,8 +82,15 @@ def deploy_docker(
             )
     deployment_name = check_portable_name("deployment", name or source.manifest.name)
     client = docker_client()
-    tag = image or source.default_tag()
-    build = ensure_image(client, source, tag=tag, base_image=base_image, log=log)
+    build = None
+    record = recorded_image(source) if image is None else None
+    if record is not None and record.repo_digest is not None:
+        tag = record.repo_digest
+        log(f"deploying build {record.id} by its digest {tag}")
+        ensure_pulled(client, tag, log=log)
+    else:
+        tag = image or source.default_tag()
+        build = ensure_image(client, source, tag=tag, base_image=base_image, log=log)
     if connection_migration_enabled() is False:
         log(CONNECTION_MIGRATION_NOTE)
     deployment = deploy_container(
@@ -118,12 +132,16 @@ def kubernetes_name(text: str) -> str:
 def deployment_spec(
     source: ModelSource, *, name: str | None = None, image: str | None = None, **sizes: Any
 ) -> DeploymentSpec:
-    """The spec ``source`` deploys from: named after the model and its image tag unless given.
+    """The spec ``source`` deploys from: named after the model; its image the given one, else the
+    recorded build's repository digest (a pushed build of a registered version), else its tag.
 
     ``sizes`` are the other :class:`DeploymentSpec` fields (namespace, port, replicas, cpu, ...).
     """
     from quayside.packager.k8s.render import DeploymentSpec
 
+    if image is None:
+        record = recorded_image(source)
+        image = record.repo_digest if record is not None else None
     return DeploymentSpec(
         name=name or kubernetes_name(source.manifest.name),
         image=image or source.default_tag(),

@@ -93,13 +93,15 @@ ACTIONS: dict[ResourceKind, dict[Level, tuple[str, ...]]] = {
     },
     ResourceKind.MODEL: {
         Level.READ: (
-            "see the model, its versions, stages, aliases, audit log, promotion policy and load-test reports",
+            "see the model, its versions, stages, aliases, audit log, promotion policy, load-test reports "
+            "and build records",
             "download its packages",
         ),
         Level.EDIT: (
             "register versions; change descriptions and tags",
             "move versions between candidate, staging and archived; set and delete aliases",
             "store load-test reports",
+            "store build records",
         ),
         Level.MANAGE: (
             "move a version to production",

@@ -18,6 +18,7 @@ from typing import Any, Literal
 import numpy as np
 
 from quayside.errors import UsageError
+from quayside.packager.bodies import invocations_body, v2_body
 from quayside.packager.example import sample_like
 from quayside.packager.signature import DTYPES, Arrays, Schema, TensorSpec
 
@@ -74,36 +75,6 @@ def _placeholder_values(spec: TensorSpec) -> np.ndarray:
 def placeholder_example(schema: Schema) -> Arrays:
     """A two-row stand-in example for a schema known without one (ranges are then guesses)."""
     return {spec.name: _placeholder_values(spec) for spec in schema.specs}
-
-
-def v2_body(arrays: Arrays, schema: Schema) -> dict[str, Any]:
-    """A V2 inference request: each input flat, row-major, with its V2 datatype and shape."""
-    return {
-        "inputs": [
-            {
-                "name": spec.name,
-                "datatype": spec.dtype_info.v2,
-                "shape": list(arrays[spec.name].shape),
-                "data": arrays[spec.name].ravel().tolist(),
-            }
-            for spec in schema.specs
-        ]
-    }
-
-
-def invocations_body(arrays: Arrays, schema: Schema) -> dict[str, Any]:
-    """An ``/invocations`` request: ``dataframe_split`` rows for a table, ``inputs`` for tensors."""
-    if schema.kind == "table":
-        columns = [arrays[name].tolist() for name in schema.names]
-        return {
-            "dataframe_split": {
-                "columns": schema.names,
-                "data": [list(row) for row in zip(*columns, strict=True)],
-            }
-        }
-    if len(schema.specs) == 1:
-        return {"inputs": arrays[schema.names[0]].tolist()}
-    return {"inputs": {name: arrays[name].tolist() for name in schema.names}}
 
 
 def build_payloads(

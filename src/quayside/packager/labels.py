@@ -22,6 +22,8 @@ QUAYSIDE_VERSION_LABEL = "io.quayside.version"
 DEPLOYMENT_LABEL = "io.quayside.deployment"
 """On a container: the Docker deployment it belongs to."""
 DEPLOYMENT_PORT_LABEL = "io.quayside.deployment.port"
+SMOKE_LABEL = "io.quayside.smoke"
+"""On a container: started by ``quayside build``'s smoke test (removed when it ends)."""
 
 KUBE_MODEL_LABEL = "quayside.io/model"
 KUBE_MODEL_VERSION_LABEL = "quayside.io/model-version"

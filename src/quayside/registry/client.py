@@ -16,6 +16,7 @@ from quayside import config
 from quayside.config import Settings, load_settings
 from quayside.credentials import token_for
 from quayside.registry.backend import RegistryBackend
+from quayside.registry.builds import BuildRecord
 from quayside.registry.entities import AuditEntry, ModelVersion, RegisteredModel
 from quayside.registry.loadtests import LoadTestReport
 from quayside.registry.policy import PolicyChange, PromotionPolicy
@@ -227,10 +228,16 @@ class RegistryClient:
         min_users: int | None = None,
         min_duration_s: float | None = None,
         require_image: bool | None = None,
+        budget: str | None = None,
+        require_build: bool | None = None,
         actor: str | None = None,
         reason: str = "",
     ) -> PromotionPolicy:
-        """Change the given fields of the model's policy (``None`` keeps one; ``slo=""`` clears the SLO)."""
+        """Change the given fields of the model's policy (``None`` keeps one; ``slo=""`` clears the SLO).
+
+        ``budget`` bounds a build's figures (``image_mb<=200,cold_start_s<=3``; ``""`` clears it);
+        ``require_build`` makes a protected move also need a passing build record.
+        """
         change = PolicyChange(
             protected_stages=protected_stages,
             protected_aliases=protected_aliases,
@@ -239,6 +246,8 @@ class RegistryClient:
             min_users=min_users,
             min_duration_s=min_duration_s,
             require_image=require_image,
+            budget=budget,
+            require_build=require_build,
         )
         return self.backend.set_policy(name, change, actor=self._actor(actor), reason=reason)
 
@@ -265,6 +274,22 @@ class RegistryClient:
     def loadtest_report_page(self, name: str, version: int, report_id: str) -> str:
         """One report's self-contained HTML page, as its load generator rendered it."""
         return self.backend.loadtest_report_page(name, version, report_id)
+
+    # --- build records -------------------------------------------------------------------------
+
+    def add_build_record(
+        self, name: str, version: int, document: Mapping[str, Any], *, actor: str | None = None
+    ) -> BuildRecord:
+        """Record an image built of the version (``quayside build`` sends it); answered judged by the policy."""
+        return self.backend.add_build_record(name, version, document, actor=self._actor(actor))
+
+    def build_records(self, name: str, version: int) -> list[BuildRecord]:
+        """The version's build records, newest first, judged against the policy in force now."""
+        return self.backend.build_records(name, version)
+
+    def build_record(self, name: str, version: int, build_id: str) -> BuildRecord:
+        """One build record, judged against the policy in force now."""
+        return self.backend.build_record(name, version, build_id)
 
     def resolve(self, uri: str | Path) -> ResolvedModel:
         """The local package directory of a path or model URI (see :mod:`quayside.registry.uris`)."""

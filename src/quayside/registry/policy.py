@@ -9,9 +9,14 @@ load-test report of that version that
 - loaded at least ``min_users`` users for at least ``min_duration_s`` seconds,
 - and, with ``require_image``, was run against the built image rather than the package.
 
-This module is pure: the store reads the policy and the reports inside the transaction
-that moves a stage or an alias and calls :func:`judge` and :func:`refusal`; nothing here
-touches a database. A model without a stored policy has :data:`DEFAULT_POLICY`.
+With ``require_build`` it also needs a build record of that version (``quayside build``)
+whose smoke test passed, of the version's own package, within the policy's ``budget``
+(bounds on image size, cold start and first inference, judged again from the stored figures).
+
+This module is pure: the store reads the policy, the reports and the build records inside
+the transaction that moves a stage or an alias and calls :func:`judge`, :func:`judge_build`,
+:func:`refusal` and :func:`build_refusal`; nothing here touches a database. A model without
+a stored policy has :data:`DEFAULT_POLICY`.
 """
 
 from __future__ import annotations
@@ -24,7 +29,15 @@ from typing import Any
 from quayside.errors import UsageError
 from quayside.names import check_alias
 from quayside.registry.stages import Stage, parse_stage
-from quayside.slo import Objective, Verdict, evaluate, format_slo, parse_slo
+from quayside.slo import (
+    Objective,
+    ObjectiveResult,
+    Verdict,
+    evaluate,
+    format_slo,
+    parse_budget,
+    parse_slo,
+)
 
 DAY_S = 86_400
 PROTECTABLE_STAGES = (Stage.STAGING, Stage.PRODUCTION)
@@ -44,6 +57,10 @@ class PromotionPolicy:
     min_users: int = 1
     min_duration_s: float = 10.0
     require_image: bool = False
+    budget: str | None = None
+    """Canonical budget text (``image_mb<=200,cold_start_s<=3``) a build is judged against; None: no bounds."""
+    require_build: bool = False
+    """Whether a protected move also needs a passing build record (smoke test passed, within the budget)."""
     updated_at: int | None = None
     """When the policy was last set (ms since the epoch); None for the default policy."""
     updated_by: str | None = None
@@ -52,13 +69,17 @@ class PromotionPolicy:
     def objectives(self) -> tuple[Objective, ...]:
         return parse_slo(self.slo) if self.slo else ()
 
+    @property
+    def budget_objectives(self) -> tuple[Objective, ...]:
+        return parse_budget(self.budget) if self.budget else ()
+
     def protects_stage(self, stage: str) -> bool:
         return stage in self.protected_stages
 
     def protects_alias(self, alias: str) -> bool:
         return alias in self.protected_aliases
 
-    def requirement(self) -> str:
+    def report_requirement(self) -> str:
         """``newer than 7 days against p95_ms<=25,error_rate<=0.001`` (and the shape and image rules)."""
         text = f"newer than {format_age(self.max_report_age_s)} against {self.slo or '(no SLO set)'}"
         if self.min_users > 1:
@@ -67,6 +88,17 @@ class PromotionPolicy:
             text += f" lasting at least {self.min_duration_s:g} s"
         if self.require_image:
             text += " of the built image"
+        return text
+
+    def build_requirement(self) -> str:
+        """``smoke test passed, within budget image_mb<=200`` (``smoke test passed`` without a budget)."""
+        return "smoke test passed" + (f", within budget {self.budget}" if self.budget else "")
+
+    def requirement(self) -> str:
+        """What a qualifying load-test report shows, and with ``require_build`` what a qualifying build shows."""
+        text = self.report_requirement()
+        if self.require_build:
+            text += f", and a passing build ({self.build_requirement()})"
         return text
 
     def changed(self, change: PolicyChange) -> PromotionPolicy:
@@ -88,6 +120,10 @@ class PromotionPolicy:
             values["min_duration_s"] = _check_number("min_duration_s", change.min_duration_s, 0, 30 * DAY_S)
         if change.require_image is not None:
             values["require_image"] = bool(change.require_image)
+        if change.budget is not None:
+            values["budget"] = format_slo(parse_budget(change.budget)) if change.budget.strip() else None
+        if change.require_build is not None:
+            values["require_build"] = bool(change.require_build)
         return replace(self, **values)
 
     def to_dict(self) -> dict[str, Any]:
@@ -99,6 +135,8 @@ class PromotionPolicy:
             "min_users": self.min_users,
             "min_duration_s": self.min_duration_s,
             "require_image": self.require_image,
+            "budget": self.budget,
+            "require_build": self.require_build,
             "updated_at": self.updated_at,
             "updated_by": self.updated_by,
         }
@@ -113,6 +151,8 @@ class PromotionPolicy:
             min_users=int(data["min_users"]),
             min_duration_s=float(data["min_duration_s"]),
             require_image=bool(data["require_image"]),
+            budget=data.get("budget"),
+            require_build=bool(data.get("require_build", False)),
             updated_at=data.get("updated_at"),
             updated_by=data.get("updated_by"),
         )
@@ -123,7 +163,7 @@ DEFAULT_POLICY = PromotionPolicy()
 
 @dataclass(frozen=True)
 class PolicyChange:
-    """The fields of a policy to change: ``None`` keeps a field, ``slo=""`` clears the SLO.
+    """The fields of a policy to change: ``None`` keeps a field, ``slo=""`` clears the SLO (``budget=""`` the budget).
 
     What every layer passes down (the client builds it, REST carries :meth:`to_dict`, the
     store applies it with :meth:`PromotionPolicy.changed`).
@@ -136,6 +176,8 @@ class PolicyChange:
     min_users: int | None = None
     min_duration_s: float | None = None
     require_image: bool | None = None
+    budget: str | None = None
+    require_build: bool | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The fields that are set, lists as lists (a JSON body)."""
@@ -229,6 +271,25 @@ class Judgement:
             "problems": list(self.problems),
         }
 
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Judgement | None:
+        """The judgement in a record's ``to_dict`` (``verdict``, ``qualifies``, ``problems``); None if unjudged."""
+        if data.get("qualifies") is None:
+            return None
+        verdict = None
+        if data.get("verdict"):
+            verdict = Verdict(
+                tuple(
+                    ObjectiveResult(
+                        Objective(o["metric"], o["comparison"], float(o["required"])),
+                        math.nan if o["measured"] is None else float(o["measured"]),
+                        bool(o["passed"]),
+                    )
+                    for o in data["verdict"]["objectives"]
+                )
+            )
+        return cls(verdict, tuple(data.get("problems") or ()))
+
 
 def judge(policy: PromotionPolicy, report: ReportFacts, *, digest: str, now_ms: int) -> Judgement:
     """Judge one report of a version whose package has ``digest``, at time ``now_ms``."""
@@ -282,8 +343,62 @@ def refusal(
             f"against; set one with: quayside registry policy set {model} --slo 'p95_ms<=25,error_rate<=0.001'"
             f", then run {command}"
         )
-    text = f"{subject} has no passing load test {policy.requirement()}, so it cannot {move}: run {command}"
+    text = f"{subject} has no passing load test {policy.report_requirement()}, so it cannot {move}: run {command}"
     if newest is not None:
         facts, judgement = newest
         text += f" (its newest report, {facts.id}: {'; '.join(judgement.problems)})"
+    return text
+
+
+# --- judging builds -----------------------------------------------------------------------------
+
+SMOKE_STATUSES = ("passed", "failed", "skipped")
+"""What a build's smoke test came to: the image started and answered, it did not, or it was never run."""
+
+
+@dataclass(frozen=True)
+class BuildFacts:
+    """What the policy looks at in one stored build record."""
+
+    id: str
+    package_digest: str
+    smoke: str
+    smoke_detail: str
+    figures: Mapping[str, float | None]
+    """``image_mb``, ``cold_start_s``, ``first_inference_ms``; None where nothing was measured."""
+
+
+def judge_build(policy: PromotionPolicy, build: BuildFacts, *, digest: str) -> Judgement:
+    """Judge one build record of a version whose package has ``digest``; the verdict is the budget's (None without one)."""
+    objectives = policy.budget_objectives
+    numbers = {k: math.nan if v is None else float(v) for k, v in build.figures.items()}
+    verdict = evaluate(objectives, numbers) if objectives else None
+    problems: list[str] = []
+    if build.smoke == "failed":
+        problems.append(f"its smoke test failed: {build.smoke_detail or 'no detail recorded'}")
+    elif build.smoke != "passed":
+        problems.append("it was built with --no-smoke, so it was never started")
+    if build.package_digest != digest:
+        problems.append(f"it holds package {build.package_digest[:12]}, not this version's {digest[:12]}")
+    if verdict is not None:
+        problems.extend(f"missed {r.objective} (measured {_measured(r.measured)})" for r in verdict.failed)
+    return Judgement(verdict, tuple(problems))
+
+
+def build_refusal(
+    *,
+    model: str,
+    version: int,
+    move: str,
+    policy: PromotionPolicy,
+    newest: tuple[BuildFacts, Judgement] | None,
+) -> str:
+    """The message of a move refused for want of a passing build: what is missing, the newest build's problems."""
+    text = (
+        f"version {version} of '{model}' has no passing build ({policy.build_requirement()}), so it cannot "
+        f"{move}: run quayside build models:/{model}/{version}"
+    )
+    if newest is not None:
+        facts, judgement = newest
+        text += f" (its newest build, {facts.id}: {'; '.join(judgement.problems)})"
     return text

@@ -21,6 +21,7 @@ import httpx
 from quayside.names import check_alias, check_model_name
 from quayside.registry.archive import extract_tar
 from quayside.registry.artifacts import iter_tar
+from quayside.registry.builds import BuildRecord, check_build_id
 from quayside.registry.entities import (
     AuditEntry,
     ModelVersion,
@@ -275,6 +276,21 @@ class RestRegistry:
     def loadtest_report_page(self, name: str, version: int, report_id: str) -> str:
         url = self._version_url(name, version) + f"/loadtests/{_segment(check_report_id(report_id))}/html"
         return self._request("GET", url).text
+
+    def add_build_record(
+        self, name: str, version: int, document: Mapping[str, Any], *, actor: str | None
+    ) -> BuildRecord:
+        url = self._version_url(name, version) + "/builds"
+        params = {"actor": actor} if actor is not None else {}
+        return BuildRecord.from_dict(self._json("POST", url, json=dict(document), params=params))
+
+    def build_records(self, name: str, version: int) -> list[BuildRecord]:
+        body = self._json("GET", self._version_url(name, version) + "/builds")
+        return [BuildRecord.from_dict(b) for b in body["builds"]]
+
+    def build_record(self, name: str, version: int, build_id: str) -> BuildRecord:
+        url = self._version_url(name, version) + f"/builds/{_segment(check_build_id(build_id))}"
+        return BuildRecord.from_dict(self._json("GET", url))
 
     def history(self, name: str, version: int | None = None) -> list[AuditEntry]:
         params = {"version": version} if version is not None else {}

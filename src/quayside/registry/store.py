@@ -10,9 +10,10 @@ deletes an audit row.
 
 The promotion policy is enforced here, under the same lock and in the same transaction as
 the move: entering a protected stage or moving a protected alias needs a qualifying
-load-test report (:mod:`quayside.registry.policy`), read and judged inside that
-transaction, or an admin's override. The audit entry's evidence is what this store found
-(the report, the SLO, the figures), never anything a caller passed in.
+load-test report (:mod:`quayside.registry.policy`), and with ``require_build`` a passing
+build record, read and judged inside that transaction, or an admin's override. The audit
+entry's evidence is what this store found (the report, the SLO, the figures, the build),
+never anything a caller passed in.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from quayside.db.sql import Lifecycle, now_ms, on_conflict_insert
 from quayside.errors import AlreadyExistsError, InvalidStateError, NotFoundError, PolicyError, UsageError
 from quayside.names import check_alias, check_model_name
 from quayside.registry.artifacts import PackageStore
+from quayside.registry.builds import BuildRecord, check_build_document, check_build_id, new_build_id
 from quayside.registry.entities import (
     MAX_DESCRIPTION_LENGTH,
     MAX_REASON_LENGTH,
@@ -54,10 +56,19 @@ from quayside.registry.loadtests import (
     check_report_id,
     new_report_id,
 )
-from quayside.registry.policy import DEFAULT_POLICY, PolicyChange, PromotionPolicy, judge, refusal
+from quayside.registry.policy import (
+    DEFAULT_POLICY,
+    PolicyChange,
+    PromotionPolicy,
+    build_refusal,
+    judge,
+    judge_build,
+    refusal,
+)
 from quayside.registry.stages import INITIAL_STAGE, Stage, check_actor, check_transition, parse_stage
 from quayside.registry.tables import (
     AuditEntryRow,
+    BuildRecordRow,
     LoadTestReportRow,
     ModelAliasRow,
     ModelVersionRow,
@@ -238,6 +249,7 @@ class RegistryStore:
             )
             _audit(session, model=name, version=None, action="delete_model", actor=actor, reason=reason)
             session.execute(delete(LoadTestReportRow).where(LoadTestReportRow.model_id == row.id))
+            session.execute(delete(BuildRecordRow).where(BuildRecordRow.model_id == row.id))
             session.execute(delete(PromotionPolicyRow).where(PromotionPolicyRow.model_id == row.id))
             session.execute(delete(ModelAliasRow).where(ModelAliasRow.model_id == row.id))
             session.execute(delete(ModelVersionTagRow).where(ModelVersionTagRow.model_id == row.id))
@@ -580,6 +592,23 @@ class RegistryStore:
         policy: PromotionPolicy,
         move: tuple[str, str],
     ) -> tuple[dict[str, Any] | None, str]:
+        """The evidence of the newest qualifying report (and build), or None and the refusal of ``move``."""
+        proof, message = self._report_standing(session, model, row, policy, move)
+        if proof is None or not policy.require_build:
+            return proof, message
+        build, message = _build_standing(session, model, row, policy, move[0])
+        if build is None:
+            return None, message
+        return proof | {"build": build}, ""
+
+    def _report_standing(
+        self,
+        session: Session,
+        model: RegisteredModelRow,
+        row: ModelVersionRow,
+        policy: PromotionPolicy,
+        move: tuple[str, str],
+    ) -> tuple[dict[str, Any] | None, str]:
         """The evidence of the newest qualifying report, or None and the refusal of ``move`` (what, command)."""
         now = self._now_ms()
         judged = [
@@ -791,6 +820,8 @@ class RegistryStore:
                 "min_users": after.min_users,
                 "min_duration_s": after.min_duration_s,
                 "require_image": after.require_image,
+                "budget": after.budget,
+                "require_build": after.require_build,
                 "updated_at": now,
                 "updated_by": actor,
             }
@@ -897,6 +928,70 @@ class RegistryStore:
         if stored is None or stored.model_id != model.id or stored.version != version:
             raise NotFoundError(f"model '{name}' version {version} has no load-test report '{report_id}'")
         return model, row, stored
+
+    # --- build records ---------------------------------------------------------------------------
+
+    def add_build_record(
+        self, name: str, version: int, document: Mapping[str, Any], *, actor: str
+    ) -> BuildRecord:
+        """Keep the record of an image built of a live version (a row only); judged on the way out.
+
+        The image must hold the version's own package (the document's ``package_digest``); the
+        record id is the store's, and whether it passes is the policy's call, never the document's.
+        """
+        check_actor(actor)
+        checked = check_build_document(document, model=name, version=version)
+        build_id = new_build_id()
+        with self._write() as session:
+            model = self._model_row(session, name, lock=True)
+            row = self._live_version_row(session, model, version)
+            if checked.package_digest != row.digest:
+                raise UsageError(
+                    f"the image {checked.tag} holds package {checked.package_digest[:12]}, not version "
+                    f"{version} of '{name}' (package {row.digest[:12]}): build models:/{name}/{version} "
+                    "to record a build of it"
+                )
+            session.add(
+                BuildRecordRow(
+                    id=build_id,
+                    model_id=model.id,
+                    version=version,
+                    package_digest=checked.package_digest,
+                    tag=checked.tag,
+                    image_id=checked.image_id,
+                    size_bytes=checked.size_bytes,
+                    base_image=checked.base_image,
+                    quayside_version=checked.quayside_version,
+                    repo_digest=checked.repo_digest,
+                    smoke_status=checked.smoke,
+                    cold_start_s=checked.cold_start_s,
+                    first_inference_ms=checked.first_inference_ms,
+                    smoke_detail=checked.smoke_detail,
+                    budget=checked.budget,
+                    built_at=checked.built_at,
+                    recorded_at=self._now_ms(),
+                    recorded_by=actor,
+                )
+            )
+        return self.build_record(name, version, build_id)
+
+    def build_records(self, name: str, version: int) -> list[BuildRecord]:
+        """A version's build records, newest first, each judged against the policy in force now."""
+        with self._read() as session:
+            model = self._model_row(session, name)
+            row = self._version_row(session, model, version)
+            policy = _policy(session, model.id)
+            return [_judged_build(b, policy, row.digest) for b in _builds(session, model, version)]
+
+    def build_record(self, name: str, version: int, build_id: str) -> BuildRecord:
+        """One build record, judged against the policy in force now."""
+        with self._read() as session:
+            model = self._model_row(session, name)
+            row = self._version_row(session, model, version)
+            stored = session.get(BuildRecordRow, check_build_id(build_id))
+            if stored is None or stored.model_id != model.id or stored.version != version:
+                raise NotFoundError(f"model '{name}' version {version} has no build '{build_id}'")
+            return _judged_build(_build(stored, model.name), _policy(session, model.id), row.digest)
 
     # --- audit -------------------------------------------------------------------------------
 
@@ -1009,6 +1104,8 @@ def _policy(session: Session, model_id: int) -> PromotionPolicy:
         min_users=row.min_users,
         min_duration_s=row.min_duration_s,
         require_image=bool(row.require_image),
+        budget=row.budget,
+        require_build=bool(row.require_build),
         updated_at=row.updated_at,
         updated_by=row.updated_by,
     )
@@ -1048,6 +1145,64 @@ def _report(row: LoadTestReportRow, model: str) -> LoadTestReport:
 
 def _judged(report: LoadTestReport, policy: PromotionPolicy, digest: str, now_ms: int) -> LoadTestReport:
     return replace(report, judgement=judge(policy, report.facts(), digest=digest, now_ms=now_ms))
+
+
+def _builds(session: Session, model: RegisteredModelRow, version: int) -> list[BuildRecord]:
+    """The version's build records, newest first (by when they were built, then recorded)."""
+    rows = session.scalars(
+        select(BuildRecordRow)
+        .where(BuildRecordRow.model_id == model.id, BuildRecordRow.version == version)
+        .order_by(BuildRecordRow.built_at.desc(), BuildRecordRow.recorded_at.desc(), BuildRecordRow.id)
+    )
+    return [_build(row, model.name) for row in rows]
+
+
+def _build(row: BuildRecordRow, model: str) -> BuildRecord:
+    return BuildRecord(
+        id=row.id,
+        model=model,
+        version=row.version,
+        package_digest=row.package_digest,
+        tag=row.tag,
+        image_id=row.image_id,
+        size_bytes=row.size_bytes,
+        base_image=row.base_image,
+        quayside_version=row.quayside_version,
+        repo_digest=row.repo_digest,
+        smoke=row.smoke_status,
+        cold_start_s=row.cold_start_s,
+        first_inference_ms=row.first_inference_ms,
+        smoke_detail=row.smoke_detail,
+        budget=row.budget,
+        built_at=row.built_at,
+        recorded_at=row.recorded_at,
+        recorded_by=row.recorded_by,
+    )
+
+
+def _judged_build(build: BuildRecord, policy: PromotionPolicy, digest: str) -> BuildRecord:
+    return replace(build, judgement=judge_build(policy, build.facts(), digest=digest))
+
+
+def _build_standing(
+    session: Session, model: RegisteredModelRow, row: ModelVersionRow, policy: PromotionPolicy, move: str
+) -> tuple[dict[str, Any] | None, str]:
+    """The evidence of the newest passing build, or None and the refusal of ``move`` for want of one."""
+    judged = [_judged_build(b, policy, row.digest) for b in _builds(session, model, row.version)]
+    passing = next((b for b in judged if b.passed), None)
+    if passing is not None:
+        evidence = {
+            "id": passing.id,
+            "image_id": passing.image_id,
+            "repo_digest": passing.repo_digest,
+            "tag": passing.tag,
+        }
+        return evidence, ""
+    newest = None
+    if judged and judged[0].judgement is not None:
+        newest = (judged[0].facts(), judged[0].judgement)
+    message = build_refusal(model=model.name, version=row.version, move=move, policy=policy, newest=newest)
+    return None, message
 
 
 def _audit(

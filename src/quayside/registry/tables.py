@@ -127,6 +127,9 @@ class PromotionPolicyRow(Base):
     min_users: Mapped[int] = mapped_column(Integer)
     min_duration_s: Mapped[float] = mapped_column(Float)
     require_image: Mapped[bool] = mapped_column(Boolean)
+    budget: Mapped[str | None] = mapped_column(Text)
+    """Canonical budget text a build is judged against (``image_mb<=200``); NULL: no bounds."""
+    require_build: Mapped[bool] = mapped_column(Boolean, default=False)
     updated_at: Mapped[int] = mapped_column(BigInteger)
     updated_by: Mapped[str] = mapped_column(String(256))
 
@@ -157,3 +160,37 @@ class LoadTestReportRow(Base):
     """A JSON object of the overall figures an SLO is judged on (requests, failures, rps, p50_ms ...)."""
     storage_path: Mapped[str] = mapped_column(String(512))
     """The report's folder, relative to the artifact root."""
+
+
+class BuildRecordRow(Base):
+    """An image ``quayside build`` made of one version, and how its smoke test went; no files of its own.
+
+    Bound to the version and to the package digest the image holds; whether it passes is not
+    stored, it is judged from these figures with the policy in force whenever it is needed.
+    """
+
+    __tablename__ = "build_records"
+    __table_args__ = (Index("ix_build_records_model_id_version", "model_id", "version"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("registered_models.id", ondelete="CASCADE"))
+    version: Mapped[int] = mapped_column(Integer)
+    package_digest: Mapped[str] = mapped_column(String(64))
+    tag: Mapped[str] = mapped_column(String(512))
+    image_id: Mapped[str] = mapped_column(String(71))
+    """``sha256:`` and 64 hex digits, as the engine names the image."""
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    base_image: Mapped[str] = mapped_column(String(512))
+    quayside_version: Mapped[str] = mapped_column(String(64))
+    repo_digest: Mapped[str | None] = mapped_column(String(512))
+    """``REPOSITORY@sha256:...`` once the image was pushed; NULL for an image only built locally."""
+    smoke_status: Mapped[str] = mapped_column(String(16))
+    """``passed``, ``failed`` or ``skipped``."""
+    cold_start_s: Mapped[float | None] = mapped_column(Float)
+    first_inference_ms: Mapped[float | None] = mapped_column(Float)
+    smoke_detail: Mapped[str] = mapped_column(Text)
+    budget: Mapped[str | None] = mapped_column(Text)
+    """The budget the build was judged against when it was built (the policy's decides now)."""
+    built_at: Mapped[int] = mapped_column(BigInteger)
+    recorded_at: Mapped[int] = mapped_column(BigInteger)
+    recorded_by: Mapped[str] = mapped_column(String(256))

@@ -433,6 +433,10 @@ REGISTRY_RULES: dict[str, Rule] = {
     "GET /models/{name}/versions/{version}/loadtests/{report_id}/html": Rule.on(
         MODEL, READ, _model, "load-test reports"
     ),
+    # A build record needs what a load-test report needs (ACTIONS names no build records of its own yet).
+    "POST /models/{name}/versions/{version}/builds": Rule.on(MODEL, EDIT, _model, "store build records"),
+    "GET /models/{name}/versions/{version}/builds": Rule.on(MODEL, READ, _model, SEE_MODEL),
+    "GET /models/{name}/versions/{version}/builds/{build_id}": Rule.on(MODEL, READ, _model, SEE_MODEL),
     "GET /models/{name}/aliases/{alias}": Rule.on(MODEL, READ, _model, SEE_MODEL),
     "PUT /models/{name}/aliases/{alias}": Rule.on(MODEL, EDIT, _model, MOVE),
     "DELETE /models/{name}/aliases/{alias}": Rule.on(MODEL, EDIT, _model, MOVE),

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Body, Query, Request
 from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, StreamingResponse
 from pydantic import BaseModel, Field
@@ -80,6 +80,8 @@ class PolicyPatch(BaseModel):
     min_users: int | None = None
     min_duration_s: float | None = None
     require_image: bool | None = None
+    budget: str | None = None
+    require_build: bool | None = None
     reason: str = ""
     actor: str | None = None
 
@@ -357,6 +359,36 @@ def get_loadtest_html(name: str, version: VersionNumber, report_id: str, registr
     """One load-test report as the self-contained HTML page its load generator rendered (works offline)."""
     path = registry.loadtest_report_html(name, version, report_id)
     return FileResponse(path, media_type="text/html", headers=REPORT_PAGE_HEADERS)
+
+
+# --- build records ---------------------------------------------------------------------------
+
+
+@router.post("/models/{name}/versions/{version}/builds", status_code=201)
+def add_build(
+    name: str,
+    version: VersionNumber,
+    document: Annotated[dict[str, Any], Body()],
+    settings: ServerSettings,
+    registry: Registry,
+    caller: Caller,
+    actor: str | None = None,
+) -> dict[str, Any]:
+    """Keep the record of an image built of the version (the document ``quayside build`` sends); answered judged."""
+    recorded_by = audit_actor(caller, settings, actor)
+    return registry.add_build_record(name, version, document, actor=recorded_by).to_dict()
+
+
+@router.get("/models/{name}/versions/{version}/builds")
+def list_builds(name: str, version: VersionNumber, registry: Registry) -> dict[str, Any]:
+    """The version's build records, newest first, judged against the policy in force now."""
+    return {"builds": [b.to_dict() for b in registry.build_records(name, version)]}
+
+
+@router.get("/models/{name}/versions/{version}/builds/{build_id}")
+def get_build(name: str, version: VersionNumber, build_id: str, registry: Registry) -> dict[str, Any]:
+    """One build record: the image, its smoke test and the registry's judgement of it now."""
+    return registry.build_record(name, version, build_id).to_dict()
 
 
 # --- aliases ---------------------------------------------------------------------------------

@@ -47,6 +47,11 @@ def parse_options(argv: list[str]) -> tuple[str, ServeOptions]:
     parser.add_argument("--model-version", default=os.environ.get("MODEL_VERSION") or None)
     parser.add_argument("--quiet", "-q", action="store_true")
     parser.add_argument(
+        "--trust",
+        action="store_true",
+        help="load a pickled native model (its code runs): set by `quayside build --trust`",
+    )
+    parser.add_argument(
         "--reuse-port",
         action="store_true",
         default=os.environ.get(REUSE_PORT_ENV) == "1",
@@ -76,6 +81,7 @@ def parse_options(argv: list[str]) -> tuple[str, ServeOptions]:
         max_body_bytes=max_body_bytes(args.max_body_mb),
         grace_period_s=args.grace_period,
         quiet=args.quiet,
+        trust=args.trust,
         model_name=args.model_name,
         reuse_port=args.reuse_port,
         model_version=args.model_version,

@@ -60,3 +60,27 @@ def test_quaysides_own_wheel_is_reproducible_and_leaves_the_cli_out(tmp_path):
         n for n in names if n.startswith(("quayside/cli/", "quayside/packager/docker/", "quayside/server/"))
     ]
     assert not [n for n in names if "__pycache__" in n]
+
+
+def test_a_pickled_native_model_goes_into_an_image_only_with_trust_and_its_server_then_runs_with_trust(
+    tmp_path, diabetes
+):
+    X, y = diabetes
+    path = tmp_path / "native"
+    quayside.save_model(Ridge().fit(X, y), path, input_example=X[:5], name="native")
+    manifest = read_manifest(path)
+    with pytest.raises(UsageError, match="build with --trust"):
+        ModelImage.of(manifest, version="1", source_uri="x")
+    model = ModelImage.of(manifest, version="1", source_uri="x", trust=True)
+    assert model.runtime == "native" and model.trusted
+    text = render_dockerfile(base_image="base:1", model=model, labels={}, quayside_version="0")
+    assert 'CMD ["/opt/quayside/model", "--trust"]' in text
+    requirements = image_requirements(manifest, lambda name: "1.0")
+    assert any(r.startswith("scikit-learn") for r in requirements)
+
+
+def test_trust_changes_nothing_for_an_onnx_servable_model(onnx_manifest):
+    model = ModelImage.of(onnx_manifest, version="1", source_uri="x", trust=True)
+    assert model.runtime == "onnx" and not model.trusted
+    text = render_dockerfile(base_image="base:1", model=model, labels={}, quayside_version="0")
+    assert 'CMD ["/opt/quayside/model"]' in text

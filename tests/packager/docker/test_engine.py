@@ -91,7 +91,15 @@ def test_the_image_answers_v2_and_invocations_with_the_in_process_predictions(
             timeout=10,
         )
         invocations = httpx.post(f"{url}/invocations", json={"inputs": {"input": rows.tolist()}}, timeout=10)
+        metrics = httpx.get(f"{url}/metrics", timeout=10).text
     assert v2.status_code == 200, v2.text
+    phases = dict(
+        re.findall(r'^quayside_startup_phase_seconds\{phase="(\w+)"\} ([0-9.e+-]+)$', metrics, re.M)
+    )
+    assert set(phases) == {"import", "load", "warmup"}, metrics
+    assert all(float(seconds) > 0 for seconds in phases.values()), phases
+    total = re.search(r"^quayside_startup_seconds ([0-9.e+-]+)$", metrics, re.M)
+    assert total and float(total.group(1)) >= sum(float(s) for s in phases.values()) * 0.99, metrics
     assert invocations.status_code == 200, invocations.text
     np.testing.assert_allclose(v2.json()["outputs"][0]["data"], expected, rtol=1e-6)
     np.testing.assert_allclose(invocations.json()["predictions"], expected, rtol=1e-6)
@@ -106,6 +114,8 @@ def test_the_image_answers_v2_and_invocations_with_the_in_process_predictions(
         f"{above_base / MB:.1f} MB above the base (target {SIZE_TARGET / MB:.0f})"
     )
     assert "above the base image" in first_build.stdout
+    assert "smoke test passed: cold start" in first_build.stdout
+    assert "as the golden outputs say" in first_build.stdout
 
 
 def test_the_image_runs_as_non_root_with_a_health_check_labels_and_no_pip(first_build, docker_client):

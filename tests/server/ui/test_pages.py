@@ -280,6 +280,54 @@ def test_a_policy_changed_elsewhere_changes_the_verdicts_shown(site):
         registry.set_policy("paged-model", PolicyChange(slo=SLO), actor="tester")
 
 
+def build_document(digest: str, *, smoke: str = "passed", size_bytes: int = 187_300_000) -> dict:
+    """What ``quayside build`` sends the registry after building an image of a version."""
+    timed = smoke == "passed"
+    return {
+        "package_digest": digest,
+        "tag": "127.0.0.1:5000/paged-model:1",
+        "image_id": "sha256:" + "ab" * 32,
+        "size_bytes": size_bytes,
+        "base_image": "quayside/python:3.11-bookworm",
+        "quayside_version": "0.1.0",
+        "repo_digest": "127.0.0.1:5000/paged-model@sha256:" + "cd" * 32 if timed else None,
+        "smoke": {
+            "status": smoke,
+            "cold_start_s": 1.25 if timed else None,
+            "first_inference_ms": 3.5 if timed else None,
+            "detail": "answered as the golden outputs say"
+            if timed
+            else "smoke test failed: the container exited",
+        },
+        "budget": None,
+        "built_at": int(time.time() * 1000),
+    }
+
+
+def test_a_versions_builds_show_their_figures_smoke_result_and_the_budget_in_force(site):
+    registry = site["registry"]
+    digest = registry.get_version("paged-model", 1).digest
+    failed = registry.add_build_record(
+        "paged-model", 1, build_document(digest, smoke="failed"), actor="tester"
+    )
+    passed = registry.add_build_record("paged-model", 1, build_document(digest), actor="tester")
+    page = site["client"].get("/models/paged-model/versions/1").text
+    row = _element(page, "tr", f"build-{passed.id}")
+    assert '<code class="wrap"' in row and "127.0.0.1:5000/paged-model@sha256:" in row
+    assert '<td class="num">187.3</td><td class="num">1.25</td><td class="num">3.5</td>' in row
+    assert '<span class="pass">passed</span>' in row and '<span class="pass">yes</span>' in row
+    assert "the container exited" in _element(page, "tr", f"build-{failed.id}")
+    registry.set_policy("paged-model", PolicyChange(budget="image_mb<=100"), actor="tester")
+    try:
+        page = site["client"].get("/models/paged-model/versions/1").text
+        assert "missed image_mb&lt;=100 (measured 187.3)" in _element(page, "tr", f"build-{passed.id}")
+        facts = _element(site["client"].get("/models/paged-model").text, "dl", "policy-facts")
+        assert '<code id="policy-budget">image_mb&lt;=100</code>' in facts
+    finally:
+        registry.set_policy("paged-model", PolicyChange(budget=""), actor="tester")
+    assert "No builds recorded." in site["client"].get("/models/paged-model/versions/2").text
+
+
 def test_static_assets_are_served_with_their_types(site):
     client = site["client"]
     assert client.get("/static/quayside.css").headers["content-type"].startswith("text/css")

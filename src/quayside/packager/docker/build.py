@@ -113,10 +113,79 @@ def _follow(line: str, steps: list[tuple[str, bool]]) -> None:
 
 def _build_failure(reason: str, base_image: str) -> str:
     reason = " ".join(reason.split())
-    if base_image in reason or "pull access denied" in reason or "manifest unknown" in reason:
+    unreachable = ("pull access denied", "manifest unknown", "registry-1.docker.io", "no such host")
+    if base_image in reason or any(text in reason for text in unreachable):
         return (
             f"the base image '{base_image}' is not on the engine and could not be pulled ({reason}); "
             f"without registry access, make a local one with bash {ENGINE_SCRIPT} and pass "
             "--base-image quayside/python:3.11-bookworm"
         )
     return f"the image build failed: {reason}"
+
+
+# --- tags and pushes ---------------------------------------------------------------------------
+
+
+def tagged_image_id(client: Any, tag: str) -> str | None:
+    """The id of the image ``tag`` names on the engine now, or None."""
+    from docker.errors import ImageNotFound
+
+    try:
+        return str(client.images.get(tag).id)
+    except ImageNotFound:
+        return None
+
+
+def _split_tag(tag: str) -> tuple[str, str]:
+    """``host:5000/team/iris:1`` as (``host:5000/team/iris``, ``1``); ``latest`` when no tag is given."""
+    repository, _, name_tag = tag.rpartition("/")
+    name, colon, version = name_tag.partition(":")
+    full = f"{repository}/{name}" if repository else name
+    return full, version if colon else "latest"
+
+
+def retag(client: Any, image_id: str, tag: str) -> None:
+    """Point ``tag`` at ``image_id``."""
+    repository, version = _split_tag(tag)
+    client.images.get(image_id).tag(repository, version)
+
+
+def remove_tag(client: Any, tag: str) -> None:
+    """Remove ``tag`` (and the image, when no other tag names it and no container uses it)."""
+    from docker.errors import APIError, ImageNotFound
+
+    try:
+        client.images.remove(tag)
+    except ImageNotFound:
+        pass
+    except APIError as e:
+        raise UsageError(f"could not remove the tag {tag}: {e.explanation}") from None
+
+
+def push_image(client: Any, tag: str, *, log: Log) -> str:
+    """Push ``tag`` to the registry it names; returns the repository digest (``repository@sha256:...``)."""
+    from docker.errors import APIError
+
+    repository, version = _split_tag(tag)
+    log(f"pushing {tag}")
+    digest = None
+    try:
+        for chunk in client.images.push(repository, tag=version, stream=True, decode=True):
+            if "error" in chunk:
+                raise UnavailableError(_push_failure(tag, str(chunk["error"])))
+            digest = chunk.get("aux", {}).get("Digest", digest)
+            status = chunk.get("status")
+            if status and "id" not in chunk:
+                log(str(status))
+    except APIError as e:
+        raise UnavailableError(_push_failure(tag, str(e.explanation or e))) from None
+    if not digest:
+        raise UnavailableError(f"the registry took {tag} but reported no digest for it")
+    reference = f"{repository}@{digest}"
+    log(f"pushed {reference}")
+    return reference
+
+
+def _push_failure(tag: str, reason: str) -> str:
+    reason = " ".join(reason.split())
+    return f"pushing {tag} failed: {reason} (is the registry running, and does the engine trust it?)"

@@ -79,21 +79,36 @@ class ModelImage:
     runtime: str
     signature_json: str
     source_uri: str
+    trusted: bool = False
+    """The image's server loads the native model although its flavor unpickles (``build --trust``)."""
 
     @classmethod
     def of(
-        cls, manifest: Manifest, *, version: str | None, source_uri: str, name: str | None = None
+        cls,
+        manifest: Manifest,
+        *,
+        version: str | None,
+        source_uri: str,
+        name: str | None = None,
+        trust: bool = False,
     ) -> ModelImage:
-        """``name`` is the registered name when the model comes from the registry (served under it)."""
-        check_servable_in_image(manifest)
+        """``name`` is the registered name when the model comes from the registry (served under it).
+
+        ``trust`` lets the image serve a pickled native model (its server then runs with
+        ``--trust``); without it such a package is refused, since images serve untrusted.
+        """
+        onnx = manifest.onnx_servable or manifest.flavor == "onnx"
+        if not trust:
+            check_servable_in_image(manifest)
         return cls(
             name=check_name("model", name or manifest.name),  # it becomes the image's labels
             version=version,
             digest=manifest.digest(),
             flavor=manifest.flavor,
-            runtime="onnx" if manifest.onnx_servable or manifest.flavor == "onnx" else "native",
+            runtime="onnx" if onnx else "native",
             signature_json=json.dumps(manifest.signature.to_dict(), sort_keys=True, separators=(",", ":")),
             source_uri=source_uri,
+            trusted=trust and not onnx and get_flavor(manifest.flavor).trust_required,
         )
 
 
@@ -104,7 +119,8 @@ def check_servable_in_image(manifest: Manifest) -> None:
     if get_flavor(manifest.flavor).trust_required:
         raise UsageError(
             f"package '{manifest.name}' holds a pickled {manifest.flavor} model and no parity-checked "
-            "ONNX model; images serve without --trust, so convert it first (quayside convert PATH)"
+            "ONNX model; images serve untrusted, so convert it first (quayside convert PATH), or build with "
+            "--trust if you trust the pickle (its code then runs in the image's server)"
         )
 
 
@@ -214,7 +230,7 @@ def render_dockerfile(
         port=DEFAULT_PORT,
         healthcheck=_exec_form(["python", "-c", HEALTHCHECK_SCRIPT]),
         entrypoint=_exec_form(["python", "-m", "quayside.serving"]),
-        cmd=_exec_form([MODEL_DIR]),
+        cmd=_exec_form([MODEL_DIR, "--trust"] if model.trusted else [MODEL_DIR]),
         labels=labels,
     )
 

@@ -64,7 +64,7 @@ def import_extra(module: str, extra: str, what: str | None = None) -> ModuleType
     try:
         return importlib.import_module(module)
     except ImportError as e:
-        raise MissingExtraError(extra, what or module) from e
+        raise MissingExtraError(extra, what or module, cause=e) from e
 
 
 def is_instance_by_name(model: Any, module: str, names: tuple[str, ...]) -> bool:

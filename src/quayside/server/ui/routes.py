@@ -263,6 +263,8 @@ def version_page(
         mv=found,
         history=list(reversed(registry.history(name, version))),
         reports=registry.loadtest_reports(name, version),
+        builds=registry.build_records(name, version),
+        build_size_mb=views.build_size_mb,
         policy=views.policy_facts(registry.get_policy(name)),
         signature=Signature.from_dict(found.signature),
         choices=views.stage_choices(found.stage, STAGES, blocked),

@@ -205,6 +205,8 @@ class PolicyFacts:
     min_users: int
     min_duration_s: float
     require_image: bool
+    budget: str | None
+    require_build: bool
     requirement: str
     updated_at: int | None
     updated_by: str | None
@@ -220,6 +222,8 @@ def policy_facts(policy: PromotionPolicy) -> PolicyFacts:
         min_users=policy.min_users,
         min_duration_s=policy.min_duration_s,
         require_image=policy.require_image,
+        budget=policy.budget,
+        require_build=policy.require_build,
         requirement=policy.requirement(),
         updated_at=policy.updated_at,
         updated_by=policy.updated_by,
@@ -231,3 +235,8 @@ def describe_tested(tested: Mapping[str, Any]) -> str:
     kind = str(tested.get("kind", "package"))
     where = tested.get("image") or tested.get("image_id") or tested.get("url")
     return f"{kind} {where}" if kind != "package" and where else kind
+
+
+def build_size_mb(size_bytes: int) -> str:
+    """An image size as ``image_mb`` measures it (10^6 bytes), for the builds table."""
+    return f"{size_bytes / 1e6:.1f}"

@@ -146,7 +146,9 @@
       max_report_age_s: Math.round(Number(form.elements.max_report_age_days.value) * 86400),
       min_users: Number(form.elements.min_users.value),
       min_duration_s: Number(form.elements.min_duration_s.value),
-      require_image: form.elements.require_image.checked
+      require_image: form.elements.require_image.checked,
+      budget: form.elements.budget.value.trim(),
+      require_build: form.elements.require_build.checked
     };
   }
 

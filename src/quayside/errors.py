@@ -17,6 +17,7 @@ user's own machine) shows it after the message; no response body carries it.
     │   ├── InvalidRequestError      400 invalid_request
     │   ├── FilterError              400 invalid_filter
     │   ├── InvalidNameError         400 invalid_name
+    │   ├── RangeNotSatisfiableError 416 range_not_satisfiable
     │   └── InvalidHostError         400 invalid_host
     ├── AuthenticationError          401 unauthenticated
     ├── PermissionDeniedError        403 permission_denied
@@ -109,6 +110,13 @@ class InvalidHostError(UsageError):
     """The request's Host header names a host the server does not answer to (DNS rebinding, quayside.hosts)."""
 
     code = "invalid_host"
+
+
+class RangeNotSatisfiableError(UsageError):
+    """A ranged read asks for bytes past the end of a stored artifact; the message gives its size."""
+
+    code = "range_not_satisfiable"
+    http_status = 416
 
 
 class AuthenticationError(QuaysideError):

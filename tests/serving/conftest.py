@@ -49,8 +49,14 @@ def start_server(
     ready_timeout: float = 60,
     env: dict[str, str] | None = None,
 ) -> RunningServer:
-    """Start ``quayside serve`` and wait until its readiness endpoint says yes."""
+    """Start ``quayside serve`` and wait until its readiness endpoint says yes.
+
+    Without ``--grpc-port`` in ``args`` the server serves REST only (``--grpc-port 0``), so that
+    servers of several tests side by side do not contend for the default gRPC port.
+    """
     port = free_port()
+    if "--grpc-port" not in args:
+        args = (*args, "--grpc-port", "0")
     log_path = log_dir / f"server-{port}.log"
     log = log_path.open("w")
     process = subprocess.Popen(

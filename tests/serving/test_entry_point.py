@@ -41,3 +41,12 @@ def test_the_entry_point_reads_the_shared_flags_as_quayside_serve_does():
     assert (options.grace_period_s, options.max_batch_size) == (3.0, 8)
     assert parse_options(["pkg", "--batching"])[1].batching is True
     assert parse_options(["pkg"])[1].max_body_bytes == ServeOptions().max_body_bytes
+
+
+def test_the_grpc_port_comes_from_the_flag_or_grpc_port_in_the_environment(monkeypatch):
+    assert parse_options(["pkg"])[1].grpc_port == ServeOptions().grpc_port == 8081
+    assert parse_options(["pkg", "--grpc-port", "9001"])[1].grpc_port == 9001
+    monkeypatch.setenv("GRPC_PORT", "0")  # as in an image: 0 turns gRPC off
+    assert parse_options(["pkg"])[1].grpc_port == 0
+    monkeypatch.setenv("GRPC_PORT", "9002")
+    assert parse_options(["pkg"])[1].grpc_port == 9002

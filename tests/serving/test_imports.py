@@ -28,3 +28,12 @@ def test_importing_the_server_loads_none_of_the_forbidden_modules():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == ""
+
+
+def test_the_grpc_runtime_is_imported_only_when_the_grpc_port_is_on():
+    code = (
+        "import sys, quayside.serving, quayside.serving.server, quayside.serving.app;"
+        "print(','.join(m for m in ('grpc', 'google.protobuf', 'grpc_health') if m in sys.modules))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == ""

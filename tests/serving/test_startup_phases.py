@@ -42,7 +42,15 @@ def _start(entry_point: list[str], package: Path, log_path: Path) -> tuple[subpr
     port = free_port()
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [sys.executable, *entry_point, str(package), "--port", str(port)],
+            [
+                sys.executable,
+                *entry_point,
+                str(package),
+                "--port",
+                str(port),
+                "--grpc-port",
+                str(free_port()),
+            ],
             stdout=log,
             stderr=subprocess.STDOUT,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},

@@ -26,6 +26,7 @@ def _deploy_docker(
     *,
     name: str | None,
     port: int,
+    grpc_port: int | None,
     workers: int,
     image: str | None,
     base_image: str,
@@ -45,6 +46,7 @@ def _deploy_docker(
         ModelSource.resolve(model_uri),
         name=name,
         port=port,
+        grpc_port=grpc_port,
         workers=workers,
         image=image,
         base_image=base_image,
@@ -71,6 +73,16 @@ def deploy(
         str | None, typer.Option(help="Deployment name (default: the model's name).", show_default=False)
     ] = None,
     port: Annotated[int, typer.Option(help="Port the model answers on.", min=1, max=65535)] = 8080,
+    grpc_port: Annotated[
+        int | None,
+        typer.Option(
+            help="Port of its gRPC (Open Inference Protocol) endpoint; 0 turns it off. Default: --port + 1 on "
+            "Docker (containers share the host's network), 8081 on Kubernetes.",
+            min=0,
+            max=65535,
+            show_default=False,
+        ),
+    ] = None,
     workers: Annotated[int, typer.Option(help="Server processes per container or pod.", min=1)] = 1,
     image: Annotated[
         str | None,
@@ -146,6 +158,7 @@ def deploy(
             model_uri,
             name=name,
             port=port,
+            grpc_port=grpc_port,
             workers=workers,
             image=image,
             base_image=base_image,
@@ -171,6 +184,7 @@ def deploy(
         kubeconfig=kubeconfig,
         namespace=namespace,
         port=port,
+        **({} if grpc_port is None else {"grpc_port": grpc_port}),
         workers=workers,
         replicas=replicas,
         cpu=cpu,

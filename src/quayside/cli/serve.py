@@ -1,4 +1,4 @@
-"""``quayside serve MODEL``: serve a model over REST (V2 and ``/invocations``) until stopped."""
+"""``quayside serve MODEL``: serve a model over REST (V2 and ``/invocations``) and gRPC until stopped."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from quayside.errors import UsageError
 from quayside.hosts import ALLOWED_HOSTS_ENV, parse_allowed_hosts
 from quayside.packager.package import RUNTIMES, runtime_choices
 from quayside.serving.auth import AUTH_TOKEN_FILE_ENV, access_line, read_token_file
-from quayside.serving.options import DEFAULT_MAX_BODY_BYTES, MIB, ServeOptions, max_body_bytes
+from quayside.serving.options import DEFAULT_MAX_BODY_BYTES, MIB, ServeOptions, grpc_line, max_body_bytes
 
 
 def serve(
@@ -27,6 +27,15 @@ def serve(
     ],
     host: Annotated[str, typer.Option(help="Interface to listen on (0.0.0.0 for all).")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.", min=1, max=65535)] = 8080,
+    grpc_port: Annotated[
+        int,
+        typer.Option(
+            help="Port of the gRPC Open Inference Protocol (KServe's GRPCInferenceService, as Triton and "
+            "KServe clients call it), on the same host. 0: no gRPC.",
+            min=0,
+            max=65535,
+        ),
+    ] = ServeOptions.grpc_port,
     workers: Annotated[
         int, typer.Option(help="Server processes; each loads the model and gets cores/N ORT threads.", min=1)
     ] = 1,
@@ -87,11 +96,12 @@ def serve(
         ),
     ] = None,
 ) -> None:
-    """Serve a model over REST until SIGTERM or Ctrl-C.
+    """Serve a model over REST and gRPC until SIGTERM or Ctrl-C.
 
     Endpoints: V2 inference at /v2/models/NAME/infer, MLflow-style /invocations
     (JSON or CSV), /v2/health/live and /ready, /metrics (Prometheus) and /docs
-    (OpenAPI, generated from the model's signature). Every request is checked
+    (OpenAPI, generated from the model's signature); on --grpc-port, KServe's
+    inference.GRPCInferenceService and grpc.health.v1. Every request is checked
     against the signature. On SIGTERM the server turns unready, finishes
     in-flight requests within --grace-period, and exits 0.
     """
@@ -103,6 +113,7 @@ def serve(
     options = ServeOptions(
         host=host,
         port=port,
+        grpc_port=grpc_port,
         workers=workers,
         batching=batching,
         max_batch_size=max_batch_size,
@@ -126,7 +137,7 @@ def serve(
         styled(
             "serving ",
             (loaded.name, "bold"),
-            f" ({loaded.platform}) on http://{host}:{port} "
+            f" ({loaded.platform}) on http://{host}:{port}{grpc_line(options)} "
             f"with {workers} worker{'s' if workers > 1 else ''} — docs at /docs, metrics at /metrics",
         )
     )

@@ -83,7 +83,7 @@ def served_locally(
 
     port = free_port()
     command = [sys.executable, "-m", "quayside", "serve", model, "--host", "127.0.0.1", "--port", str(port)]
-    command += ["--quiet", *(["--trust"] if trust else [])]
+    command += ["--quiet", "--grpc-port", "0", *(["--trust"] if trust else [])]
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("wb") as server_log:
         env = None if settings is None else _environment(settings)
@@ -105,7 +105,7 @@ def served_image(image: str, *, model_name: str, model_version: str | None) -> I
     from quayside.loadtesting.target import wait_ready
 
     port = free_port()
-    env = {"PORT": str(port), "HOST": "127.0.0.1", "MODEL_NAME": model_name}
+    env = {"PORT": str(port), "GRPC_PORT": "0", "HOST": "127.0.0.1", "MODEL_NAME": model_name}
     if model_version is not None:
         env["MODEL_VERSION"] = model_version
     command = ["docker", "run", "--rm", "-d", "--network", "host"]

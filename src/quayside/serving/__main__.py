@@ -1,8 +1,9 @@
 """``python -m quayside.serving PACKAGE``: the serving entry point of container images.
 
 It imports serving and nothing else of Quayside (no CLI framework, no database
-driver), so an image holds only the serving runtime. ``PORT``, ``WORKERS`` and
-``HOST`` in the environment set the defaults, as container platforms expect.
+driver), so an image holds only the serving runtime. ``PORT``, ``GRPC_PORT``,
+``WORKERS`` and ``HOST`` in the environment set the defaults, as container
+platforms expect (``GRPC_PORT=0``: no gRPC).
 Every flag it shares with ``quayside serve`` has the same name and meaning.
 """
 
@@ -15,7 +16,7 @@ import sys
 from quayside.errors import QuaysideError
 from quayside.hosts import ALLOWED_HOSTS_ENV, parse_allowed_hosts
 from quayside.serving.auth import AUTH_TOKEN_FILE_ENV, access_line, read_token_file
-from quayside.serving.options import MIB, ServeOptions, max_body_bytes
+from quayside.serving.options import MIB, ServeOptions, grpc_line, max_body_bytes
 
 REUSE_PORT_ENV = "QUAYSIDE_REUSE_PORT"
 """Set to 1 by ``quayside deploy --target docker``: the next container binds the same port beside this one."""
@@ -36,6 +37,12 @@ def parse_options(argv: list[str]) -> tuple[str, ServeOptions]:
     parser.add_argument("package", help="model package directory")
     parser.add_argument("--host", default=os.environ.get("HOST", "0.0.0.0"))
     parser.add_argument("--port", type=int, default=_env_int("PORT", defaults.port))
+    parser.add_argument(
+        "--grpc-port",
+        type=int,
+        default=_env_int("GRPC_PORT", defaults.grpc_port),
+        help="port of the gRPC Open Inference Protocol (also GRPC_PORT); 0: no gRPC",
+    )
     parser.add_argument("--workers", type=int, default=_env_int("WORKERS", defaults.workers))
     parser.add_argument("--batching", action=argparse.BooleanOptionalAction, default=defaults.batching)
     parser.add_argument("--max-batch-size", type=int, default=defaults.max_batch_size)
@@ -73,6 +80,7 @@ def parse_options(argv: list[str]) -> tuple[str, ServeOptions]:
     options = ServeOptions(
         host=args.host,
         port=args.port,
+        grpc_port=args.grpc_port,
         workers=args.workers,
         batching=args.batching,
         max_batch_size=args.max_batch_size,
@@ -98,7 +106,8 @@ def main(argv: list[str] | None = None) -> None:
 
         runtime = load_for_serving(package, options)
         print(
-            f"serving {runtime.name} ({runtime.platform}) on {options.host}:{options.port}", file=sys.stderr
+            f"serving {runtime.name} ({runtime.platform}) on {options.host}:{options.port}{grpc_line(options)}",
+            file=sys.stderr,
         )
         print(access_line(options), file=sys.stderr)
         serve(package, options, runtime if options.workers == 1 else None)

@@ -25,6 +25,7 @@ from quayside.serving.middleware import RequestContext
 from quayside.serving.model_server import ModelServer
 from quayside.serving.options import ServeOptions
 from quayside.serving.protocols import v2
+from quayside.serving.protocols.binary import HEADER_LENGTH, OCTET_STREAM, Framed, response_headers
 from quayside.serving.runtime import ModelRuntime
 from quayside.version import __version__
 
@@ -119,7 +120,9 @@ def _add_health_routes(app: FastAPI, server: ModelServer) -> None:
 
     @app.get("/v2", tags=["health"], summary="Server metadata")
     async def server_metadata() -> Response:
-        return JSONResponse({"name": "quayside", "version": __version__, "extensions": []})
+        return JSONResponse(
+            {"name": "quayside", "version": __version__, "extensions": ["binary_tensor_data"]}
+        )
 
     @app.get("/v2/models/{model_name}", tags=["health"], summary="Model metadata")
     async def model_metadata(model_name: str) -> Response:
@@ -156,17 +159,25 @@ def _add_inference_routes(app: FastAPI, server: ModelServer) -> None:
         "/v2/models/{model_name}/infer",
         tags=["inference"],
         summary="Predict (Open Inference Protocol V2)",
+        description=openapi.V2_BINARY_EXTENSION,
         openapi_extra={
+            "parameters": [openapi.V2_HEADER_LENGTH_PARAMETER],
             "requestBody": {
                 "required": True,
-                "content": {JSON: {"schema": openapi.v2_request_schema(manifest)}},
-            }
+                "content": {
+                    JSON: {"schema": openapi.v2_request_schema(manifest)},
+                    OCTET_STREAM: {"schema": {"type": "string", "format": "binary"}},
+                },
+            },
         },
-        responses=errors,
+        responses={"200": openapi.V2_RESPONSE} | errors,
     )
     async def infer_v2(model_name: str, request: Request) -> Response:
         body = await read_limited_body(request.scope, request.receive, options.max_body_bytes)
-        return Response(await server.infer_v2(model_name, body), media_type=JSON)
+        reply = await server.infer_v2(model_name, body, request.headers.get(HEADER_LENGTH))
+        if isinstance(reply, Framed):
+            return Response(reply.body, media_type=OCTET_STREAM, headers=response_headers(reply))
+        return Response(reply, media_type=JSON)
 
     @app.post(
         "/invocations",

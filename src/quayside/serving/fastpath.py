@@ -4,7 +4,9 @@
 all of a server's traffic. Here they skip the framework's route matching,
 dependency solving and response classes: the body is read with the size limit
 applied as it arrives, handed to the model server, and the bytes it returns are
-sent. Every other path, and these same routes as documented in ``/docs``, go
+sent. A V2 request framed by the binary tensor data extension (it carries an
+``Inference-Header-Content-Length`` header) takes the same way, and so does its
+framed answer. Every other path, and these same routes as documented in ``/docs``, go
 through FastAPI; both ways run the same :class:`ModelServer` handlers.
 """
 
@@ -21,8 +23,11 @@ from quayside.hosts import HOST_HEADER, HostAllowList
 from quayside.serving.auth import AUTHORIZATION, CHALLENGE, BearerToken
 from quayside.serving.errors import JSON, error_response, unexpected_error_response
 from quayside.serving.model_server import ModelServer
+from quayside.serving.protocols.binary import HEADER_LENGTH, OCTET_STREAM, Framed
 
 _JSON_HEADER = (b"content-type", JSON.encode())
+_OCTET_STREAM_HEADER = (b"content-type", OCTET_STREAM.encode())
+_HEADER_LENGTH = HEADER_LENGTH.encode()
 
 
 @dataclass(frozen=True)
@@ -124,8 +129,11 @@ class FastPath:
         response.headers[CHALLENGE[0]] = CHALLENGE[1]
         return response
 
-    async def _v2(self, scope: Scope, body: bytes) -> bytes:
-        return await self.server.infer_v2(self.server.runtime.name, body)
+    async def _v2(self, scope: Scope, body: bytes) -> bytes | Framed:
+        header_length = _header(scope, _HEADER_LENGTH)
+        if header_length is None:
+            return await self.server.infer_v2(self.server.runtime.name, body)
+        return await self.server.infer_v2(self.server.runtime.name, body, header_length.decode("latin-1"))
 
     async def _invocations(self, scope: Scope, body: bytes) -> bytes:
         content_type = _header(scope, b"content-type") or b""
@@ -136,7 +144,7 @@ class FastPath:
         scope: Scope,
         receive: Receive,
         send: Send,
-        handler: Callable[[Scope, bytes], Awaitable[bytes]],
+        handler: Callable[[Scope, bytes], Awaitable[bytes | Framed]],
     ) -> None:
         runner = self.server.runner
         runner.receiving += 1  # a batch about to form waits for requests still being received
@@ -154,11 +162,11 @@ class FastPath:
         except Exception as e:
             await unexpected_error_response(scope, e)(scope, receive, send)
             return
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 200,
-                "headers": [_JSON_HEADER, (b"content-length", str(len(response)).encode())],
-            }
-        )
+        if isinstance(response, Framed):
+            headers = [_OCTET_STREAM_HEADER, (_HEADER_LENGTH, str(response.header_length).encode())]
+            response = response.body
+        else:
+            headers = [_JSON_HEADER]
+        headers.append((b"content-length", str(len(response)).encode()))
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": response})

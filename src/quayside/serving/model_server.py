@@ -18,6 +18,7 @@ from quayside.serving.health import Health
 from quayside.serving.metrics import ServerMetrics
 from quayside.serving.options import ServeOptions
 from quayside.serving.protocols import invocations, v2
+from quayside.serving.protocols.binary import Framed
 from quayside.serving.runtime import ModelRuntime
 from quayside.serving.startup import StartupTimes
 
@@ -94,6 +95,22 @@ class ModelServer:
         if name != self.runtime.name:
             raise NotFoundError(f"no model named '{name}' here; this server serves '{self.runtime.name}'")
 
+    def check_model(self, name: str, version: str = "") -> None:
+        """A request names this server's model, and (when it names one) its version; else 404."""
+        self.check_model_name(name)
+        served = self.runtime.version
+        if version and version != served:
+            serving = f"version {served}" if served is not None else "it without a version"
+            raise NotFoundError(
+                f"no version '{version}' of model '{name}' here; this server serves {serving}"
+            )
+
+    async def predict(self, request: v2.InferRequest) -> Arrays:
+        """A parsed V2 request's outputs (those it asked for), through the batcher: for transports
+        that decode tensors themselves (gRPC)."""
+        outputs = await self.infer(request.inputs, request.rows)
+        return v2.select_outputs(outputs, request.outputs, self.runtime.signature.outputs)
+
     async def infer(self, inputs: Arrays, rows: int) -> Arrays:
         self.health.in_flight += 1
         self.metrics.in_flight.inc()
@@ -103,18 +120,27 @@ class ModelServer:
             self.health.in_flight -= 1
             self.metrics.in_flight.dec()
 
-    async def infer_v2(self, model_name: str, body: bytes) -> bytes:
-        """A V2 inference request body in, the response body out."""
+    async def infer_v2(
+        self, model_name: str, body: bytes, header_length: str | None = None
+    ) -> bytes | Framed:
+        """A V2 inference request body in, the response body out.
+
+        ``header_length`` is the request's ``Inference-Header-Content-Length`` header, if it has
+        one (the binary tensor data extension); the answer is :class:`Framed` when outputs were
+        asked for in binary, else JSON bytes.
+        """
         self.check_model_name(model_name)
         signature = self.runtime.signature
-        parsed = v2.parse_infer_request(body, signature.inputs)
+        parsed = v2.parse_infer_request(body, signature.inputs, header_length=header_length)
         outputs = await self.infer(parsed.inputs, parsed.rows)
+        selected = v2.select_outputs(outputs, parsed.outputs, signature.outputs)
         return v2.render_infer_response(
-            v2.select_outputs(outputs, parsed.outputs, signature.outputs),
+            selected,
             signature.outputs,
             model_name=self.runtime.name,
             model_version=self.runtime.version,
             request_id=parsed.id,
+            binary_outputs=parsed.binary_outputs(selected),
         )
 
     async def invocations(self, body: bytes, content_type: str) -> bytes:

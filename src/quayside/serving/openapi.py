@@ -15,6 +15,37 @@ from quayside.packager.manifest import Manifest
 from quayside.packager.signature import Arrays, Schema, TensorSpec
 
 _JSON_TYPES = {"f": "number", "i": "integer", "u": "integer", "b": "boolean", "O": "string"}
+_BINARY_BODY = {"schema": {"type": "string", "format": "binary"}}
+
+V2_BINARY_EXTENSION = """\
+A JSON request as below, or one framed by Triton's *binary tensor data extension*
+(what `tritonclient.http` sends by default): with the header
+`Inference-Header-Content-Length: N`, the first N bytes of the body are the JSON
+request, and each input whose `parameters` hold `binary_data_size` takes that many of
+the bytes after it, in input order, instead of `data`: its values raw, little-endian and
+row-major, or for `BYTES` each element as a 4-byte little-endian length and its UTF-8
+bytes. Outputs asked for with `"parameters": {"binary_data": true}` (or every output,
+with `"parameters": {"binary_data_output": true}` on the request) are answered the same
+way: `Content-Type: application/octet-stream`, `Inference-Header-Content-Length` naming
+the JSON header's length, and `binary_data_size` in each binary output's `parameters`.
+A body whose framing does not add up (a length past the body's end, a size that does not
+fit the tensor's shape and datatype, bytes left over) is a 400 naming the problem."""
+"""The V2 infer route's description in ``/docs``: the binary tensor data extension."""
+
+V2_HEADER_LENGTH_PARAMETER: dict[str, Any] = {
+    "name": "Inference-Header-Content-Length",
+    "in": "header",
+    "required": False,
+    "description": "binary tensor data extension: the length of the JSON header at the body's start",
+    "schema": {"type": "integer", "minimum": 0},
+}
+"""The V2 infer route's optional header of the binary tensor data extension."""
+
+V2_RESPONSE: dict[str, Any] = {
+    "description": "The outputs; with outputs asked for in binary, a JSON header and then their bytes",
+    "content": {"application/json": {"schema": {"type": "object"}}, "application/octet-stream": _BINARY_BODY},
+}
+"""The V2 infer route's 200 answer: JSON, or framed by the binary tensor data extension."""
 
 
 def _value_schema(spec: TensorSpec) -> dict[str, Any]:
@@ -59,6 +90,15 @@ def _v2_tensor(spec: TensorSpec) -> dict[str, Any]:
     }
 
 
+def _binary_flag(name: str, what: str) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "properties": {
+            name: {"type": "boolean", "description": f"true: {what} as binary data after the JSON header"}
+        },
+    }
+
+
 def v2_request_schema(manifest: Manifest) -> dict[str, Any]:
     """The JSON schema (with an example) of a V2 inference request for this model."""
     inputs = manifest.signature.inputs
@@ -79,9 +119,13 @@ def v2_request_schema(manifest: Manifest) -> dict[str, Any]:
                 "items": {
                     "type": "object",
                     "required": ["name"],
-                    "properties": {"name": {"type": "string", "enum": outputs.names}},
+                    "properties": {
+                        "name": {"type": "string", "enum": outputs.names},
+                        "parameters": _binary_flag("binary_data", "this output's data"),
+                    },
                 },
             },
+            "parameters": _binary_flag("binary_data_output", "every output's data"),
         },
     }
     example = _example_arrays(manifest)

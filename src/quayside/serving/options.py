@@ -19,6 +19,9 @@ class ServeOptions:
 
     host: str = "127.0.0.1"
     port: int = 8080
+    grpc_port: int = 8081
+    """Port of the gRPC Open Inference Protocol (KServe's ``inference.GRPCInferenceService``) beside
+    REST, on the same host; 0 turns it off."""
     workers: int = 1
     """Server processes; each loads the model once and gets ``cores // workers`` ORT threads."""
     batching: bool = True
@@ -58,6 +61,11 @@ class ServeOptions:
     def __post_init__(self) -> None:
         checks = [
             (1 <= self.port <= 65535 or self.port == 0, f"port must be 1-65535, not {self.port}"),
+            (0 <= self.grpc_port <= 65535, f"the gRPC port must be 1-65535 (0: off), not {self.grpc_port}"),
+            (
+                self.grpc_port == 0 or self.grpc_port != self.port,
+                f"the gRPC port must differ from the HTTP port ({self.port}); choose another with --grpc-port",
+            ),
             (self.workers >= 1, f"workers must be at least 1, not {self.workers}"),
             (self.max_batch_size >= 1, f"max batch size must be at least 1, not {self.max_batch_size}"),
             (self.max_batch_latency_ms >= 0, "max batch latency cannot be negative"),
@@ -78,3 +86,10 @@ class ServeOptions:
 def max_body_bytes(max_body_mb: float) -> int:
     """``--max-body-mb`` (MiB, as both serve commands take it) in bytes."""
     return int(max_body_mb * MIB)
+
+
+def grpc_line(options: ServeOptions) -> str:
+    """How the start message names the gRPC listener: ``" and gRPC on host:port"``, or nothing when off."""
+    if not options.grpc_port:
+        return ""
+    return f" and gRPC on {options.host}:{options.grpc_port}"

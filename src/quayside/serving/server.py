@@ -2,7 +2,8 @@
 
 One worker serves in this process with the model the caller already loaded.
 Several workers each load the model themselves (the model is loaded once per
-worker) and share one listening socket; Prometheus samples then go through
+worker) and share one listening socket (and bind the gRPC port together with
+SO_REUSEPORT, :mod:`quayside.serving.grpc.transport`); Prometheus samples then go through
 files in a temporary directory so that ``/metrics`` adds up every worker.
 """
 
@@ -20,6 +21,7 @@ import uvicorn
 from uvicorn.supervisors import Multiprocess
 
 from quayside.serving.app import create_app
+from quayside.serving.grpc.transport import check_port_free, with_grpc
 from quayside.serving.listener import draining_protocol, reuse_port_socket
 from quayside.serving.metrics import MULTIPROCESS_ENV
 from quayside.serving.options import ServeOptions
@@ -59,7 +61,12 @@ def logging_config(*, quiet: bool) -> dict[str, Any]:
 
 def worker_app(package: str, options: ServeOptions) -> Any:
     """App factory run inside each worker process: load the model there, then build the app."""
-    return create_app(load_for_serving(package, options), options)
+    return serving_app(load_for_serving(package, options), options)
+
+
+def serving_app(runtime: ModelRuntime, options: ServeOptions) -> Any:
+    """The app one worker runs: REST, and gRPC beside it on ``options.grpc_port`` (unless 0)."""
+    return with_grpc(create_app(runtime, options), options)
 
 
 def _config(app: Any, options: ServeOptions, *, factory: bool) -> uvicorn.Config:
@@ -91,8 +98,9 @@ def serve(package: str | Path, options: ServeOptions, runtime: ModelRuntime | No
     loading error first) is served in this process.
     """
     _exit_cleanly_on_sigterm()
+    check_port_free(options)
     if options.workers == 1:
-        app = create_app(runtime or load_for_serving(package, options), options)
+        app = serving_app(runtime or load_for_serving(package, options), options)
         config = _config(app, options, factory=False)
         # uvicorn calls listen() only after the app's startup, so a shared port gets
         # this process's connections only once it can serve them.

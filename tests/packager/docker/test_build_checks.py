@@ -282,9 +282,7 @@ def test_a_pushed_build_is_deployed_by_its_digest_pulled_into_an_engine_that_no_
         )
         assert report["tested"]["kind"] == "image" and report["tested"]["image"] == reference
         history = quayside_cli("registry", "history", "pushed", "--json", home=quayside_home).stdout
-        (moved,) = [
-            e for e in json.loads(history) if e["action"] == "transition" and e["to"] == "production"
-        ]
+        (moved,) = [e for e in json.loads(history) if e["action"] == "transition" and e["to"] == "production"]
         assert moved["evidence"]["build"]["repo_digest"] == reference
     finally:
         quayside_cli("deploy", "--down", "--name", name, home=quayside_home, check=False)

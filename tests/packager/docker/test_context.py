@@ -29,6 +29,7 @@ def test_an_onnx_servable_model_ships_onnx_runtime_and_not_its_training_framewor
     requirements = image_requirements(onnx_manifest, lambda name: "1.0")
     names = {r.split("==")[0] for r in requirements}
     assert {"onnxruntime", "numpy", "fastapi", "uvicorn", "uvloop", "httptools", "orjson"} <= names
+    assert {"grpcio", "grpcio-health-checking", "protobuf"} <= names  # the gRPC Open Inference Protocol
     assert not names & {"scikit-learn", "skl2onnx", "cloudpickle", "sqlalchemy", "typer"}
     assert any(r.startswith("onnxruntime==") for r in requirements)
 
@@ -44,6 +45,7 @@ def test_the_dockerfile_puts_dependencies_before_the_model_and_labels_last(onnx_
     assert text.index("COPY wheelhouse/") < text.index("COPY --from=builder") < text.index("COPY model/")
     assert text.index("COPY model/") < text.index("LABEL")
     assert 'ENV MODEL_VERSION="7"' in text
+    assert "EXPOSE 8080 8081" in text and "GRPC_PORT=8081" in text  # REST and gRPC
     assert 'io.quayside.model.signature="{\\"a\\": \\"\\$x\\"}"' in text
     with pytest.raises(UsageError):
         docker_quote("two\nlines")
@@ -56,6 +58,7 @@ def test_quaysides_own_wheel_is_reproducible_and_leaves_the_cli_out(tmp_path):
     assert first.read_bytes() == second.read_bytes()
     names = zipfile.ZipFile(first).namelist()
     assert "quayside/serving/server.py" in names and "quayside-1.0.dist-info/RECORD" in names
+    assert "quayside/serving/grpc/grpc_predict_v2_pb2_grpc.py" in names
     assert not [
         n for n in names if n.startswith(("quayside/cli/", "quayside/packager/docker/", "quayside/server/"))
     ]

@@ -29,6 +29,7 @@ SPEC = DeploymentSpec(
     memory="256Mi",
 )
 AUTOSCALED = DeploymentSpec(**{**SPEC.__dict__, "min_replicas": 2, "max_replicas": 8, "target_cpu": 60})
+REST_ONLY = DeploymentSpec(**{**SPEC.__dict__, "grpc_port": 0})
 
 
 def validate(manifest: dict) -> None:
@@ -46,6 +47,7 @@ def by_kind(manifests: list[dict]) -> dict[str, dict]:
         pytest.param(render_manifests(SPEC), id="plain"),
         pytest.param(render_manifests(AUTOSCALED), id="hpa-and-pdb"),
         pytest.param([render_canary(SPEC, 25)[0]], id="canary"),
+        pytest.param(render_manifests(REST_ONLY), id="rest-only"),
     ],
 )
 def test_every_rendered_manifest_validates_against_the_official_schema(manifests):
@@ -60,7 +62,7 @@ def test_the_deployment_probes_the_v2_health_endpoints_and_runs_locked_down():
     pod = deployment["spec"]["template"]["spec"]
     container = pod["containers"][0]
     assert container["startupProbe"]["httpGet"]["path"] == "/v2/health/ready"
-    assert container["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready"
+    assert container["readinessProbe"]["grpc"] == {"port": 8081}  # grpc.health.v1: SERVING once ready
     assert container["livenessProbe"]["httpGet"]["path"] == "/v2/health/live"
     assert container["resources"]["requests"] == {"cpu": "500m", "memory": "256Mi"}
     assert container["resources"]["limits"] == {"cpu": "500m", "memory": "256Mi"}
@@ -74,7 +76,34 @@ def test_the_deployment_probes_the_v2_health_endpoints_and_runs_locked_down():
     assert labels["quayside.io/model"] == "diabetes" and labels["quayside.io/model-version"] == "3"
     assert deployment["metadata"]["annotations"]["quayside.io/model-digest"] == "9" * 64
     env = {e["name"]: e["value"] for e in container["env"]}
-    assert env == {"PORT": "8080", "WORKERS": "1", "MODEL_VERSION": "3"}
+    assert env == {"PORT": "8080", "GRPC_PORT": "8081", "WORKERS": "1", "MODEL_VERSION": "3"}
+
+
+def test_the_grpc_port_is_a_container_port_and_a_service_port_unless_it_is_off():
+    manifests = by_kind(render_manifests(SPEC))
+    container = manifests["Deployment"]["spec"]["template"]["spec"]["containers"][0]
+    assert {"name": "grpc", "containerPort": 8081, "protocol": "TCP"} in container["ports"]
+    service_ports = {p["name"]: p for p in manifests["Service"]["spec"]["ports"]}
+    assert service_ports["grpc"] == {
+        "name": "grpc",
+        "port": 8081,
+        "targetPort": "grpc",
+        "protocol": "TCP",
+        "appProtocol": "grpc",
+    }
+    assert service_ports["http"]["port"] == 80
+    rest_only = by_kind(render_manifests(REST_ONLY))
+    container = rest_only["Deployment"]["spec"]["template"]["spec"]["containers"][0]
+    assert [p["name"] for p in container["ports"]] == ["http"]
+    assert [p["name"] for p in rest_only["Service"]["spec"]["ports"]] == ["http"]
+    assert container["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready"
+    assert {"name": "GRPC_PORT", "value": "0"} in container["env"]
+
+
+@pytest.mark.parametrize("grpc_port", [8080, 80, 70000, -1])
+def test_a_grpc_port_that_clashes_or_is_out_of_range_is_refused(grpc_port):
+    with pytest.raises(UsageError, match="gRPC port"):
+        DeploymentSpec(**{**SPEC.__dict__, "grpc_port": grpc_port})
 
 
 def test_an_autoscaled_deployment_leaves_the_replica_count_to_the_hpa():
@@ -140,8 +169,8 @@ def test_a_token_secret_renders_a_read_only_mount_and_the_env_var_and_validates(
     assert volume["secret"]["secretName"] == "diabetes-token"
     assert volume["secret"]["items"] == [{"key": "token", "path": "token"}]
     assert volume["secret"]["defaultMode"] == 0o440  # the pod's group (fsGroup) reads it, no one else
-    # The probes hit the health routes, which need no token.
-    assert container["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready"
+    # The probes hit the health routes and grpc.health.v1, which need no token.
+    assert container["readinessProbe"]["grpc"] == {"port": 8081}
     assert container["livenessProbe"]["httpGet"]["path"] == "/v2/health/live"
 
 

@@ -110,8 +110,12 @@ def deploy_container(
     log: Log,
     ready_timeout_s: float = 120,
     auth_token_file: Path | None = None,
+    grpc_port: int | None = None,
 ) -> Deployment:
     """Start ``image`` as deployment ``name`` on ``port``; stop the previous container once it serves.
+
+    ``grpc_port`` is where its gRPC endpoint listens (default ``port + 1``; 0: off). On the host
+    network each deployment needs its own: two sharing one would split gRPC calls between them.
 
     With ``auth_token_file``, that file is mounted read-only into the container and its server
     requires the token in it on inference and metadata routes.
@@ -120,7 +124,8 @@ def deploy_container(
     baseline = listeners(port)
     if not previous and baseline:
         raise UsageError(f"port {port} is already in use on this host; choose another with --port")
-    environment = {"PORT": str(port), "WORKERS": str(workers), REUSE_PORT_ENV: "1"}
+    grpc = port + 1 if grpc_port is None else grpc_port
+    environment = {"PORT": str(port), "GRPC_PORT": str(grpc), "WORKERS": str(workers), REUSE_PORT_ENV: "1"}
     volumes = {}
     if auth_token_file is not None:
         volumes[str(auth_token_file.resolve())] = {"bind": CONTAINER_TOKEN_PATH, "mode": "ro"}

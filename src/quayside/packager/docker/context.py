@@ -47,6 +47,8 @@ MODEL_DIR = "/opt/quayside/model"
 UID = 10001
 """Numeric, so that Kubernetes can check ``runAsNonRoot`` without an /etc/passwd entry."""
 DEFAULT_PORT = 8080
+DEFAULT_GRPC_PORT = 8081
+"""The image's gRPC (Open Inference Protocol) port; ``GRPC_PORT`` at run time overrides it, 0 turns it off."""
 FIXED_MTIME = 315532800  # 1980-01-01: context files get one mtime, so only content decides cache hits
 
 SERVING_RUNTIME = (
@@ -62,6 +64,9 @@ SERVING_RUNTIME = (
     "httptools",
     "orjson",
     "prometheus-client",
+    "grpcio",
+    "grpcio-health-checking",
+    "protobuf",
 )
 """What ``python -m quayside.serving`` imports; uvicorn without [standard] (no websockets, watchfiles)."""
 NATIVE_RUNTIME = ("cloudpickle",)
@@ -228,6 +233,7 @@ def render_dockerfile(
         model_dir=MODEL_DIR,
         uid=UID,
         port=DEFAULT_PORT,
+        grpc_port=DEFAULT_GRPC_PORT,
         healthcheck=_exec_form(["python", "-c", HEALTHCHECK_SCRIPT]),
         entrypoint=_exec_form(["python", "-m", "quayside.serving"]),
         cmd=_exec_form([MODEL_DIR, "--trust"] if model.trusted else [MODEL_DIR]),

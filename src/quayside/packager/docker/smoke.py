@@ -192,7 +192,8 @@ def smoke_test(
             detach=True,
             name=f"quayside-smoke-{uuid.uuid4().hex[:12]}",
             network_mode="host",
-            environment={"PORT": str(port), "WORKERS": "1"},
+            # Its own gRPC port too: on the host network the image's default (8081) may be taken.
+            environment={"PORT": str(port), "GRPC_PORT": str(free_port()), "WORKERS": "1"},
             labels={SMOKE_LABEL: "1"},
         )
     except APIError as e:

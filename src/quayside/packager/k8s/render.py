@@ -1,7 +1,7 @@
 """Kubernetes manifests of a model deployment, rendered from templates; pure, no cluster needed.
 
-A deployment ``NAME`` is a Deployment ``NAME`` (track ``stable``), a Service and a
-PodDisruptionBudget selecting every pod of ``NAME``, and, with ``max_replicas``,
+A deployment ``NAME`` is a Deployment ``NAME`` (track ``stable``), a Service (ports
+``http`` and, unless off, ``grpc``) and a PodDisruptionBudget selecting every pod of ``NAME``, and, with ``max_replicas``,
 an autoscaling/v2 HorizontalPodAutoscaler on CPU (the Deployment then leaves
 ``replicas`` to it). A canary is a second Deployment ``NAME-canary`` (track
 ``canary``) behind the same Service: traffic splits by the replica counts.
@@ -52,6 +52,8 @@ class DeploymentSpec:
     namespace: str = "default"
     port: int = 8080
     service_port: int = 80
+    grpc_port: int = 8081
+    """The gRPC Open Inference Protocol's port, in the container and on the Service; 0: REST only."""
     workers: int = 1
     replicas: int = 2
     cpu: str = "1"
@@ -68,6 +70,10 @@ class DeploymentSpec:
         check_dns_label("namespace", self.namespace)
         if self.auth_token_secret is not None:
             check_secret_name(self.auth_token_secret)
+        if not 0 <= self.grpc_port <= 65535 or self.grpc_port in (self.port, self.service_port):
+            raise UsageError(
+                f"the gRPC port must be 1-65535 (0: off) and differ from the HTTP ports, not {self.grpc_port}"
+            )
         if self.max_replicas is not None and (self.min_replicas or 1) > self.max_replicas:
             raise UsageError(
                 f"--min-replicas {self.min_replicas} is above --max-replicas {self.max_replicas}"
@@ -173,6 +179,7 @@ def render_deployment(
         uid=UID,
         image=spec.image,
         port=spec.port,
+        grpc_port=spec.grpc_port,
         workers=spec.workers,
         model_version=spec.model_version,
         cpu=spec.cpu,
@@ -194,7 +201,7 @@ def _shared(spec: DeploymentSpec) -> dict[str, Any]:
 
 
 def render_service(spec: DeploymentSpec) -> Manifest:
-    return _render("service", service_port=spec.service_port, **_shared(spec))
+    return _render("service", service_port=spec.service_port, grpc_port=spec.grpc_port, **_shared(spec))
 
 
 def render_pdb(spec: DeploymentSpec) -> Manifest:

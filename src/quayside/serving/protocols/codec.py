@@ -16,14 +16,17 @@ _NATIVE_NUMPY = frozenset(d.numpy.name for d in DTYPES.values() if d.numpy.kind 
 _DUMP_OPTIONS = orjson.OPT_SERIALIZE_NUMPY
 
 
-def loads(body: bytes) -> Any:
-    """Parse a JSON body; broken JSON is a :class:`MalformedInputError` saying where it broke."""
+def loads(body: bytes | memoryview, what: str = "the request body") -> Any:
+    """Parse a JSON body; broken JSON is a :class:`MalformedInputError` saying where it broke.
+
+    ``what`` names the document in the message (the part of a body it is, for a framed one).
+    """
     if not body:
-        raise MalformedInputError("the request body is empty; send a JSON document")
+        raise MalformedInputError(f"{what} is empty; send a JSON document")
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError as e:
-        raise MalformedInputError(f"the request body is not valid JSON: {e}") from None
+        raise MalformedInputError(f"{what} is not valid JSON: {e}") from None
 
 
 def jsonable(array: np.ndarray) -> Any:

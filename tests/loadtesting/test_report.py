@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import re
 
+import pytest
+
 from quayside.loadtesting.payloads import Payloads
 from quayside.loadtesting.report import build_report, summary_for_slo, write_report
 from quayside.loadtesting.runner import LoadOptions, LoadResult, Tick
@@ -64,3 +66,25 @@ def test_the_html_report_links_nothing_external_and_embeds_the_charts_data(tmp_p
     assert [p["p95_ms"] for p in data["timeseries"]] == [p["p95_ms"] for p in report["timeseries"]]
     assert "FAIL" in page and "p95_ms&lt;=25" in page
     assert "<td>&lt;= 25</td>" in page and "<=" not in page.split("<script")[0]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        '{"error": "input \'x\' is missing", "code": "signature_mismatch"}',
+        '{"error_code": "BAD_REQUEST", "message": "m", "code": "signature_mismatch"}',
+        '{"error": {"code": "signature_mismatch", "message": "m"}}',
+    ],
+    ids=["v2", "invocations", "quayside"],
+)
+def test_a_failure_is_grouped_by_the_error_code_of_every_body_shape_the_servers_answer(body):
+    from quayside.loadtesting.users import failure_type
+
+    assert failure_type(422, body) == "HTTP 422 signature_mismatch"
+
+
+def test_a_failure_without_a_readable_code_is_grouped_by_its_status_or_exception():
+    from quayside.loadtesting.users import failure_type
+
+    assert failure_type(502, "<html>bad gateway</html>") == "HTTP 502"
+    assert failure_type(0, "", ConnectionResetError()) == "ConnectionResetError"

@@ -42,6 +42,40 @@ class RunningServer:
         return self.process.wait(timeout)
 
 
+def v2_error(response: httpx.Response) -> tuple[str, str]:
+    """The code and message of a V2 route's error: the Open Inference Protocol's
+    ``{"error": "<message>"}``, with Quayside's ``code`` beside it and nothing else."""
+    body = response.json()
+    assert set(body) == {"error", "code"}, body
+    assert isinstance(body["error"], str) and isinstance(body["code"], str), body
+    return body["code"], body["error"]
+
+
+def invocations_error(response: httpx.Response) -> tuple[str, str, str]:
+    """The MLflow ``error_code``, Quayside's code and the message of an ``/invocations`` error:
+    MLflow's scoring server's ``{"error_code", "message"}``, with ``code`` beside it."""
+    body = response.json()
+    assert set(body) == {"error_code", "message", "code"}, body
+    return body["error_code"], body["code"], body["message"]
+
+
+def quayside_error(response: httpx.Response) -> tuple[str, str]:
+    """The code and message of any other route's error: ``{"error": {"code", "message"}}``."""
+    body = response.json()
+    assert set(body) == {"error"} and set(body["error"]) == {"code", "message"}, body
+    return body["error"]["code"], body["error"]["message"]
+
+
+def error_of(path: str, response: httpx.Response) -> tuple[str, str]:
+    """Quayside's code and the message of an error on ``path``, in the shape that route must answer."""
+    if path == "/v2" or path.startswith("/v2/"):
+        return v2_error(response)
+    if path == "/invocations":
+        _, code, message = invocations_error(response)
+        return code, message
+    return quayside_error(response)
+
+
 def start_server(
     package: Path | str,
     *args: str,

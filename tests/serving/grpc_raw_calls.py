@@ -200,8 +200,8 @@ def _extend(field: Any, values: np.ndarray) -> None:
 def main(address: str) -> None:
     import grpc
 
-    from quayside.serving.grpc import grpc_predict_v2_pb2 as pb
-    from quayside.serving.grpc import grpc_predict_v2_pb2_grpc as pb_grpc
+    from quayside.oip import grpc_predict_v2_pb2 as pb
+    from quayside.oip import grpc_predict_v2_pb2_grpc as pb_grpc
 
     results: dict[str, Any] = {}
     with grpc.insecure_channel(address) as channel:

@@ -102,7 +102,10 @@ def test_a_bad_request_fails_alone_and_its_batch_neighbours_succeed():
 
 def _histogram(metrics: str, name: str) -> dict[str, float]:
     return {
-        le: float(value) for le, value in re.findall(rf'{name}_bucket{{le="([^"]+)"}} ([0-9.e+]+)', metrics)
+        le: float(value)
+        for le, value in re.findall(
+            rf'{name}_bucket{{le="([^"]+)",model="diabetes",version=""}} ([0-9.e+]+)', metrics
+        )
     }
 
 

@@ -28,10 +28,10 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from tritonclient.utils import InferenceServerException
 
 import quayside
-from tests.serving.conftest import RunningServer, free_port, start_server
+from tests.serving.conftest import RunningServer, free_port, start_server, v2_error
 
 REPO = Path(__file__).resolve().parents[2]
-GRPC_PACKAGE = REPO / "src" / "quayside" / "serving" / "grpc"
+OIP_PACKAGE = REPO / "src" / "quayside" / "oip"
 TOKEN = "a-grpc-token-of-sixteen-or-more"
 
 
@@ -107,14 +107,16 @@ def listening_ports(pid: int) -> set[int]:
 
 def in_flight(server: RunningServer) -> float:
     metrics = httpx.get(f"{server.url}/metrics").text
-    match = re.search(r"^quayside_requests_in_flight (\S+)$", metrics, re.MULTILINE)
-    return float(match.group(1)) if match else 0.0
+    counts = re.findall(
+        r'^quayside_requests_in_flight\{model="[^"]*",version="[^"]*"\} (\S+)$', metrics, re.M
+    )
+    return sum(float(count) for count in counts)
 
 
 def rest_error(server: RunningServer, body: dict, model: str = "iris") -> str:
     response = httpx.post(f"{server.url}/v2/models/{model}/infer", json=body)
     assert response.status_code >= 400, response.text
-    return response.json()["error"]["message"]
+    return v2_error(response)[1]
 
 
 # --- health, metadata, inference with tritonclient ---------------------------------------------
@@ -398,20 +400,30 @@ def test_no_grpc_call_reached_a_500_and_each_is_counted_by_method(server, raw_ca
 # --- the model repository extension ----------------------------------------------------------
 
 
-def test_the_repository_index_lists_the_served_model_and_only_it_can_be_loaded(client):
+def test_the_repository_index_lists_the_served_model_and_a_new_one_needs_a_uri(client):
+    """Loading and unloading other models is tests/serving/test_multi_model.py's."""
     index = client.get_model_repository_index(as_json=True)
     assert index["models"] == [{"name": "iris", "state": "READY"}]
-    client.load_model("iris")  # already loaded: OK
+    client.load_model("iris")  # already loaded from where it was: OK, nothing reloads
     with pytest.raises(InferenceServerException) as caught:
         client.load_model("tulips")
-    assert caught.value.status() == "StatusCode.FAILED_PRECONDITION"
-    assert "cannot load 'tulips'" in caught.value.message()
-    with pytest.raises(InferenceServerException) as caught:
-        client.unload_model("tulips")
-    assert caught.value.status() == "StatusCode.NOT_FOUND"
+    assert caught.value.status() == "StatusCode.INVALID_ARGUMENT"
+    assert "no model 'tulips' to load" in caught.value.message()
+    assert client.is_model_ready("iris")
+
+
+def test_without_model_control_loads_and_unloads_are_refused_over_grpc_and_rest(server, client, tmp_path):
+    """A load reads any path the server can reach: only ``--model-control`` lets callers ask for one."""
     with pytest.raises(InferenceServerException) as caught:
         client.unload_model("iris")
-    assert caught.value.status() == "StatusCode.FAILED_PRECONDITION"
+    assert caught.value.status() == "StatusCode.PERMISSION_DENIED"
+    assert "--model-control" in caught.value.message()
+    load = httpx.post(
+        f"{server.url}/v2/repository/models/iris/load", json={"parameters": {"uri": str(tmp_path)}}
+    )
+    assert load.status_code == 403 and "--model-control" in load.json()["error"]
+    unload = httpx.post(f"{server.url}/v2/repository/models/iris/unload")
+    assert unload.status_code == 403
     assert client.is_model_ready("iris")
 
 
@@ -463,7 +475,7 @@ def test_with_a_token_inference_needs_it_and_the_probes_do_not(iris_package, tmp
                 anonymous.infer("iris", [infer_input("input", ROW)])
             assert caught.value.status() == "StatusCode.UNAUTHENTICATED"
             rest = httpx.post(f"{running.url}/v2/models/iris/infer", json={"inputs": []})
-            assert caught.value.message() == rest.json()["error"]["message"]
+            assert caught.value.message() == v2_error(rest)[1]
             headers = {"authorization": f"Bearer {TOKEN}"}
             answer = anonymous.infer("iris", [infer_input("input", ROW)], headers=headers)
             assert answer.as_numpy("label").shape == (1,)
@@ -574,7 +586,7 @@ def describe(module: str) -> dict:
 
 
 def test_every_message_and_method_is_numbered_as_tritonclient_numbers_it():
-    ours = describe("quayside.serving.grpc.grpc_predict_v2_pb2")
+    ours = describe("quayside.oip.grpc_predict_v2_pb2")
     triton_ = describe("tritonclient.grpc.service_pb2")
     assert ours["package"] == triton_["package"] == "inference"
     assert len(ours["messages"]) >= 30
@@ -591,13 +603,13 @@ def test_every_message_and_method_is_numbered_as_tritonclient_numbers_it():
 
 def test_regenerating_the_modules_from_the_proto_gives_the_committed_files(tmp_path):
     subprocess.run(
-        [sys.executable, "-m", "quayside.serving.grpc.generate", str(tmp_path)],
+        [sys.executable, "-m", "quayside.oip.generate", str(tmp_path)],
         capture_output=True,
         text=True,
         check=True,
         cwd=REPO,
     )
     for name in ("grpc_predict_v2_pb2.py", "grpc_predict_v2_pb2_grpc.py"):
-        assert (tmp_path / name).read_bytes() == (GRPC_PACKAGE / name).read_bytes(), (
-            f"{name} is stale: run python -m quayside.serving.grpc.generate"
+        assert (tmp_path / name).read_bytes() == (OIP_PACKAGE / name).read_bytes(), (
+            f"{name} is stale: run python -m quayside.oip.generate"
         )

@@ -12,7 +12,7 @@ import pytest
 
 from quayside.errors import UsageError
 from quayside.hosts import HostAllowList, default_allowed_hosts, host_name, parse_allowed_hosts
-from tests.serving.conftest import free_port, start_server
+from tests.serving.conftest import error_of, free_port, start_server
 
 V2_BODY = {"inputs": [{"name": "input", "datatype": "FP64", "shape": [1, 10], "data": [0.01] * 10}]}
 
@@ -41,9 +41,9 @@ def test_a_foreign_host_gets_400_invalid_host_on_every_route(tensor_server, meth
         timeout=10,
     )
     assert response.status_code == 400, response.text
-    error = response.json()["error"]
-    assert error["code"] == "invalid_host"
-    assert "evil.example" in error["message"] and "--allowed-hosts" in error["message"]
+    code, message = error_of(path, response)
+    assert code == "invalid_host"
+    assert "evil.example" in message and "--allowed-hosts" in message
 
 
 @pytest.mark.parametrize("name", ["localhost", "127.0.0.1", "[::1]", "LOCALHOST", "localhost."])

@@ -173,8 +173,10 @@ def test_metrics_count_requests_by_route_and_status(tensor_server):
     httpx.post(f"{tensor_server.url}/invocations", json={"inputs": [[0.0] * 10]})
     httpx.post(f"{tensor_server.url}/invocations", json={"inputs": [[0.0] * 9]})
     text = httpx.get(f"{tensor_server.url}/metrics").text
-    assert 'quayside_requests_total{route="/invocations",status="200"}' in text
-    assert 'quayside_requests_total{route="/invocations",status="422"}' in text
+    # prometheus_client writes the labels sorted by name
+    assert 'quayside_requests_total{model="diabetes",route="/invocations",status="200",version=""}' in text
+    assert 'quayside_requests_total{model="diabetes",route="/invocations",status="422",version=""}' in text
+    assert 'quayside_model_load_seconds{model="diabetes",version=""}' in text
     assert "quayside_request_duration_seconds_bucket" in text
     assert "quayside_model_load_seconds" in text
     assert "quayside_batch_rows_count" in text

@@ -14,7 +14,11 @@ from tests.serving.conftest import start_server
 
 
 def _in_flight(url: str) -> float:
-    match = re.search(r"^quayside_requests_in_flight (\S+)$", httpx.get(f"{url}/metrics").text, re.MULTILINE)
+    match = re.search(
+        r'^quayside_requests_in_flight\{model="slow",version=""\} (\S+)$',
+        httpx.get(f"{url}/metrics").text,
+        re.MULTILINE,
+    )
     return float(match.group(1)) if match else 0.0
 
 

@@ -104,7 +104,7 @@ def test_the_clock_starts_when_the_process_started_not_when_serving_was_imported
     assert 0.5 <= float(result.stdout) < 30
 
 
-def test_the_app_exposes_one_gauge_per_phase_and_the_total_without_other_labels(tensor_package):
+def test_the_app_exposes_one_gauge_per_phase_and_the_total_labelled_only_by_model(tensor_package):
     runtime = load_runtime(tensor_package)
     with TestClient(create_app(runtime, ServeOptions()), base_url="http://127.0.0.1") as client:
         text = client.get("/metrics").text
@@ -112,12 +112,13 @@ def test_the_app_exposes_one_gauge_per_phase_and_the_total_without_other_labels(
     phase_family = families["quayside_startup_phase_seconds"]
     total_family = families["quayside_startup_seconds"]
     assert (phase_family.type, total_family.type) == ("gauge", "gauge")
+    model = {"model": "diabetes", "version": ""}
     assert [sample.labels for sample in phase_family.samples] == [
-        {"phase": "import"},
-        {"phase": "load"},
-        {"phase": "warmup"},
+        {"phase": "import"} | model,
+        {"phase": "load"} | model,
+        {"phase": "warmup"} | model,
     ]
-    assert [sample.labels for sample in total_family.samples] == [{}]
+    assert [sample.labels for sample in total_family.samples] == [model]
     phases, total = _startup_samples(text)
     assert (phases["load"], phases["warmup"]) == (runtime.load_seconds, runtime.warmup_seconds)
     assert runtime.warmup_seconds > 0  # the package has an input example: it was run

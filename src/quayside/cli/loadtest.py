@@ -2,7 +2,9 @@
 
 TARGET is a server URL (``http://HOST:PORT/v2/models/NAME``, or the base URL with
 ``--model-name``/``--model``) or a model package/URI, which is then served on a
-free local port for the test and stopped afterwards. Payload rows come from the
+free local port for the test and stopped afterwards. ``--protocol grpc`` calls
+``ModelInfer`` over gRPC instead: at ``--grpc-target HOST:PORT`` (default: the URL's host
+on port 8081), or on a free port the model served here listens on. Payload rows come from the
 model's signature and input example: from ``--model`` (or the MODEL_URI itself)
 when given, else from the server's V2 metadata with placeholder ranges.
 
@@ -24,6 +26,8 @@ from quayside.cli.options import registry_client
 from quayside.cli.tables import print_judgement, print_summary, print_verdict
 from quayside.compose.loadtest import (
     PackageInputs,
+    grpc_port_for,
+    local_grpc_target,
     package_inputs,
     parse_duration,
     register_report,
@@ -58,7 +62,15 @@ def loadtest(
     spawn_rate: Annotated[float, typer.Option(help="Users started per second.", min=0.001)] = 8.0,
     duration: Annotated[str, typer.Option(help="How long to load: 30s, 2m, 500ms.")] = "30s",
     rows: Annotated[int, typer.Option(help="Rows per request.", min=1)] = 1,
-    protocol: Annotated[str, typer.Option(help="v2 or invocations.")] = "v2",
+    protocol: Annotated[str, typer.Option(help="v2, invocations or grpc.")] = "v2",
+    grpc_target: Annotated[
+        str | None,
+        typer.Option(
+            help="With --protocol grpc and a URL TARGET: the server's gRPC HOST:PORT "
+            "(default: the URL's host, port 8081).",
+            show_default=False,
+        ),
+    ] = None,
     slo: Annotated[
         str | None,
         typer.Option(help="Objectives, e.g. 'p95_ms<=25,p99_ms<=60,error_rate<=0.001,rps>=300'."),
@@ -96,6 +108,7 @@ def loadtest(
     from quayside.loadtesting.payloads import PROTOCOLS
     from quayside.loadtesting.report import new_report_id
     from quayside.loadtesting.runner import LoadOptions
+    from quayside.loadtesting.target import default_grpc_target
     from quayside.slo import parse_slo
 
     objectives = parse_slo(slo) if slo is not None else ()
@@ -103,6 +116,7 @@ def loadtest(
         raise UsageError(f"--protocol must be one of {', '.join(PROTOCOLS)}, not '{protocol}'")
     options = LoadOptions(users=users, spawn_rate=spawn_rate, duration_s=parse_duration(duration))
     is_url = target.startswith(("http://", "https://"))
+    grpc_target = _checked_grpc_target(grpc_target, protocol=protocol, is_url=is_url)
     if register is not None and is_url and model is None:
         raise UsageError(
             "--register with a server URL needs --model PACKAGE_OR_URI: the registry binds a report "
@@ -123,13 +137,17 @@ def loadtest(
         if registration is not None and inputs is not None:
             _check_registered(registration, inputs=inputs, package=model or target)
         if not is_url:
-            base_url = stack.enter_context(
-                served_locally(target, trust=trust, log_path=directory / "server.log", log=err.print)
+            grpc_port = grpc_port_for(protocol)
+            grpc_target = local_grpc_target(grpc_port)
+            server = served_locally(
+                target, trust=trust, log_path=directory / "server.log", grpc_port=grpc_port, log=err.print
             )
+            base_url = stack.enter_context(server)
+        if protocol == "grpc" and grpc_target is None:
+            grpc_target = default_grpc_target(base_url)
+        where = grpc_target if protocol == "grpc" else base_url
         err.print(
-            styled(
-                "load-testing ", (name, "bold"), f" at {base_url} ({protocol}) for {options.duration_s:g} s"
-            )
+            styled("load-testing ", (name, "bold"), f" at {where} ({protocol}) for {options.duration_s:g} s")
         )
         run = run_and_report(
             base_url=base_url,
@@ -143,6 +161,7 @@ def loadtest(
             out_dir=directory,
             report_id=report_id,
             tested=tested,
+            grpc_target=grpc_target,
             console=err,
         )
     print_summary(run.report)
@@ -163,6 +182,21 @@ def loadtest(
         failed = failed or stored.passed is False
     if failed:
         raise typer.Exit(1)
+
+
+def _checked_grpc_target(grpc_target: str | None, *, protocol: str, is_url: bool) -> str | None:
+    """``--grpc-target`` as HOST:PORT, refused where it cannot apply."""
+    from quayside.loadtesting.target import parse_grpc_target
+
+    if grpc_target is None:
+        return None
+    if protocol != "grpc":
+        raise UsageError(f"--grpc-target goes with --protocol grpc, not --protocol {protocol}")
+    if not is_url:
+        raise UsageError(
+            "--grpc-target goes with a server URL; a model served here gets a gRPC port of its own"
+        )
+    return parse_grpc_target(grpc_target)
 
 
 def _policy_objectives(registration: Registration) -> tuple[Any, ...]:

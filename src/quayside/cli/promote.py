@@ -55,7 +55,9 @@ def promote(
     spawn_rate: Annotated[float, typer.Option(help="Users started per second.", min=0.001)] = 8.0,
     duration: Annotated[str, typer.Option(help="How long to load: 30s, 2m.")] = "30s",
     rows: Annotated[int, typer.Option(help="Rows per request.", min=1)] = 1,
-    protocol: Annotated[str, typer.Option(help="v2 or invocations.")] = "v2",
+    protocol: Annotated[
+        str, typer.Option(help="v2, invocations or grpc (ModelInfer on the server's gRPC port).")
+    ] = "v2",
     trust: Annotated[bool, typer.Option("--trust", help="Allow a pickled native model.")] = False,
     actor: ActorOption = None,
     reason: ReasonOption = "",

@@ -1,4 +1,4 @@
-"""``quayside serve MODEL``: serve a model over REST (V2 and ``/invocations``) and gRPC until stopped."""
+"""``quayside serve MODEL [MODEL ...]``: serve models over REST (V2 and ``/invocations``) and gRPC until stopped."""
 
 from __future__ import annotations
 
@@ -17,11 +17,22 @@ from quayside.serving.auth import AUTH_TOKEN_FILE_ENV, access_line, read_token_f
 from quayside.serving.options import DEFAULT_MAX_BODY_BYTES, MIB, ServeOptions, grpc_line, max_body_bytes
 
 
+def parse_model_argument(argument: str) -> tuple[str | None, str]:
+    """``NAME=MODEL`` to (NAME, MODEL); a plain path or URI to (None, it)."""
+    name, sep, model = argument.partition("=")
+    if not sep or "/" in name or ":" in name:
+        return None, argument
+    if not name or not model:
+        raise UsageError(f"'{argument}': write NAME=MODEL, with both a name and a path or URI")
+    return name, model
+
+
 def serve(
     model: Annotated[
-        str,
+        list[str],
         typer.Argument(
-            help="Model package directory or model URI (models:/NAME@ALIAS, models:/NAME/VERSION|STAGE, runs:/ID/PATH).",
+            help="Model package directories or model URIs (models:/NAME@ALIAS, models:/NAME/VERSION|STAGE, "
+            "runs:/ID/PATH), one or more; NAME=MODEL serves one under another name.",
             show_default=False,
         ),
     ],
@@ -74,6 +85,15 @@ def serve(
         bool,
         typer.Option("--trust", help="Allow a pickled native model (loading it runs code from the package)."),
     ] = False,
+    model_control: Annotated[
+        bool,
+        typer.Option(
+            "--model-control",
+            help="Let callers load and unload models (POST /v2/repository/models/NAME/load|unload and "
+            "gRPC's RepositoryModelLoad/Unload). Off: those answer 403 (a load reads any path or URI "
+            "this server can reach); the index is always answered.",
+        ),
+    ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No access-log line per request.")] = False,
     allowed_hosts: Annotated[
         str | None,
@@ -96,16 +116,17 @@ def serve(
         ),
     ] = None,
 ) -> None:
-    """Serve a model over REST and gRPC until SIGTERM or Ctrl-C.
+    """Serve one or more models over REST and gRPC until SIGTERM or Ctrl-C.
 
-    Endpoints: V2 inference at /v2/models/NAME/infer, MLflow-style /invocations
-    (JSON or CSV), /v2/health/live and /ready, /metrics (Prometheus) and /docs
+    Endpoints: V2 inference at /v2/models/NAME[/versions/VERSION]/infer, MLflow-style
+    /invocations (JSON or CSV; ?model=NAME when several models are served), the model
+    repository extension at /v2/repository/..., /v2/health/live and /ready, /metrics (Prometheus) and /docs
     (OpenAPI, generated from the model's signature); on --grpc-port, KServe's
     inference.GRPCInferenceService and grpc.health.v1. Every request is checked
     against the signature. On SIGTERM the server turns unready, finishes
     in-flight requests within --grace-period, and exits 0.
     """
-    from quayside.serving.server import load_for_serving
+    from quayside.serving.server import ModelSpec, load_spec
     from quayside.serving.server import serve as run_server
 
     if runtime not in RUNTIMES:
@@ -123,23 +144,32 @@ def serve(
         grace_period_s=grace_period,
         quiet=quiet,
         trust=trust,
+        model_control=model_control,
         runtime=runtime,  # type: ignore[arg-type]  # checked above
         allowed_hosts=parse_allowed_hosts(allowed_hosts),
         auth_token=read_token_file(auth_token_file) if auth_token_file else None,
     )
-    path, registered_name, registered_version = resolve_registered(model)
-    if registered_name is not None:
-        options = replace(options, model_name=registered_name, model_version=registered_version)
+    specs = []
+    for argument in model:
+        name, uri = parse_model_argument(argument)
+        path, registered_name, registered_version = resolve_registered(uri)
+        specs.append(ModelSpec(str(path), name or registered_name, registered_version, uri))
+    if len(specs) == 1:
+        options = replace(options, model_name=specs[0].name, model_version=specs[0].version)
     # Load here first (also with several workers): a package that cannot load is one
     # error line now, not a traceback in every worker.
-    loaded = load_for_serving(path, options)
+    loaded = [load_spec(spec, options) for spec in specs]
+    shown: list[str | tuple[str, str]] = []
+    for runtime in loaded:
+        shown += [", "] if shown else []
+        shown += [(runtime.name, "bold"), f" ({runtime.platform})"]
     err.print(
         styled(
             "serving ",
-            (loaded.name, "bold"),
-            f" ({loaded.platform}) on http://{host}:{port}{grpc_line(options)} "
+            *shown,
+            f" on http://{host}:{port}{grpc_line(options)} "
             f"with {workers} worker{'s' if workers > 1 else ''} — docs at /docs, metrics at /metrics",
         )
     )
     err.print(access_line(options))
-    run_server(path, options, loaded if workers == 1 else None)
+    run_server(specs, options, loaded if workers == 1 else None, resolver=resolve_registered)

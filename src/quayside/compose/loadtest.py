@@ -1,7 +1,9 @@
 """A model under load: served here or as a built image, loaded with requests from its signature, reported on.
 
 ``quayside loadtest`` and :func:`quayside.compose.promotion.promote` both run load
-through these functions; judging the figures is :mod:`quayside.slo`'s job.
+through these functions; judging the figures is :mod:`quayside.slo`'s job. With
+``protocol="grpc"`` the server served here (or the image run here) also answers gRPC
+on a free port of its own, and the users call ``ModelInfer`` there.
 Locust is imported only when load starts (it monkey-patches on import).
 """
 
@@ -51,6 +53,16 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def grpc_port_for(protocol: str) -> int | None:
+    """A free port for the gRPC listener of a server started for a ``grpc`` load test; None otherwise."""
+    return free_port() if protocol == "grpc" else None
+
+
+def local_grpc_target(port: int | None) -> str | None:
+    """The gRPC address of a server started here with :func:`grpc_port_for`'s port."""
+    return None if port is None else f"127.0.0.1:{port}"
+
+
 def _stop(process: subprocess.Popen[bytes]) -> None:
     if process.poll() is None:
         process.send_signal(signal.SIGTERM)
@@ -72,9 +84,17 @@ def _environment(settings: Settings) -> dict[str, str]:
 
 @contextlib.contextmanager
 def served_locally(
-    model: str, *, trust: bool, log_path: Path, settings: Settings | None = None, log: Log = no_log
+    model: str,
+    *,
+    trust: bool,
+    log_path: Path,
+    settings: Settings | None = None,
+    grpc_port: int | None = None,
+    log: Log = no_log,
 ) -> Iterator[str]:
     """``quayside serve MODEL`` on a free 127.0.0.1 port until the block ends; yields its base URL.
+
+    gRPC listens on 127.0.0.1:``grpc_port`` when one is given, and is off otherwise.
 
     The server resolves a model URI with ``settings`` (default: this process's ``QUAYSIDE_*``
     environment). When the block fails, the end of the server's log goes to ``log``.
@@ -83,7 +103,7 @@ def served_locally(
 
     port = free_port()
     command = [sys.executable, "-m", "quayside", "serve", model, "--host", "127.0.0.1", "--port", str(port)]
-    command += ["--quiet", "--grpc-port", "0", *(["--trust"] if trust else [])]
+    command += ["--quiet", "--grpc-port", str(grpc_port or 0), *(["--trust"] if trust else [])]
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("wb") as server_log:
         env = None if settings is None else _environment(settings)
@@ -100,12 +120,17 @@ def served_locally(
 
 
 @contextlib.contextmanager
-def served_image(image: str, *, model_name: str, model_version: str | None) -> Iterator[str]:
-    """``docker run --network host IMAGE`` listening on a free 127.0.0.1 port; removed afterwards."""
+def served_image(
+    image: str, *, model_name: str, model_version: str | None, grpc_port: int | None = None
+) -> Iterator[str]:
+    """``docker run --network host IMAGE`` listening on a free 127.0.0.1 port; removed afterwards.
+
+    Its gRPC listener is on 127.0.0.1:``grpc_port`` when one is given, and off otherwise.
+    """
     from quayside.loadtesting.target import wait_ready
 
     port = free_port()
-    env = {"PORT": str(port), "GRPC_PORT": "0", "HOST": "127.0.0.1", "MODEL_NAME": model_name}
+    env = {"PORT": str(port), "GRPC_PORT": str(grpc_port or 0), "HOST": "127.0.0.1", "MODEL_NAME": model_name}
     if model_version is not None:
         env["MODEL_VERSION"] = model_version
     command = ["docker", "run", "--rm", "-d", "--network", "host"]
@@ -213,20 +238,27 @@ def run_and_report(
     out_dir: Path,
     report_id: str,
     tested: dict[str, Any] | None = None,
+    grpc_target: str | None = None,
     console: Console | None = None,
 ) -> LoadTestRun:
     """Generate payloads, load the server, build and write the report, judged against ``objectives``.
 
     ``tested`` says what was under load (see :meth:`PackageInputs.tested`, :func:`image_identity`);
-    ``console`` shows the live progress panel (default: a console on stderr).
+    with ``protocol="grpc"`` the load goes to ``grpc_target`` (HOST:PORT; default: ``base_url``'s
+    host on port 8081) and the report's target is that address. ``console`` shows the live
+    progress panel (default: a console on stderr).
     """
     from quayside.loadtesting.payloads import build_payloads
     from quayside.loadtesting.report import build_report, summary_for_slo, with_verdict, write_report
     from quayside.loadtesting.runner import run_load
+    from quayside.loadtesting.target import default_grpc_target
     from quayside.slo import evaluate
 
     payloads = build_payloads(schema, example, protocol=protocol, model_name=model_name, rows=rows)  # type: ignore[arg-type]
-    result = run_load(base_url, payloads, options, console=console)
+    target = base_url
+    if protocol == "grpc":
+        target = grpc_target or default_grpc_target(base_url)
+    result = run_load(target, payloads, options, console=console)
     report = build_report(result, model=model_name, report_id=report_id, tested=tested)
     verdict = evaluate(objectives, summary_for_slo(report)) if objectives else None
     if verdict is not None:

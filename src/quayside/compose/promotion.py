@@ -19,7 +19,9 @@ from typing import TYPE_CHECKING, Any
 
 from quayside.compose import Log, no_log
 from quayside.compose.loadtest import (
+    grpc_port_for,
     image_identity,
+    local_grpc_target,
     package_inputs,
     register_report,
     run_and_report,
@@ -110,16 +112,20 @@ def promote(
     load-tests that built image (``docker run --network host``) instead of serving the
     package here, by its repository digest when it has one; ``built`` load-tests the
     version's newest pushed build that passes its checks, by its digest, as
-    ``quayside deploy`` runs it. ``options`` sets users, spawn rate and duration (default
+    ``quayside deploy`` runs it. ``protocol`` is ``v2``, ``invocations`` or ``grpc`` (the
+    server then listens for gRPC on a free port, and the users call ``ModelInfer`` there). ``options`` sets users, spawn rate and duration (default
     :class:`~quayside.loadtesting.runner.LoadOptions`). Progress lines go to ``log``;
     ``console`` shows the live load panel (default: stderr).
     """
     from quayside.compose.clients import RegistryClient
+    from quayside.loadtesting.payloads import PROTOCOLS
     from quayside.loadtesting.report import new_report_id
     from quayside.loadtesting.runner import LoadOptions
 
     if to is None and alias is None:
         raise UsageError("nothing to promote to: give a stage (--to) or an alias (--alias)")
+    if protocol not in PROTOCOLS:
+        raise UsageError(f"--protocol must be one of {', '.join(PROTOCOLS)}, not '{protocol}'")
     client = client or RegistryClient()
     options = options or LoadOptions()
     registered = client.get_version(name, version)
@@ -144,18 +150,24 @@ def promote(
     with contextlib.ExitStack() as stack:
         # The report lives with the registry; here it is only written to be uploaded.
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="quayside-promote-")))
+        grpc_port = grpc_port_for(protocol)
         if image is not None:
-            server = served_image(image, model_name=name, model_version=str(version))
+            server = served_image(image, model_name=name, model_version=str(version), grpc_port=grpc_port)
         else:
             server = served_locally(
                 registered.uri,
                 trust=trust,
                 log_path=workdir / "server.log",
                 settings=client.settings,
+                grpc_port=grpc_port,
                 log=log,
             )
         base_url = stack.enter_context(server)
-        log(f"load-testing {registered.uri} at {base_url} for {options.duration_s:g} s against: {policy.slo}")
+        grpc_target = local_grpc_target(grpc_port)
+        log(
+            f"load-testing {registered.uri} at {grpc_target or base_url} ({protocol}) "
+            f"for {options.duration_s:g} s against: {policy.slo}"
+        )
         run = run_and_report(
             base_url=base_url,
             model_name=name,
@@ -168,6 +180,7 @@ def promote(
             out_dir=workdir / "report",
             report_id=new_report_id(),
             tested=tested,
+            grpc_target=grpc_target,
             console=console,
         )
         stored = register_report(client, name, version, run)

@@ -5,6 +5,9 @@ makes a Locust user class of them, ``runner`` drives Locust as a library (and
 measures its own CPU use), and ``report`` writes the result as JSON and offline
 HTML. The SLO grammar is :mod:`quayside.slo`, shared with the registry, which
 judges stored reports itself.
-Reaches servers over HTTP only; Locust (and its gevent patching) is imported
-inside the functions that run load, never when this package is imported.
+``grpc_bodies`` and ``grpc_users`` do the same for gRPC (``ModelInfer`` with raw
+contents, from :mod:`quayside.oip`'s messages). Reaches servers over the network
+only (HTTP or gRPC), never by importing :mod:`quayside.serving`; Locust (and its
+gevent patching) and grpc are imported inside the functions that run load, never
+when this package is imported.
 """

@@ -1,11 +1,13 @@
-"""Request bodies generated from a signature and an input example, for V2 and ``/invocations``.
+"""Request bodies generated from a signature and an input example, for V2, ``/invocations`` and gRPC.
 
 Rows are drawn with :func:`quayside.packager.example.sample_like`: numbers
 uniformly within the example's per-column ranges (integers stay integers),
 booleans and strings from the values the example holds. Without an example
 (a server known only by its V2 metadata) :func:`placeholder_example` stands in:
 numbers in [0, 1] (integers in [0, 10]), ``True``/``False``, and ``"a"``/``"b"``.
-Bodies are serialised once, up front, so the load generator only sends bytes.
+Bodies are serialised once, up front, so the load generator only sends bytes: JSON
+for REST, a ``ModelInferRequest`` with raw contents for gRPC
+(:mod:`~quayside.loadtesting.grpc_bodies`), from the same rows for the same seed.
 """
 
 from __future__ import annotations
@@ -22,15 +24,16 @@ from quayside.packager.bodies import invocations_body, v2_body
 from quayside.packager.example import sample_like
 from quayside.packager.signature import DTYPES, Arrays, Schema, TensorSpec
 
-Protocol = Literal["v2", "invocations"]
-PROTOCOLS: tuple[Protocol, ...] = ("v2", "invocations")
+Protocol = Literal["v2", "invocations", "grpc"]
+PROTOCOLS: tuple[Protocol, ...] = ("v2", "invocations", "grpc")
 JSON = "application/json"
+GRPC = "application/grpc"
 _BY_V2_NAME = {d.v2: d for d in DTYPES.values()}
 
 
 @dataclass(frozen=True)
 class Payloads:
-    """What one simulated user sends: the path, its content type, and a pool of ready bodies."""
+    """What one simulated user sends: the path (for gRPC, the method), its content type, and ready bodies."""
 
     protocol: Protocol
     path: str
@@ -93,10 +96,13 @@ def build_payloads(
     if rows < 1:
         raise UsageError(f"rows per request must be at least 1, not {rows}")
     source = example if example is not None else placeholder_example(schema)
+    samples = [sample_like(source, schema, rows, seed=seed + index) for index in range(count)]
+    if protocol == "grpc":
+        from quayside.loadtesting.grpc_bodies import MODEL_INFER, model_infer_body
+
+        bodies = tuple(model_infer_body(arrays, schema, model_name=model_name) for arrays in samples)
+        return Payloads(protocol, MODEL_INFER, GRPC, bodies, rows)
     render = v2_body if protocol == "v2" else invocations_body
-    bodies = []
-    for index in range(count):
-        arrays = sample_like(source, schema, rows, seed=seed + index)
-        bodies.append(json.dumps(render(arrays, schema), separators=(",", ":")).encode())
+    bodies = tuple(json.dumps(render(arrays, schema), separators=(",", ":")).encode() for arrays in samples)
     path = f"/v2/models/{model_name}/infer" if protocol == "v2" else "/invocations"
-    return Payloads(protocol, path, JSON, tuple(bodies), rows)
+    return Payloads(protocol, path, JSON, bodies, rows)

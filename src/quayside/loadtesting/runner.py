@@ -2,7 +2,9 @@
 
 Latencies are kept per request (not Locust's rounded buckets), so the report's
 percentiles are exact; each second closes one point of the time series. A Rich
-live panel on stderr shows the last second and the totals while it runs.
+live panel on stderr shows the last second and the totals while it runs. The users
+post over HTTP (:mod:`.users`) or call ``ModelInfer`` over gRPC (:mod:`.grpc_users`),
+as the payloads' protocol says; both report to the same recorder.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from rich.table import Table
 from rich.text import Text
 
 from quayside.errors import UsageError
+from quayside.loadtesting.grpc_users import GrpcFailure
 from quayside.loadtesting.payloads import Payloads
 from quayside.loadtesting.users import import_locust, user_class
 
@@ -81,7 +84,7 @@ class Recorder:
 
 def _error_type(exception: BaseException) -> str:
     # Failures marked by the user class carry their type as the message (HTTP 422 signature_error).
-    if type(exception).__name__ == "CatchResponseError":
+    if type(exception).__name__ == "CatchResponseError" or isinstance(exception, GrpcFailure):
         return str(exception)
     return type(exception).__name__
 
@@ -91,6 +94,7 @@ class LoadResult:
     """Everything measured in one run, before it is summarised into a report."""
 
     target: str
+    """The base URL loaded over HTTP, or the HOST:PORT loaded over gRPC."""
     payloads: Payloads
     options: LoadOptions
     started_at: float
@@ -121,16 +125,29 @@ def _panel(recorder: Recorder, tick: Tick | None, elapsed: float, options: LoadO
     return Group(table)
 
 
+def _user_class(payloads: Payloads, target: str) -> type:
+    if payloads.protocol != "grpc":
+        return user_class(payloads, target.rstrip("/"))
+    from quayside.loadtesting.grpc_users import check_reachable, grpc_user_class
+
+    users = grpc_user_class(payloads, target)  # puts grpc in gevent mode before the first channel
+    check_reachable(target)
+    return users
+
+
 def run_load(
-    base_url: str, payloads: Payloads, options: LoadOptions, *, console: Console | None = None
+    target: str, payloads: Payloads, options: LoadOptions, *, console: Console | None = None
 ) -> LoadResult:
-    """Load ``base_url`` with users sending the payloads for ``options.duration_s`` seconds."""
+    """Load ``target`` with users sending the payloads for ``options.duration_s`` seconds.
+
+    ``target`` is the server's base URL, or its gRPC address (HOST:PORT) for ``grpc`` payloads.
+    """
     import_locust()
     import gevent
     from locust.env import Environment
 
     recorder = Recorder()
-    environment = Environment(user_classes=[user_class(payloads, base_url.rstrip("/"))])
+    environment = Environment(user_classes=[_user_class(payloads, target)])
     environment.events.request.add_listener(recorder.on_request)
     runner = environment.create_local_runner()
     started_at = time.time()
@@ -156,7 +173,7 @@ def run_load(
     if not display.is_terminal:
         display.line()  # a non-interactive Live ends without one; the summary starts on its own line
     return LoadResult(
-        target=base_url,
+        target=target,
         payloads=payloads,
         options=options,
         started_at=started_at,

@@ -1,4 +1,4 @@
-"""The server under load, reached over HTTP: its base URL, the model it serves and that model's inputs."""
+"""The server under load: its base URL, its gRPC address, the model it serves and that model's inputs."""
 
 from __future__ import annotations
 
@@ -34,6 +34,24 @@ def split_url(url: str) -> tuple[str, str | None]:
     if segments:
         raise UsageError(f"'{url}': give the server's base URL or http://HOST:PORT/v2/models/NAME")
     return base, None
+
+
+GRPC_PORT = 8081
+"""The port ``quayside serve`` (and its images) answer gRPC on unless told otherwise."""
+
+
+def parse_grpc_target(text: str) -> str:
+    """``HOST:PORT`` (``[::1]:PORT`` for IPv6) checked and returned as given."""
+    host, _, port = text.strip().rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536 or "/" in text:
+        raise UsageError(f"gRPC target '{text}' is not HOST:PORT, e.g. 127.0.0.1:{GRPC_PORT}")
+    return text.strip()
+
+
+def default_grpc_target(base_url: str) -> str:
+    """The gRPC address of the server at ``base_url``: its host, on port 8081."""
+    host = urlsplit(base_url).hostname or "127.0.0.1"
+    return f"[{host}]:{GRPC_PORT}" if ":" in host else f"{host}:{GRPC_PORT}"
 
 
 def wait_ready(base_url: str, timeout_s: float = 60.0, *, alive: object = None) -> None:

@@ -21,10 +21,21 @@ def failure_type(status_code: int, body: str, error: BaseException | None = None
     if error is not None and not status_code:
         return type(error).__name__
     try:
-        code = json.loads(body)["error"]["code"]
-    except (ValueError, KeyError, TypeError):
-        code = ""
-    return f"HTTP {status_code} {code}".rstrip()
+        document = json.loads(body)
+    except ValueError:
+        document = None
+    return f"HTTP {status_code} {_error_code(document)}".rstrip()
+
+
+def _error_code(document: Any) -> str:
+    """The error code of any of the bodies Quayside answers with: V2 (``{"error": message, "code"}``),
+    ``/invocations`` (MLflow's ``error_code`` with ``code`` beside it) and the server's nested one."""
+    if not isinstance(document, dict):
+        return ""
+    error = document.get("error")
+    if isinstance(error, dict):
+        return str(error.get("code") or "")
+    return str(document.get("code") or "")
 
 
 def import_locust() -> Any:

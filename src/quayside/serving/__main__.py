@@ -59,6 +59,11 @@ def parse_options(argv: list[str]) -> tuple[str, ServeOptions]:
         help="load a pickled native model (its code runs): set by `quayside build --trust`",
     )
     parser.add_argument(
+        "--model-control",
+        action="store_true",
+        help="let callers load and unload models through the repository extension (REST and gRPC)",
+    )
+    parser.add_argument(
         "--reuse-port",
         action="store_true",
         default=os.environ.get(REUSE_PORT_ENV) == "1",
@@ -90,6 +95,7 @@ def parse_options(argv: list[str]) -> tuple[str, ServeOptions]:
         grace_period_s=args.grace_period,
         quiet=args.quiet,
         trust=args.trust,
+        model_control=args.model_control,
         model_name=args.model_name,
         reuse_port=args.reuse_port,
         model_version=args.model_version,

@@ -7,7 +7,7 @@ the same protocol module; nothing here knows a wire format.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -21,12 +21,14 @@ from quayside.serving import openapi
 from quayside.serving.docs import install_docs, markdown_literal
 from quayside.serving.errors import JSON, error_response, json_error, unexpected_error_response
 from quayside.serving.fastpath import FastPath, read_limited_body
-from quayside.serving.middleware import RequestContext
-from quayside.serving.model_server import ModelServer
+from quayside.serving.middleware import MODEL_KEY, RequestContext
+from quayside.serving.model_server import ModelLoader, ModelServer
 from quayside.serving.options import ServeOptions
 from quayside.serving.protocols import v2
 from quayside.serving.protocols.binary import HEADER_LENGTH, OCTET_STREAM, Framed, response_headers
+from quayside.serving.repository import add_repository_routes
 from quayside.serving.runtime import ModelRuntime
+from quayside.serving.served_model import ServedModel
 from quayside.version import __version__
 
 IMPORTED_AT = time.monotonic()
@@ -37,7 +39,7 @@ the end of the import phase of ``quayside_startup_phase_seconds``."""
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(QuaysideError)
     async def quayside_error(request: Request, error: QuaysideError) -> Response:
-        return error_response(error)
+        return error_response(error, request.scope["path"])
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, error: StarletteHTTPException) -> Response:
@@ -47,22 +49,32 @@ def _install_error_handlers(app: FastAPI) -> None:
             if error.status_code in (404, 405)
             else error.detail
         )
-        return json_error(error.status_code, code, message, error.headers)
+        return json_error(request.scope["path"], error.status_code, code, message, error.headers)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, error: RequestValidationError) -> Response:
         first = error.errors()[0] if error.errors() else {"loc": (), "msg": "invalid request"}
         where = ".".join(str(part) for part in first["loc"])
-        return error_response(InvalidRequestError(f"{where}: {first['msg']}"))
+        return error_response(InvalidRequestError(f"{where}: {first['msg']}"), request.scope["path"])
 
     @app.exception_handler(Exception)
     async def unexpected_error(request: Request, error: Exception) -> Response:
         return unexpected_error_response(request.scope, error)
 
 
-def create_app(runtime: ModelRuntime, options: ServeOptions) -> Any:
-    """The ASGI app serving one loaded model with V2, ``/invocations``, health, metrics and docs."""
-    server = ModelServer(runtime, options, imported_at=IMPORTED_AT)
+def create_app(
+    runtimes: ModelRuntime | Sequence[ModelRuntime],
+    options: ServeOptions,
+    *,
+    loader: ModelLoader | None = None,
+    sources: Sequence[str] = (),
+) -> Any:
+    """The ASGI app serving loaded models with V2, ``/invocations``, health, metrics and docs.
+
+    ``loader`` loads a model the repository extension is asked to load (none: it can load none);
+    ``sources`` are where ``runtimes`` were loaded from, as the repository index shows them.
+    """
+    server = ModelServer(runtimes, options, imported_at=IMPORTED_AT, loader=loader, sources=sources)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -72,16 +84,21 @@ def create_app(runtime: ModelRuntime, options: ServeOptions) -> Any:
         finally:
             await server.stop()
 
+    names = ", ".join(server.models)
     app = FastAPI(
-        title=f"Quayside: {runtime.name}",
+        title=f"Quayside: {names}",
         version=__version__,
-        description=_describe(runtime),
+        description="\n\n".join(_describe(model.runtime) for model in server.models.values()),
         docs_url=None,  # served by install_docs, which escapes the title (it carries the model's name)
         redoc_url=None,
         lifespan=lifespan,
         openapi_tags=[
             {"name": "inference", "description": "Predictions (V2 and MLflow /invocations)"},
             {"name": "health", "description": "Liveness, readiness and model metadata"},
+            {
+                "name": "repository",
+                "description": "Loading and unloading models (the model repository extension)",
+            },
         ],
     )
     app.state.server = server
@@ -89,6 +106,7 @@ def create_app(runtime: ModelRuntime, options: ServeOptions) -> Any:
     install_docs(app)
     _add_health_routes(app, server)
     _add_inference_routes(app, server)
+    add_repository_routes(app, server)
     return RequestContext(FastPath(app, server), server.metrics, access_log=not options.quiet)
 
 
@@ -99,11 +117,16 @@ def _describe(runtime: ModelRuntime) -> str:
     return f"Serves model **{name}** on {platform}.\n\nInputs: {inputs}\n\nOutputs: {outputs}"
 
 
-def _add_health_routes(app: FastAPI, server: ModelServer) -> None:
-    runtime = server.runtime
+def _served(request: Request, server: ModelServer, name: str, version: str = "") -> ServedModel:
+    """The model a route names (404 otherwise), with its labels put where the metrics read them."""
+    model = server.model(name, version)
+    request.scope[MODEL_KEY] = model.labels
+    return model
 
+
+def _add_health_routes(app: FastAPI, server: ModelServer) -> None:
     def ready_response() -> Response:
-        ready = server.health.ready
+        ready = server.ready
         return JSONResponse({"ready": ready}, status_code=200 if ready else 503)
 
     @app.get("/v2/health/live", tags=["health"])
@@ -121,12 +144,15 @@ def _add_health_routes(app: FastAPI, server: ModelServer) -> None:
     @app.get("/v2", tags=["health"], summary="Server metadata")
     async def server_metadata() -> Response:
         return JSONResponse(
-            {"name": "quayside", "version": __version__, "extensions": ["binary_tensor_data"]}
+            {
+                "name": "quayside",
+                "version": __version__,
+                "extensions": ["binary_tensor_data", "model_repository"],
+            }
         )
 
-    @app.get("/v2/models/{model_name}", tags=["health"], summary="Model metadata")
-    async def model_metadata(model_name: str) -> Response:
-        server.check_model_name(model_name)
+    def metadata_response(model: ServedModel) -> Response:
+        runtime = model.runtime
         document: dict[str, Any] = {
             "name": runtime.name,
             "platform": runtime.platform,
@@ -137,10 +163,33 @@ def _add_health_routes(app: FastAPI, server: ModelServer) -> None:
             document["versions"] = [runtime.version]
         return JSONResponse(document)
 
+    def model_ready_response() -> Response:
+        ready = server.health.ready  # the model is loaded (else 404): ready unless the process drains
+        return JSONResponse({"ready": ready}, status_code=200 if ready else 503)
+
+    @app.get("/v2/models/{model_name}", tags=["health"], summary="Model metadata")
+    async def model_metadata(model_name: str, request: Request) -> Response:
+        return metadata_response(_served(request, server, model_name))
+
+    @app.get(
+        "/v2/models/{model_name}/versions/{model_version}", tags=["health"], summary="Model version metadata"
+    )
+    async def model_version_metadata(model_name: str, model_version: str, request: Request) -> Response:
+        return metadata_response(_served(request, server, model_name, model_version))
+
     @app.get("/v2/models/{model_name}/ready", tags=["health"], summary="Model readiness")
-    async def model_ready(model_name: str) -> Response:
-        server.check_model_name(model_name)
-        return ready_response()
+    async def model_ready(model_name: str, request: Request) -> Response:
+        _served(request, server, model_name)
+        return model_ready_response()
+
+    @app.get(
+        "/v2/models/{model_name}/versions/{model_version}/ready",
+        tags=["health"],
+        summary="Model version readiness",
+    )
+    async def model_version_ready(model_name: str, model_version: str, request: Request) -> Response:
+        _served(request, server, model_name, model_version)
+        return model_ready_response()
 
     @app.get("/metrics", tags=["health"], summary="Prometheus metrics", response_class=PlainTextResponse)
     async def metrics() -> Response:
@@ -148,19 +197,17 @@ def _add_health_routes(app: FastAPI, server: ModelServer) -> None:
 
 
 def _add_inference_routes(app: FastAPI, server: ModelServer) -> None:
+    # With several models, the request schemas document the first one's signature.
     options, manifest = server.options, server.runtime.model.manifest
     errors = {
         "400": {"description": "Malformed JSON or CSV, or not a request of this protocol"},
         "413": {"description": "Body over the size limit"},
         "422": {"description": "Inputs do not match the model's signature"},
     }
-
-    @app.post(
-        "/v2/models/{model_name}/infer",
-        tags=["inference"],
-        summary="Predict (Open Inference Protocol V2)",
-        description=openapi.V2_BINARY_EXTENSION,
-        openapi_extra={
+    v2_documentation: dict[str, Any] = {
+        "tags": ["inference"],
+        "description": openapi.V2_BINARY_EXTENSION,
+        "openapi_extra": {
             "parameters": [openapi.V2_HEADER_LENGTH_PARAMETER],
             "requestBody": {
                 "required": True,
@@ -170,19 +217,36 @@ def _add_inference_routes(app: FastAPI, server: ModelServer) -> None:
                 },
             },
         },
-        responses={"200": openapi.V2_RESPONSE} | errors,
-    )
-    async def infer_v2(model_name: str, request: Request) -> Response:
+        "responses": {"200": openapi.V2_RESPONSE} | errors,
+    }
+
+    async def answer_v2(request: Request, model_name: str, model_version: str = "") -> Response:
+        model = _served(request, server, model_name, model_version)
         body = await read_limited_body(request.scope, request.receive, options.max_body_bytes)
-        reply = await server.infer_v2(model_name, body, request.headers.get(HEADER_LENGTH))
+        reply = await model.infer_v2(body, request.headers.get(HEADER_LENGTH))
         if isinstance(reply, Framed):
             return Response(reply.body, media_type=OCTET_STREAM, headers=response_headers(reply))
         return Response(reply, media_type=JSON)
 
     @app.post(
+        "/v2/models/{model_name}/infer", summary="Predict (Open Inference Protocol V2)", **v2_documentation
+    )
+    async def infer_v2(model_name: str, request: Request) -> Response:
+        return await answer_v2(request, model_name)
+
+    @app.post(
+        "/v2/models/{model_name}/versions/{model_version}/infer",
+        summary="Predict with a given version of the model (Open Inference Protocol V2)",
+        **v2_documentation,
+    )
+    async def infer_v2_version(model_name: str, model_version: str, request: Request) -> Response:
+        return await answer_v2(request, model_name, model_version)
+
+    @app.post(
         "/invocations",
         tags=["inference"],
         summary="Predict (MLflow scoring protocol: JSON layouts or CSV)",
+        description="With several models served, `?model=NAME` says which one answers.",
         openapi_extra={
             "requestBody": {
                 "required": True,
@@ -194,7 +258,9 @@ def _add_inference_routes(app: FastAPI, server: ModelServer) -> None:
         },
         responses=errors | {"415": {"description": "Content type other than JSON or CSV"}},
     )
-    async def invocations_route(request: Request) -> Response:
+    async def invocations_route(request: Request, model: str | None = None) -> Response:
+        served = server.invocations_model(model)
+        request.scope[MODEL_KEY] = served.labels
         body = await read_limited_body(request.scope, request.receive, options.max_body_bytes)
         content_type = request.headers.get("content-type", "")
-        return Response(await server.invocations(body, content_type), media_type=JSON)
+        return Response(await served.invocations(body, content_type), media_type=JSON)

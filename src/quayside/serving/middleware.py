@@ -14,7 +14,7 @@ import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from quayside.request_ids import REQUEST_ID_HEADER, incoming_request_id, new_request_id
-from quayside.serving.metrics import ServerMetrics
+from quayside.serving.metrics import NO_MODEL, ServerMetrics
 
 access_logger = logging.getLogger("quayside.access")
 
@@ -22,6 +22,10 @@ access_logger = logging.getLogger("quayside.access")
 def request_id_of(scope: Scope) -> str:
     """The id of the request being handled (the caller's ``X-Request-ID`` or a new one)."""
     return scope.get("state", {}).get("request_id", "-")
+
+
+MODEL_KEY = "quayside.model_labels"
+"""Where a route puts the ``(model, version)`` labels of the model it served in the scope."""
 
 
 def _route_label(scope: Scope) -> str:
@@ -36,9 +40,9 @@ class RequestContext:
         self.app = app
         self.metrics = metrics
         self.access_log = access_log
-        # The labelled series of each (route, status) seen, so that a request does not pay for
-        # prometheus_client's label lookup (a lock and a dictionary) twice.
-        self._series: dict[tuple[str, int], tuple[Any, Any]] = {}
+        # The labelled series of each (route, status, model labels) seen, so that a request does
+        # not pay for prometheus_client's label lookup (a lock and a dictionary) twice.
+        self._series: dict[tuple[str, int, tuple[str, str]], tuple[Any, Any]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -64,10 +68,15 @@ class RequestContext:
 
     def _record(self, scope: Scope, request_id: str, status: int, seconds: float) -> None:
         route = _route_label(scope)
-        series = self._series.get((route, status))
+        model = scope.get(MODEL_KEY, NO_MODEL)
+        series = self._series.get((route, status, model))
         if series is None:
-            series = (self.metrics.requests.labels(route, str(status)), self.metrics.latency.labels(route))
-            self._series[(route, status)] = series
+            metrics = self.metrics
+            series = (
+                metrics.requests.labels(route, str(status), *model),
+                metrics.latency.labels(route, *model),
+            )
+            self._series[(route, status, model)] = series
         series[0].inc()
         series[1].observe(seconds)
         if self.access_log:

@@ -52,6 +52,10 @@ class ServeOptions:
     else the package's own name."""
     model_version: str | None = None
     """Version reported in V2 metadata and responses (the registry version when served from one)."""
+    model_control: bool = False
+    """Let callers load and unload models (the repository extension's load and unload, over REST
+    and gRPC); off by default, since a load reads any path or URI the server can reach. The index
+    is always answered."""
     allowed_hosts: tuple[str, ...] | None = None
     """Host names answered (any port; ``*``: any); None: by ``host`` (:func:`quayside.hosts.default_allowed_hosts`)."""
     auth_token: bytes | None = field(default=None, repr=False)

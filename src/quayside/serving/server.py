@@ -1,7 +1,7 @@
 """Running the app: one uvicorn process, or a supervisor with N worker processes.
 
-One worker serves in this process with the model the caller already loaded.
-Several workers each load the model themselves (the model is loaded once per
+One worker serves in this process with the models the caller already loaded.
+Several workers each load every model themselves (each model is loaded once per
 worker) and share one listening socket (and bind the gRPC port together with
 SO_REUSEPORT, :mod:`quayside.serving.grpc.transport`); Prometheus samples then go through
 files in a temporary directory so that ``/metrics`` adds up every worker.
@@ -14,16 +14,20 @@ import os
 import shutil
 import signal
 import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import uvicorn
 from uvicorn.supervisors import Multiprocess
 
+from quayside.errors import UsageError
 from quayside.serving.app import create_app
 from quayside.serving.grpc.transport import check_port_free, with_grpc
 from quayside.serving.listener import draining_protocol, reuse_port_socket
 from quayside.serving.metrics import MULTIPROCESS_ENV
+from quayside.serving.model_server import ModelLoader
 from quayside.serving.options import ServeOptions
 from quayside.serving.runtime import ModelRuntime, load_runtime
 
@@ -59,14 +63,73 @@ def logging_config(*, quiet: bool) -> dict[str, Any]:
     }
 
 
-def worker_app(package: str, options: ServeOptions) -> Any:
-    """App factory run inside each worker process: load the model there, then build the app."""
-    return serving_app(load_for_serving(package, options), options)
+Resolver = Callable[[str], tuple[Path, str | None, str | None]]
+"""A model URI (or path) to its package directory and registered name and version (if any): the
+launcher's (``quayside serve``'s) own resolution, handed in, since serving imports no registry."""
+
+URI_PREFIXES = ("models:/", "runs:/")
 
 
-def serving_app(runtime: ModelRuntime, options: ServeOptions) -> Any:
+@dataclass(frozen=True)
+class ModelSpec:
+    """One model to serve: its package directory, and the name and version to serve it under."""
+
+    path: str
+    name: str | None = None
+    """None: the package's own name."""
+    version: str | None = None
+    source: str = ""
+    """What the user named (a path or URI), as the repository index and reloads show it."""
+
+
+def worker_app(specs: Sequence[ModelSpec], options: ServeOptions, resolver: Resolver | None = None) -> Any:
+    """App factory run inside each worker process: load every model there, then build the app."""
+    return serving_app([load_spec(spec, options) for spec in specs], options, specs, resolver)
+
+
+def serving_app(
+    runtimes: ModelRuntime | Sequence[ModelRuntime],
+    options: ServeOptions,
+    specs: Sequence[ModelSpec] = (),
+    resolver: Resolver | None = None,
+) -> Any:
     """The app one worker runs: REST, and gRPC beside it on ``options.grpc_port`` (unless 0)."""
-    return with_grpc(create_app(runtime, options), options)
+    app = create_app(
+        runtimes,
+        options,
+        loader=model_loader(options, resolver),
+        sources=[spec.source or spec.path for spec in specs],
+    )
+    return with_grpc(app, options)
+
+
+def model_loader(options: ServeOptions, resolver: Resolver | None) -> ModelLoader:
+    """How a running server loads a model it is asked to (the repository extension's load)."""
+    return functools.partial(_load_source, options, resolver)
+
+
+def _load_source(options: ServeOptions, resolver: Resolver | None, source: str, name: str) -> ModelRuntime:
+    if resolver is not None:
+        path, _, version = resolver(source)
+        return load_spec(ModelSpec(str(path), name, version, source), options)
+    if source.startswith(URI_PREFIXES):
+        raise UsageError(
+            f"this server cannot resolve the model URI '{source}' (it was started without a registry); "
+            "give the package's path instead"
+        )
+    return load_spec(ModelSpec(source, name, None, source), options)
+
+
+def load_spec(spec: ModelSpec, options: ServeOptions) -> ModelRuntime:
+    """Load and warm one model as the options say, under the spec's name and version."""
+    return load_runtime(
+        spec.path,
+        trust=options.trust,
+        runtime=options.runtime,
+        intra_op_threads=options.intra_op_threads,
+        version=spec.version,
+        name=spec.name,
+    )
 
 
 def _config(app: Any, options: ServeOptions, *, factory: bool) -> uvicorn.Config:
@@ -91,16 +154,29 @@ def _exit_cleanly_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, lambda signum, frame: None)
 
 
-def serve(package: str | Path, options: ServeOptions, runtime: ModelRuntime | None = None) -> None:
-    """Serve a package until SIGTERM/SIGINT; in-flight requests finish within the grace period.
+def serve(
+    package: str | Path | Sequence[ModelSpec],
+    options: ServeOptions,
+    runtime: ModelRuntime | Sequence[ModelRuntime] | None = None,
+    resolver: Resolver | None = None,
+) -> None:
+    """Serve packages until SIGTERM/SIGINT; in-flight requests finish within the grace period.
 
-    With one worker, ``runtime`` (already loaded by the caller, which then saw any
-    loading error first) is served in this process.
+    ``package`` is one package directory (served under ``options.model_name`` and
+    ``model_version``), or the specs of several models. With one worker, ``runtime`` (already
+    loaded by the caller, which then saw any loading error first) is served in this process.
+    ``resolver`` resolves the model URIs the repository extension is asked to load.
     """
+    specs = (
+        [ModelSpec(str(package), options.model_name, options.model_version, str(package))]
+        if isinstance(package, str | Path)
+        else list(package)
+    )
     _exit_cleanly_on_sigterm()
     check_port_free(options)
     if options.workers == 1:
-        app = serving_app(runtime or load_for_serving(package, options), options)
+        runtimes = runtime if runtime is not None else [load_spec(spec, options) for spec in specs]
+        app = serving_app(runtimes, options, specs, resolver)
         config = _config(app, options, factory=False)
         # uvicorn calls listen() only after the app's startup, so a shared port gets
         # this process's connections only once it can serve them.
@@ -111,7 +187,7 @@ def serve(package: str | Path, options: ServeOptions, runtime: ModelRuntime | No
     metrics_dir = tempfile.mkdtemp(prefix="quayside-metrics-")
     os.environ[MULTIPROCESS_ENV] = metrics_dir  # read by prometheus_client in each spawned worker
     try:
-        config = _config(functools.partial(worker_app, str(package), options), options, factory=True)
+        config = _config(functools.partial(worker_app, specs, options, resolver), options, factory=True)
         listener = (
             reuse_port_socket(options.host, options.port) if options.reuse_port else config.bind_socket()
         )

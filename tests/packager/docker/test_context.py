@@ -58,7 +58,7 @@ def test_quaysides_own_wheel_is_reproducible_and_leaves_the_cli_out(tmp_path):
     assert first.read_bytes() == second.read_bytes()
     names = zipfile.ZipFile(first).namelist()
     assert "quayside/serving/server.py" in names and "quayside-1.0.dist-info/RECORD" in names
-    assert "quayside/serving/grpc/grpc_predict_v2_pb2_grpc.py" in names
+    assert "quayside/oip/grpc_predict_v2_pb2_grpc.py" in names
     assert not [
         n for n in names if n.startswith(("quayside/cli/", "quayside/packager/docker/", "quayside/server/"))
     ]

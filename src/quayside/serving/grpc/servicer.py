@@ -29,18 +29,18 @@ import orjson
 from google.protobuf.message import DecodeError
 
 from quayside.errors import (
-    InvalidStateError,
+    InvalidRequestError,
     MalformedInputError,
-    NotFoundError,
     PayloadTooLargeError,
     QuaysideError,
     UnavailableError,
 )
+from quayside.oip import grpc_predict_v2_pb2 as pb
 from quayside.request_ids import REQUEST_ID_HEADER, incoming_request_id, new_request_id
 from quayside.serving.auth import AUTHORIZATION, BearerToken
-from quayside.serving.grpc import grpc_predict_v2_pb2 as pb
 from quayside.serving.grpc import tensors
 from quayside.serving.grpc.status import status_code
+from quayside.serving.metrics import NO_MODEL
 from quayside.serving.model_server import ModelServer
 from quayside.serving.protocols import v2
 from quayside.version import __version__
@@ -55,7 +55,7 @@ _MESSAGES = {
 }
 """Each method's request and response classes, as the proto declares them."""
 EXTENSIONS = ("model_repository",)
-"""What ServerMetadata lists: RepositoryIndex, and Load/Unload of the model served (Triton's name)."""
+"""What ServerMetadata lists: RepositoryIndex, RepositoryModelLoad and Unload (Triton's name)."""
 OPEN_METHODS = frozenset({"ServerLive", "ServerReady", "ModelReady"})
 """Methods answered without the token: the probes' (as /v2/health/* on REST)."""
 CANCELLED_STATUS = 499
@@ -103,13 +103,12 @@ class InferenceServicer:
 
     def __init__(self, server: ModelServer) -> None:
         self.server = server
-        self.runtime = server.runtime
         options = server.options
         self.limit = options.max_body_bytes
-        self.token = BearerToken(options.auth_token, self.runtime.name) if options.auth_token else None
+        self.token = BearerToken(options.auth_token, server.runtime.name) if options.auth_token else None
         self.access_log = not options.quiet
-        # The labelled series of each (route, status) seen, as the REST middleware keeps them.
-        self._series: dict[tuple[str, int], tuple[Any, Any]] = {}
+        # The labelled series of each (route, status, model labels) seen, as the REST middleware keeps them.
+        self._series: dict[tuple[str, int, tuple[str, str]], tuple[Any, Any]] = {}
 
     async def call(
         self,
@@ -127,12 +126,15 @@ class InferenceServicer:
         context.set_trailing_metadata(((_REQUEST_ID_KEY, request_id),))
         status = 200
         code = grpc.StatusCode.OK
+        labels = NO_MODEL
         try:
             if self.token is not None and not open_method:
                 self._authorize(metadata)
             if len(data) > self.limit:  # grpc's own limit is the same; this keeps the message REST's
                 raise PayloadTooLargeError(f"the body is {len(data)} bytes; the limit is {self.limit} bytes")
-            return await method(self, _parse(request_type, data), context)
+            request = _parse(request_type, data)
+            labels = self._labels(request)
+            return await method(self, request, context)
         except QuaysideError as e:
             status, code = e.http_status, status_code(e)
             await context.abort(code, e.message, trailing_metadata=((_REQUEST_ID_KEY, request_id),))
@@ -147,7 +149,13 @@ class InferenceServicer:
             message = f"internal error; the server log has the details under request id {request_id}"
             await context.abort(code, message, trailing_metadata=((_REQUEST_ID_KEY, request_id),))
         finally:
-            self._record(route, status, code, request_id, time.perf_counter() - started, context)
+            self._record(route, status, code, request_id, time.perf_counter() - started, context, labels)
+
+    def _labels(self, request: Any) -> tuple[str, str]:
+        """The ``model`` and ``version`` labels of a call that names a served model."""
+        name = getattr(request, "model_name", None) or getattr(request, "name", "")
+        model = self.server.models.get(name)
+        return model.labels if model is not None else NO_MODEL
 
     def _authorize(self, metadata: Any) -> None:
         assert self.token is not None
@@ -164,12 +172,16 @@ class InferenceServicer:
         request_id: str,
         seconds: float,
         context: grpc.aio.ServicerContext,
+        labels: tuple[str, str] = NO_MODEL,
     ) -> None:
-        series = self._series.get((route, status))
+        series = self._series.get((route, status, labels))
         if series is None:
             metrics = self.server.metrics
-            series = (metrics.requests.labels(route, str(status)), metrics.latency.labels(route))
-            self._series[(route, status)] = series
+            series = (
+                metrics.requests.labels(route, str(status), *labels),
+                metrics.latency.labels(route, *labels),
+            )
+            self._series[(route, status, labels)] = series
         series[0].inc()
         series[1].observe(seconds)
         if self.access_log:
@@ -193,11 +205,11 @@ class InferenceServicer:
 
     @_answered
     async def ServerReady(self, request: pb.ServerReadyRequest, context: Any) -> pb.ServerReadyResponse:
-        return pb.ServerReadyResponse(ready=self.server.health.ready)
+        return pb.ServerReadyResponse(ready=self.server.ready)
 
     @_answered
     async def ModelReady(self, request: pb.ModelReadyRequest, context: Any) -> pb.ModelReadyResponse:
-        self.server.check_model(request.name, request.version)
+        self.server.model(request.name, request.version)
         return pb.ModelReadyResponse(ready=self.server.health.ready)
 
     @_answered
@@ -208,8 +220,7 @@ class InferenceServicer:
 
     @_answered
     async def ModelMetadata(self, request: pb.ModelMetadataRequest, context: Any) -> pb.ModelMetadataResponse:
-        self.server.check_model(request.name, request.version)
-        runtime = self.runtime
+        runtime = self.server.model(request.name, request.version).runtime
         return pb.ModelMetadataResponse(
             name=runtime.name,
             versions=[runtime.version] if runtime.version is not None else [],
@@ -225,15 +236,15 @@ class InferenceServicer:
         server = self.server
         if not server.health.ready:
             raise _not_ready(server)
-        server.check_model(request.model_name, request.model_version)
-        signature = self.runtime.signature
+        model = server.model(request.model_name, request.model_version)
+        signature = model.runtime.signature
         parsed = tensors.parse_infer_request(request, signature.inputs)
-        outputs = await server.predict(parsed)
+        outputs = await model.predict(parsed)
         return tensors.render_infer_response(
             outputs,
             signature.outputs,
-            model_name=self.runtime.name,
-            model_version=self.runtime.version,
+            model_name=model.name,
+            model_version=model.version,
             request_id=parsed.id,
             raw=tensors.uses_raw_contents(request),
         )
@@ -244,41 +255,40 @@ class InferenceServicer:
     async def RepositoryIndex(
         self, request: pb.RepositoryIndexRequest, context: Any
     ) -> pb.RepositoryIndexResponse:
-        ready = self.server.health.ready
-        if request.ready and not ready:
+        if not self.server.health.ready and request.ready:
             return pb.RepositoryIndexResponse()
-        entry = pb.RepositoryIndexResponse.ModelIndex(
-            name=self.runtime.name,
-            version=self.runtime.version or "",
-            state="READY" if ready else "UNAVAILABLE",
-            reason="" if ready else "the server is shutting down",
-        )
-        return pb.RepositoryIndexResponse(models=[entry])
+        entries = [
+            pb.RepositoryIndexResponse.ModelIndex(
+                name=entry.name, version=entry.version, state=entry.state, reason=entry.reason
+            )
+            for entry in self.server.index()
+            if not request.ready or entry.state == "READY"
+        ]
+        return pb.RepositoryIndexResponse(models=entries)
 
     @_answered
     async def RepositoryModelLoad(
         self, request: pb.RepositoryModelLoadRequest, context: Any
     ) -> pb.RepositoryModelLoadResponse:
-        served = self.runtime.name
-        if request.model_name != served:
-            raise InvalidStateError(
-                f"this server serves one model, '{served}', loaded when it started; it cannot load "
-                f"'{request.model_name}' beside it (serving several models from one server is not "
-                "supported yet): start another server for it"
-            )
-        return pb.RepositoryModelLoadResponse()  # already loaded: loading it again is a no-op
+        await self.server.load(request.model_name, _load_source(request))
+        return pb.RepositoryModelLoadResponse()
 
     @_answered
     async def RepositoryModelUnload(
         self, request: pb.RepositoryModelUnloadRequest, context: Any
     ) -> pb.RepositoryModelUnloadResponse:
-        served = self.runtime.name
-        if request.model_name != served:
-            raise NotFoundError(f"no model named '{request.model_name}' here; this server serves '{served}'")
-        raise InvalidStateError(
-            f"'{served}' is the one model this server serves and cannot be unloaded; stop the server "
-            "(SIGTERM) instead"
-        )
+        await self.server.unload(request.model_name)
+        return pb.RepositoryModelUnloadResponse()
+
+
+def _load_source(request: pb.RepositoryModelLoadRequest) -> str | None:
+    """The path or URI in a load request's ``uri`` parameter (a string); None when it has none."""
+    if "uri" not in request.parameters:
+        return None
+    parameter = request.parameters["uri"]
+    if parameter.WhichOneof("parameter_choice") != "string_param" or not parameter.string_param.strip():
+        raise InvalidRequestError("parameter 'uri': must be a model path or URI (a non-empty string)")
+    return parameter.string_param.strip()
 
 
 def _tensor_metadata(tensors_: list[dict[str, Any]]) -> list[pb.ModelMetadataResponse.TensorMetadata]:

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from quayside.errors import MalformedInputError, UsageError
+from quayside.oip import grpc_predict_v2_pb2 as pb
 from quayside.packager.signature import (
     DTYPES,
     Arrays,
@@ -35,7 +36,6 @@ from quayside.packager.signature import (
     coerce_inputs,
     row_count,
 )
-from quayside.serving.grpc import grpc_predict_v2_pb2 as pb
 from quayside.serving.protocols import v2
 
 _BY_V2_NAME = {d.v2: d for d in DTYPES.values()}

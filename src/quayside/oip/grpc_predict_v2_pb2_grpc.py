@@ -3,7 +3,7 @@
 import grpc
 import warnings
 
-from quayside.serving.grpc import grpc_predict_v2_pb2 as quayside_dot_serving_dot_grpc_dot_grpc__predict__v2__pb2
+from quayside.oip import grpc_predict_v2_pb2 as quayside_dot_oip_dot_grpc__predict__v2__pb2
 
 GRPC_GENERATED_VERSION = '1.81.1'
 GRPC_VERSION = grpc.__version__
@@ -18,7 +18,7 @@ except ImportError:
 if _version_not_supported:
     raise RuntimeError(
         f'The grpc package installed is at version {GRPC_VERSION},'
-        + ' but the generated code in quayside/serving/grpc/grpc_predict_v2_pb2_grpc.py depends on'
+        + ' but the generated code in quayside/oip/grpc_predict_v2_pb2_grpc.py depends on'
         + f' grpcio>={GRPC_GENERATED_VERSION}.'
         + f' Please upgrade your grpc module to grpcio>={GRPC_GENERATED_VERSION}'
         + f' or downgrade your generated code using grpcio-tools<={GRPC_VERSION}.'
@@ -37,48 +37,48 @@ class GRPCInferenceServiceStub:
         """
         self.ServerLive = channel.unary_unary(
                 '/inference.GRPCInferenceService/ServerLive',
-                request_serializer=quayside_dot_serving_dot_grpc_dot_grpc__predict__v2__pb2.ServerLiveRequest.SerializeToString,
-                response_deserializer=quayside_dot_serving_dot_grpc_dot_grpc__predict__v2__pb2.ServerLiveResponse.FromString,
+                request_serializer=quayside_dot_oip_dot_grpc__predict__v2__pb2.ServerLiveRequest.SerializeToString,
+                response_deserializer=quayside_dot_oip_dot_grpc__predict__v2__pb2.ServerLiveResponse.FromString,
                 _registered_method=True)
         self.ServerReady = channel.unary_unary(
                 '/inference.GRPCInferenceService/ServerReady',
-                request_serializer=quayside_dot_serving_dot_grpc_dot_grpc__predict__v2__pb2.ServerReadyRequest.SerializeToString,
-                response_deserializer=quayside_dot_serving_dot_grpc_dot_grpc__predict__v2__pb2.ServerReadyResponse.FromString,
+                request_serializer=quayside_dot_oip_dot_grpc__predict__v2__pb2.ServerReadyRequest.SerializeToString,
+                response_deserializer=quayside_dot_oip_dot_grpc__predict__v2__pb2.ServerReadyResponse.FromString,
                 _registered_method=True)
         self.ModelReady = channel.unary_unary(
                 '/inference.GRPCInferenceService/ModelReady',
-                request_serializer=quayside_dot_serving_dot_grpc_dot_grpc__predict__v2__pb2.ModelReadyRequest.SerializeToString,
-                response_deserializer=quayside_dot_serving_dot_grpc_dot_grpc__predict__v2__pb2.ModelReadyResponse.FromString,
+                request_serializer=quayside_dot_oip_dot_grpc__predict__v2__pb2.ModelReadyRequest.SerializeToString,
+                response_deserializer=quayside_dot_oip_dot_grpc__predict__v2__pb2.ModelReadyResponse.FromString,
                 _registered_method=True)
         self.ServerMetadata = channel.unary_unary(
                 '/inference.GRPCInferenceService/ServerMetadata',
-                request_serializer=quayside_dot_serving_dot_grpc_dot_grpc__predict__v2__pb2.ServerMetadataRequest.SerializeToString,
-                response_deserializer=quayside_dot_serving_dot_grpc_dot_grpc__predict__v2__pb2.ServerMetadataResponse.FromString,
+                request_serializer=quayside_dot_oip_dot_grpc__predict__v2__pb2.ServerMetadataRequest.SerializeToString,
+                response_deserializer=quayside_dot_oip_dot_grpc__predict__v2__pb2.ServerMetadataResponse.FromString,
                 _registered_method=True)
         self.ModelMetadata = channel.unary_unary(
                 '/inference.GRPCInferenceService/ModelMetadata',
-                request_serializer=quayside_dot_serving_dot_grpc_dot_grpc__predict__v2__pb2.ModelMetadataRequest.SerializeToString,
-                response_deserializer=quayside_dot_serving_dot_grpc_dot_grpc__predict__v2__pb2.ModelMetadataResponse.FromString,
+                request_serializer=quayside_dot_oip_dot_grpc__predict__v2__pb2.ModelMetadataRequest.SerializeToString,
+                response_deserializer=quayside_dot_oip_dot_grpc__predict__v2__pb2.ModelMetadataResponse.FromString,
                 _registered_method=True)
         self.ModelInfer = channel.unary_unary(
                 '/inference.GRPCInferenceService/ModelInfer',
-                request_serializer=quayside_dot_serving_dot_grpc_dot_grpc__predict__v2__pb2.ModelInferRequest.SerializeToString,
-                response_deserializer=quayside_dot_serving_dot_grpc_dot_grpc__predict__v2__pb2.ModelInferResponse.FromString,
+                request_serializer=quayside_dot_oip_dot_grpc__predict__v2__pb2.ModelInferRequest.SerializeToString,
+                response_deserializer=quayside_dot_oip_dot_grpc__predict__v2__pb2.ModelInferResponse.FromString,
                 _registered_method=True)
         self.RepositoryIndex = channel.unary_unary(
                 '/inference.GRPCInferenceService/RepositoryIndex',
-                request_serializer=quayside_dot_serving_dot_grpc_dot_grpc__predict__v2__pb2.RepositoryIndexRequest.SerializeToString,
-                response_deserializer=quayside_dot_serving_dot_grpc_dot_grpc__predict__v2__pb2.RepositoryIndexResponse.FromString,
+                request_serializer=quayside_dot_oip_dot_grpc__predict__v2__pb2.RepositoryIndexRequest.SerializeToString,
+                response_deserializer=quayside_dot_oip_dot_grpc__predict__v2__pb2.RepositoryIndexResponse.FromString,
                 _registered_method=True)
         self.RepositoryModelLoad = channel.unary_unary(
                 '/inference.GRPCInferenceService/RepositoryModelLoad',
-                request_serializer=quayside_dot_serving_dot_grpc_dot_grpc__predict__v2__pb2.RepositoryModelLoadRequest.SerializeToString,
-                response_deserializer=quayside_dot_serving_dot_grpc_dot_grpc__predict__v2__pb2.RepositoryModelLoadResponse.FromString,
+                request_serializer=quayside_dot_oip_dot_grpc__predict__v2__pb2.RepositoryModelLoadRequest.SerializeToString,
+                response_deserializer=quayside_dot_oip_dot_grpc__predict__v2__pb2.RepositoryModelLoadResponse.FromString,
                 _registered_method=True)
         self.RepositoryModelUnload = channel.unary_unary(
                 '/inference.GRPCInferenceService/RepositoryModelUnload',
-                request_serializer=quayside_dot_serving_dot_grpc_dot_grpc__predict__v2__pb2.RepositoryModelUnloadRequest.SerializeToString,
-                response_deserializer=quayside_dot_serving_dot_grpc_dot_grpc__predict__v2__pb2.RepositoryModelUnloadResponse.FromString,
+                request_serializer=quayside_dot_oip_dot_grpc__predict__v2__pb2.RepositoryModelUnloadRequest.SerializeToString,
+                response_deserializer=quayside_dot_oip_dot_grpc__predict__v2__pb2.RepositoryModelUnloadResponse.FromString,
                 _registered_method=True)
 
 
@@ -155,48 +155,48 @@ def add_GRPCInferenceServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
             'ServerLive': grpc.unary_unary_rpc_method_handler(
                     servicer.ServerLive,
-                    request_deserializer=quayside_dot_serving_dot_grpc_dot_grpc__predict__v2__pb2.ServerLiveRequest.FromString,
-                    response_serializer=quayside_dot_serving_dot_grpc_dot_grpc__predict__v2__pb2.ServerLiveResponse.SerializeToString,
+                    request_deserializer=quayside_dot_oip_dot_grpc__predict__v2__pb2.ServerLiveRequest.FromString,
+                    response_serializer=quayside_dot_oip_dot_grpc__predict__v2__pb2.ServerLiveResponse.SerializeToString,
             ),
             'ServerReady': grpc.unary_unary_rpc_method_handler(
                     servicer.ServerReady,
-                    request_deserializer=quayside_dot_serving_dot_grpc_dot_grpc__predict__v2__pb2.ServerReadyRequest.FromString,
-                    response_serializer=quayside_dot_serving_dot_grpc_dot_grpc__predict__v2__pb2.ServerReadyResponse.SerializeToString,
+                    request_deserializer=quayside_dot_oip_dot_grpc__predict__v2__pb2.ServerReadyRequest.FromString,
+                    response_serializer=quayside_dot_oip_dot_grpc__predict__v2__pb2.ServerReadyResponse.SerializeToString,
             ),
             'ModelReady': grpc.unary_unary_rpc_method_handler(
                     servicer.ModelReady,
-                    request_deserializer=quayside_dot_serving_dot_grpc_dot_grpc__predict__v2__pb2.ModelReadyRequest.FromString,
-                    response_serializer=quayside_dot_serving_dot_grpc_dot_grpc__predict__v2__pb2.ModelReadyResponse.SerializeToString,
+                    request_deserializer=quayside_dot_oip_dot_grpc__predict__v2__pb2.ModelReadyRequest.FromString,
+                    response_serializer=quayside_dot_oip_dot_grpc__predict__v2__pb2.ModelReadyResponse.SerializeToString,
             ),
             'ServerMetadata': grpc.unary_unary_rpc_method_handler(
                     servicer.ServerMetadata,
-                    request_deserializer=quayside_dot_serving_dot_grpc_dot_grpc__predict__v2__pb2.ServerMetadataRequest.FromString,
-                    response_serializer=quayside_dot_serving_dot_grpc_dot_grpc__predict__v2__pb2.ServerMetadataResponse.SerializeToString,
+                    request_deserializer=quayside_dot_oip_dot_grpc__predict__v2__pb2.ServerMetadataRequest.FromString,
+                    response_serializer=quayside_dot_oip_dot_grpc__predict__v2__pb2.ServerMetadataResponse.SerializeToString,
             ),
             'ModelMetadata': grpc.unary_unary_rpc_method_handler(
                     servicer.ModelMetadata,
-                    request_deserializer=quayside_dot_serving_dot_grpc_dot_grpc__predict__v2__pb2.ModelMetadataRequest.FromString,
-                    response_serializer=quayside_dot_serving_dot_grpc_dot_grpc__predict__v2__pb2.ModelMetadataResponse.SerializeToString,
+                    request_deserializer=quayside_dot_oip_dot_grpc__predict__v2__pb2.ModelMetadataRequest.FromString,
+                    response_serializer=quayside_dot_oip_dot_grpc__predict__v2__pb2.ModelMetadataResponse.SerializeToString,
             ),
             'ModelInfer': grpc.unary_unary_rpc_method_handler(
                     servicer.ModelInfer,
-                    request_deserializer=quayside_dot_serving_dot_grpc_dot_grpc__predict__v2__pb2.ModelInferRequest.FromString,
-                    response_serializer=quayside_dot_serving_dot_grpc_dot_grpc__predict__v2__pb2.ModelInferResponse.SerializeToString,
+                    request_deserializer=quayside_dot_oip_dot_grpc__predict__v2__pb2.ModelInferRequest.FromString,
+                    response_serializer=quayside_dot_oip_dot_grpc__predict__v2__pb2.ModelInferResponse.SerializeToString,
             ),
             'RepositoryIndex': grpc.unary_unary_rpc_method_handler(
                     servicer.RepositoryIndex,
-                    request_deserializer=quayside_dot_serving_dot_grpc_dot_grpc__predict__v2__pb2.RepositoryIndexRequest.FromString,
-                    response_serializer=quayside_dot_serving_dot_grpc_dot_grpc__predict__v2__pb2.RepositoryIndexResponse.SerializeToString,
+                    request_deserializer=quayside_dot_oip_dot_grpc__predict__v2__pb2.RepositoryIndexRequest.FromString,
+                    response_serializer=quayside_dot_oip_dot_grpc__predict__v2__pb2.RepositoryIndexResponse.SerializeToString,
             ),
             'RepositoryModelLoad': grpc.unary_unary_rpc_method_handler(
                     servicer.RepositoryModelLoad,
-                    request_deserializer=quayside_dot_serving_dot_grpc_dot_grpc__predict__v2__pb2.RepositoryModelLoadRequest.FromString,
-                    response_serializer=quayside_dot_serving_dot_grpc_dot_grpc__predict__v2__pb2.RepositoryModelLoadResponse.SerializeToString,
+                    request_deserializer=quayside_dot_oip_dot_grpc__predict__v2__pb2.RepositoryModelLoadRequest.FromString,
+                    response_serializer=quayside_dot_oip_dot_grpc__predict__v2__pb2.RepositoryModelLoadResponse.SerializeToString,
             ),
             'RepositoryModelUnload': grpc.unary_unary_rpc_method_handler(
                     servicer.RepositoryModelUnload,
-                    request_deserializer=quayside_dot_serving_dot_grpc_dot_grpc__predict__v2__pb2.RepositoryModelUnloadRequest.FromString,
-                    response_serializer=quayside_dot_serving_dot_grpc_dot_grpc__predict__v2__pb2.RepositoryModelUnloadResponse.SerializeToString,
+                    request_deserializer=quayside_dot_oip_dot_grpc__predict__v2__pb2.RepositoryModelUnloadRequest.FromString,
+                    response_serializer=quayside_dot_oip_dot_grpc__predict__v2__pb2.RepositoryModelUnloadResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -225,8 +225,8 @@ class GRPCInferenceService:
             request,
             target,
             '/inference.GRPCInferenceService/ServerLive',
-            quayside_dot_serving_dot_grpc_dot_grpc__predict__v2__pb2.ServerLiveRequest.SerializeToString,
-            quayside_dot_serving_dot_grpc_dot_grpc__predict__v2__pb2.ServerLiveResponse.FromString,
+            quayside_dot_oip_dot_grpc__predict__v2__pb2.ServerLiveRequest.SerializeToString,
+            quayside_dot_oip_dot_grpc__predict__v2__pb2.ServerLiveResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -252,8 +252,8 @@ class GRPCInferenceService:
             request,
             target,
             '/inference.GRPCInferenceService/ServerReady',
-            quayside_dot_serving_dot_grpc_dot_grpc__predict__v2__pb2.ServerReadyRequest.SerializeToString,
-            quayside_dot_serving_dot_grpc_dot_grpc__predict__v2__pb2.ServerReadyResponse.FromString,
+            quayside_dot_oip_dot_grpc__predict__v2__pb2.ServerReadyRequest.SerializeToString,
+            quayside_dot_oip_dot_grpc__predict__v2__pb2.ServerReadyResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -279,8 +279,8 @@ class GRPCInferenceService:
             request,
             target,
             '/inference.GRPCInferenceService/ModelReady',
-            quayside_dot_serving_dot_grpc_dot_grpc__predict__v2__pb2.ModelReadyRequest.SerializeToString,
-            quayside_dot_serving_dot_grpc_dot_grpc__predict__v2__pb2.ModelReadyResponse.FromString,
+            quayside_dot_oip_dot_grpc__predict__v2__pb2.ModelReadyRequest.SerializeToString,
+            quayside_dot_oip_dot_grpc__predict__v2__pb2.ModelReadyResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -306,8 +306,8 @@ class GRPCInferenceService:
             request,
             target,
             '/inference.GRPCInferenceService/ServerMetadata',
-            quayside_dot_serving_dot_grpc_dot_grpc__predict__v2__pb2.ServerMetadataRequest.SerializeToString,
-            quayside_dot_serving_dot_grpc_dot_grpc__predict__v2__pb2.ServerMetadataResponse.FromString,
+            quayside_dot_oip_dot_grpc__predict__v2__pb2.ServerMetadataRequest.SerializeToString,
+            quayside_dot_oip_dot_grpc__predict__v2__pb2.ServerMetadataResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -333,8 +333,8 @@ class GRPCInferenceService:
             request,
             target,
             '/inference.GRPCInferenceService/ModelMetadata',
-            quayside_dot_serving_dot_grpc_dot_grpc__predict__v2__pb2.ModelMetadataRequest.SerializeToString,
-            quayside_dot_serving_dot_grpc_dot_grpc__predict__v2__pb2.ModelMetadataResponse.FromString,
+            quayside_dot_oip_dot_grpc__predict__v2__pb2.ModelMetadataRequest.SerializeToString,
+            quayside_dot_oip_dot_grpc__predict__v2__pb2.ModelMetadataResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -360,8 +360,8 @@ class GRPCInferenceService:
             request,
             target,
             '/inference.GRPCInferenceService/ModelInfer',
-            quayside_dot_serving_dot_grpc_dot_grpc__predict__v2__pb2.ModelInferRequest.SerializeToString,
-            quayside_dot_serving_dot_grpc_dot_grpc__predict__v2__pb2.ModelInferResponse.FromString,
+            quayside_dot_oip_dot_grpc__predict__v2__pb2.ModelInferRequest.SerializeToString,
+            quayside_dot_oip_dot_grpc__predict__v2__pb2.ModelInferResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -387,8 +387,8 @@ class GRPCInferenceService:
             request,
             target,
             '/inference.GRPCInferenceService/RepositoryIndex',
-            quayside_dot_serving_dot_grpc_dot_grpc__predict__v2__pb2.RepositoryIndexRequest.SerializeToString,
-            quayside_dot_serving_dot_grpc_dot_grpc__predict__v2__pb2.RepositoryIndexResponse.FromString,
+            quayside_dot_oip_dot_grpc__predict__v2__pb2.RepositoryIndexRequest.SerializeToString,
+            quayside_dot_oip_dot_grpc__predict__v2__pb2.RepositoryIndexResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -414,8 +414,8 @@ class GRPCInferenceService:
             request,
             target,
             '/inference.GRPCInferenceService/RepositoryModelLoad',
-            quayside_dot_serving_dot_grpc_dot_grpc__predict__v2__pb2.RepositoryModelLoadRequest.SerializeToString,
-            quayside_dot_serving_dot_grpc_dot_grpc__predict__v2__pb2.RepositoryModelLoadResponse.FromString,
+            quayside_dot_oip_dot_grpc__predict__v2__pb2.RepositoryModelLoadRequest.SerializeToString,
+            quayside_dot_oip_dot_grpc__predict__v2__pb2.RepositoryModelLoadResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -441,8 +441,8 @@ class GRPCInferenceService:
             request,
             target,
             '/inference.GRPCInferenceService/RepositoryModelUnload',
-            quayside_dot_serving_dot_grpc_dot_grpc__predict__v2__pb2.RepositoryModelUnloadRequest.SerializeToString,
-            quayside_dot_serving_dot_grpc_dot_grpc__predict__v2__pb2.RepositoryModelUnloadResponse.FromString,
+            quayside_dot_oip_dot_grpc__predict__v2__pb2.RepositoryModelUnloadRequest.SerializeToString,
+            quayside_dot_oip_dot_grpc__predict__v2__pb2.RepositoryModelUnloadResponse.FromString,
             options,
             channel_credentials,
             insecure,

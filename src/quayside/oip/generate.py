@@ -1,9 +1,9 @@
-"""``python -m quayside.serving.grpc.generate [DIR]``: the Python modules of ``grpc_predict_v2.proto``.
+"""``python -m quayside.oip.generate [DIR]``: the Python modules of ``grpc_predict_v2.proto``.
 
 Writes ``grpc_predict_v2_pb2.py`` and ``grpc_predict_v2_pb2_grpc.py`` into DIR (by
 default this package, where they are committed) with grpcio-tools' ``protoc``. The
 proto is compiled under its package path, so the service module imports the message
-module as ``quayside.serving.grpc.grpc_predict_v2_pb2``. The output depends on the
+module as ``quayside.oip.grpc_predict_v2_pb2``. The output depends on the
 grpcio-tools version (its protoc stamps the protobuf version it targets): the dev extra
 pins it, and a test regenerates into a temporary directory and compares.
 """
@@ -20,7 +20,7 @@ from quayside.errors import MissingExtraError, QuaysideError
 PACKAGE_DIR = Path(__file__).resolve().parent
 PROTO = "grpc_predict_v2.proto"
 GENERATED = ("grpc_predict_v2_pb2.py", "grpc_predict_v2_pb2_grpc.py")
-_IMPORT_ROOT = PACKAGE_DIR.parents[2]  # the directory holding the quayside package
+_IMPORT_ROOT = PACKAGE_DIR.parents[1]  # the directory holding the quayside package
 _PROTO_PATH = PACKAGE_DIR.relative_to(_IMPORT_ROOT) / PROTO
 
 
@@ -56,7 +56,7 @@ def generate(out_dir: str | Path = PACKAGE_DIR) -> list[Path]:
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     if len(args) > 1:
-        raise SystemExit("usage: python -m quayside.serving.grpc.generate [DIR]")
+        raise SystemExit("usage: python -m quayside.oip.generate [DIR]")
     try:
         for path in generate(*args):
             print(f"wrote {path}")

@@ -1,0 +1,123 @@
+"""One model a worker serves: its runtime session, how calls reach it, and its protocol handlers.
+
+A worker (:class:`~quayside.serving.model_server.ModelServer`) holds one of these per model it
+serves; they share the worker's executor, health and metrics registry. Handlers take and return
+bytes so that the framework routes and the fast path share them.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import Executor
+
+from quayside.errors import NotFoundError
+from quayside.packager.signature import Arrays
+from quayside.serving.batching import Batcher, DirectRunner
+from quayside.serving.dispatch import ModelCalls
+from quayside.serving.health import Health
+from quayside.serving.metrics import ServerMetrics
+from quayside.serving.options import ServeOptions
+from quayside.serving.protocols import invocations, v2
+from quayside.serving.protocols.binary import Framed
+from quayside.serving.runtime import ModelRuntime
+
+
+class ServedModel:
+    """A loaded model and its batcher (or direct runner), answering V2 and ``/invocations`` bodies."""
+
+    def __init__(
+        self,
+        runtime: ModelRuntime,
+        options: ServeOptions,
+        *,
+        executor: Executor,
+        health: Health,
+        metrics: ServerMetrics,
+        source: str = "",
+    ) -> None:
+        self.runtime = runtime
+        self.name = runtime.name
+        self.version = runtime.version
+        self.source = source
+        """The path or URI the model was loaded from (the repository index and reloads show it)."""
+        self.health = health
+        self.labels = (runtime.name, runtime.version or "")
+        """The ``model`` and ``version`` labels of this model's metrics."""
+        self.in_flight = metrics.in_flight.labels(*self.labels)
+        self.batching = options.batching and runtime.batchable
+        self.calls = ModelCalls(
+            runtime.run, executor, runtime.call_cost, inline_below_us=options.inline_below_us
+        )
+        on_batch = metrics.batch_observer(*self.labels)
+        self.runner: Batcher | DirectRunner
+        if self.batching:
+            self.runner = Batcher(
+                self.calls,
+                max_batch_size=options.max_batch_size,
+                max_batch_latency_ms=options.max_batch_latency_ms,
+                slots=options.intra_op_threads,
+                on_batch=on_batch,
+            )
+        else:
+            self.runner = DirectRunner(self.calls, on_batch=on_batch)
+        self.infer_path = f"/v2/models/{runtime.name}/infer"
+        self.version_infer_path = (
+            f"/v2/models/{runtime.name}/versions/{runtime.version}/infer"
+            if runtime.version is not None
+            else None
+        )
+        """The versioned route of this model's own version; None without a version."""
+
+    async def start(self) -> None:
+        await self.runner.start()
+
+    async def stop(self) -> None:
+        await self.runner.stop()
+
+    def check_version(self, version: str) -> None:
+        """A request naming a version (any but empty) names this model's; else 404."""
+        served = self.version
+        if version and version != served:
+            serving = f"version {served}" if served is not None else "it without a version"
+            raise NotFoundError(
+                f"no version '{version}' of model '{self.name}' here; this server serves {serving}"
+            )
+
+    async def predict(self, request: v2.InferRequest) -> Arrays:
+        """A parsed V2 request's outputs (those it asked for), through the batcher: for transports
+        that decode tensors themselves (gRPC)."""
+        outputs = await self.infer(request.inputs, request.rows)
+        return v2.select_outputs(outputs, request.outputs, self.runtime.signature.outputs)
+
+    async def infer(self, inputs: Arrays, rows: int) -> Arrays:
+        self.health.in_flight += 1
+        self.in_flight.inc()
+        try:
+            return await self.runner.submit(inputs, rows)
+        finally:
+            self.health.in_flight -= 1
+            self.in_flight.dec()
+
+    async def infer_v2(self, body: bytes, header_length: str | None = None) -> bytes | Framed:
+        """A V2 inference request body in, the response body out.
+
+        ``header_length`` is the request's ``Inference-Header-Content-Length`` header, if it has
+        one (the binary tensor data extension); the answer is :class:`Framed` when outputs were
+        asked for in binary, else JSON bytes.
+        """
+        signature = self.runtime.signature
+        parsed = v2.parse_infer_request(body, signature.inputs, header_length=header_length)
+        outputs = await self.infer(parsed.inputs, parsed.rows)
+        selected = v2.select_outputs(outputs, parsed.outputs, signature.outputs)
+        return v2.render_infer_response(
+            selected,
+            signature.outputs,
+            model_name=self.name,
+            model_version=self.version,
+            request_id=parsed.id,
+            binary_outputs=parsed.binary_outputs(selected),
+        )
+
+    async def invocations(self, body: bytes, content_type: str) -> bytes:
+        """An ``/invocations`` body (JSON or CSV) in, ``{"predictions": ...}`` out."""
+        inputs, rows = invocations.parse_body(body, content_type, self.runtime.signature.inputs)
+        return invocations.render_predictions(await self.infer(inputs, rows))

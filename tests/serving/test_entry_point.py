@@ -25,7 +25,7 @@ def test_every_flag_of_quayside_serve_but_the_cli_only_ones_works_on_the_entry_p
     token_file.write_text("a-token-of-sixteen-or-more\n")
     values = {"--host": "127.0.0.1", "--auth-token-file": str(token_file), "--allowed-hosts": "localhost"}
     for flag in sorted(_serve_flags() - CLI_ONLY):
-        if flag.startswith("--no-") or flag == "-q" or flag in {"--batching", "--quiet"}:
+        if flag.startswith("--no-") or flag == "-q" or flag in {"--batching", "--quiet", "--model-control"}:
             argv = ["pkg", flag]
         else:
             argv = ["pkg", flag, values.get(flag, "1")]

@@ -212,3 +212,24 @@ def test_repository_load_and_unload_over_grpc(server, packages, iris_rows):
             client.infer("grpc_extra", [tensor])
         assert caught.value.status() == "StatusCode.NOT_FOUND"
         assert "'grpc_extra' is unloaded" in caught.value.message()
+
+
+def test_a_reloaded_lone_model_answers_invocations_from_its_new_package(packages, iris_rows, tmp_path):
+    running = start_server(
+        packages["forest"], "--grpc-port", "0", "--quiet", "--model-control", log_dir=tmp_path
+    )
+    try:
+        reload = httpx.post(
+            f"{running.url}/v2/repository/models/forest/load",
+            json={"parameters": {"uri": str(packages["fourth"])}},
+            timeout=60,
+        )
+        assert reload.status_code == 200, reload.text
+        answer = httpx.post(
+            f"{running.url}/invocations", json={"inputs": {"input": iris_rows.tolist()}}, timeout=30
+        )
+        assert answer.status_code == 200, answer.text
+        labels = answer.json()["predictions"]["label"]
+        np.testing.assert_array_equal(labels, np.ravel(expected(packages, "fourth", iris_rows)["label"]))
+    finally:
+        running.stop()

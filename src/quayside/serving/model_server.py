@@ -86,8 +86,13 @@ class ModelServer:
             if runtime.name in self.models:
                 raise UsageError(f"two models are named '{runtime.name}'; rename one with NAME=MODEL")
             self._add(self._served(runtime, source))
-        self.first = next(iter(self.models.values()))
-        """The first model given: the one served alone, and the one ``/docs`` describes."""
+        self._first_name = runtimes[0].name
+
+    @property
+    def first(self) -> ServedModel:
+        """The first model given, as loaded now (a reload replaces it): the one ``/docs`` describes;
+        while it is unloaded, the first one served."""
+        return self.models.get(self._first_name) or next(iter(self.models.values()))
 
     @property
     def runtime(self) -> ModelRuntime:
@@ -190,7 +195,7 @@ class ModelServer:
         if requested:
             return self.model(requested)
         if len(self.models) == 1:
-            return self.first if self.first.name in self.models else next(iter(self.models.values()))
+            return next(iter(self.models.values()))
         choices = ", ".join(f"'{n}'" for n in self.models) or "none (every model is unloaded)"
         raise UsageError(
             f"this server serves {len(self.models)} models: name one with /invocations?model=NAME "

@@ -128,3 +128,25 @@ def test_settings_from_the_environment_set_the_parity_bar(package):
     )
     assert result.returncode == 1
     assert "exceed the tolerance (rtol=0, atol=0)" in result.stderr
+
+
+def _command_paths(command, path=()):
+    yield path
+    for name, sub in getattr(command, "commands", {}).items():
+        yield from _command_paths(sub, (*path, name))
+
+
+def test_every_command_s_help_renders():
+    """Help text is Rich markup: a stray ``[...]`` in a docstring breaks ``--help`` of that command."""
+    import typer
+    from typer.testing import CliRunner
+
+    from quayside.cli.app import app
+
+    runner = CliRunner()
+    paths = list(_command_paths(typer.main.get_command(app)))
+    assert ("serve",) in paths
+    for path in paths:
+        result = runner.invoke(app, [*path, "--help"], terminal_width=100)
+        assert result.exit_code == 0, (path, result.output)
+        assert "Usage" in result.output, path

@@ -118,7 +118,7 @@ def serve(
 ) -> None:
     """Serve one or more models over REST and gRPC until SIGTERM or Ctrl-C.
 
-    Endpoints: V2 inference at /v2/models/NAME[/versions/VERSION]/infer, MLflow-style
+    Endpoints: V2 inference at /v2/models/NAME/infer and .../versions/VERSION/infer, MLflow-style
     /invocations (JSON or CSV; ?model=NAME when several models are served), the model
     repository extension at /v2/repository/..., /v2/health/live and /ready, /metrics (Prometheus) and /docs
     (OpenAPI, generated from the model's signature); on --grpc-port, KServe's

@@ -7,13 +7,18 @@ nothing deeper in the code reads the environment.
 from __future__ import annotations
 
 from collections.abc import Callable
+import re
 from pathlib import Path
 from typing import Literal, TypeVar
+from urllib.parse import unquote, urlsplit
 
 from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from quayside.errors import UsageError
+
+
+_URI_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://")
 
 
 def _default_home() -> Path:
@@ -56,8 +61,11 @@ class Settings(BaseSettings):
     """Seconds a request waits for a database connection (a free one from the pool, or a new one
     from PostgreSQL) before it fails as unavailable, instead of queueing behind the others."""
 
-    artifact_root: Path | None = None
-    """Directory holding run artifacts. Default: ``$QUAYSIDE_HOME/artifacts``."""
+    artifact_root: str | None = None
+    """Where every artifact lives (run files, logged models, registry packages, load-test reports):
+    a directory, ``file:///absolute/path``, or ``s3://bucket[/prefix]`` (endpoint from
+    ``QUAYSIDE_S3_ENDPOINT_URL`` or ``AWS_ENDPOINT_URL``, credentials from boto3's usual chain).
+    Default: ``$QUAYSIDE_HOME/artifacts``. A root Quayside cannot use is refused at start."""
 
     tracking_uri: str | None = None
     """``http(s)://host:port`` of a ``quayside server`` to log to; unset means the local store."""
@@ -136,9 +144,27 @@ class Settings(BaseSettings):
         return self.db_url or f"sqlite:///{self.home / 'quayside.db'}"
 
     @property
+    def artifact_location(self) -> str:
+        """The artifact root as text (what :func:`quayside.artifacts.open_artifact_store` takes):
+        ``artifact_root`` if set, else ``home/artifacts``."""
+        return self.artifact_root or str(self.home / "artifacts")
+
+    @property
+    def artifact_root_is_local(self) -> bool:
+        """Whether the artifact root is a directory on this machine (a path or ``file://``)."""
+        location = self.artifact_location
+        return not _URI_SCHEME.match(location) or location.lower().startswith("file:")
+
+    @property
     def artifact_dir(self) -> Path:
-        """The artifact root: ``artifact_root`` if set, else ``home/artifacts``."""
-        return self.artifact_root or self.home / "artifacts"
+        """A local directory for writes in progress and caches: the artifact root itself when it is
+        local (so that a finished write is a rename on one file system), else ``home/work``."""
+        if self.artifact_root_is_local:
+            location = self.artifact_location
+            if location.lower().startswith("file:"):
+                location = unquote(urlsplit(location).path)
+            return Path(location).expanduser()
+        return self.home / "work"
 
 
 def load_settings() -> Settings:

@@ -94,6 +94,16 @@ def serve(
             "this server can reach); the index is always answered.",
         ),
     ] = False,
+    memory_budget_mb: Annotated[
+        float | None,
+        typer.Option(
+            help="Most the loaded models may hold together, in MB (each counts the model files its "
+            "runtime loads). Loading past it unloads the least recently used idle model, which loads "
+            "again (and warms) on its next request. Default: no budget.",
+            min=0.001,
+            show_default=False,
+        ),
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No access-log line per request.")] = False,
     allowed_hosts: Annotated[
         str | None,
@@ -145,6 +155,7 @@ def serve(
         quiet=quiet,
         trust=trust,
         model_control=model_control,
+        memory_budget_mb=memory_budget_mb,
         runtime=runtime,  # type: ignore[arg-type]  # checked above
         allowed_hosts=parse_allowed_hosts(allowed_hosts),
         auth_token=read_token_file(auth_token_file) if auth_token_file else None,

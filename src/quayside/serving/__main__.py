@@ -31,6 +31,16 @@ def _env_int(name: str, default: int) -> int:
     return int(value)
 
 
+def _env_float(name: str) -> float | None:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        raise SystemExit(f"error: {name} must be a number, not '{value}'") from None
+
+
 def parse_options(argv: list[str]) -> tuple[str, ServeOptions]:
     defaults = ServeOptions()
     parser = argparse.ArgumentParser(prog="python -m quayside.serving", description=__doc__.splitlines()[0])
@@ -62,6 +72,13 @@ def parse_options(argv: list[str]) -> tuple[str, ServeOptions]:
         "--model-control",
         action="store_true",
         help="let callers load and unload models through the repository extension (REST and gRPC)",
+    )
+    parser.add_argument(
+        "--memory-budget-mb",
+        type=float,
+        default=_env_float("MEMORY_BUDGET_MB"),
+        help="most the loaded models may hold together, in MB (also MEMORY_BUDGET_MB); loading past it "
+        "unloads the least recently used idle model until its next request",
     )
     parser.add_argument(
         "--reuse-port",
@@ -96,6 +113,7 @@ def parse_options(argv: list[str]) -> tuple[str, ServeOptions]:
         quiet=args.quiet,
         trust=args.trust,
         model_control=args.model_control,
+        memory_budget_mb=args.memory_budget_mb,
         model_name=args.model_name,
         reuse_port=args.reuse_port,
         model_version=args.model_version,

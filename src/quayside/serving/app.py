@@ -117,11 +117,19 @@ def _describe(runtime: ModelRuntime) -> str:
     return f"Serves model **{name}** on {platform}.\n\nInputs: {inputs}\n\nOutputs: {outputs}"
 
 
-def _served(request: Request, server: ModelServer, name: str, version: str = "") -> ServedModel:
+async def _served(request: Request, server: ModelServer, name: str, version: str = "") -> ServedModel:
     """The model a route names (404 otherwise), with its labels put where the metrics read them."""
-    model = server.model(name, version)
+    model = await server.model(name, version)
     request.scope[MODEL_KEY] = model.labels
     return model
+
+
+def _checked(request: Request, server: ModelServer, name: str, version: str = "") -> None:
+    """A route names a model this server answers for (404 otherwise); an evicted one stays evicted."""
+    server.check_model(name, version)
+    model = server.models.get(name)
+    if model is not None:
+        request.scope[MODEL_KEY] = model.labels
 
 
 def _add_health_routes(app: FastAPI, server: ModelServer) -> None:
@@ -169,17 +177,17 @@ def _add_health_routes(app: FastAPI, server: ModelServer) -> None:
 
     @app.get("/v2/models/{model_name}", tags=["health"], summary="Model metadata")
     async def model_metadata(model_name: str, request: Request) -> Response:
-        return metadata_response(_served(request, server, model_name))
+        return metadata_response(await _served(request, server, model_name))
 
     @app.get(
         "/v2/models/{model_name}/versions/{model_version}", tags=["health"], summary="Model version metadata"
     )
     async def model_version_metadata(model_name: str, model_version: str, request: Request) -> Response:
-        return metadata_response(_served(request, server, model_name, model_version))
+        return metadata_response(await _served(request, server, model_name, model_version))
 
     @app.get("/v2/models/{model_name}/ready", tags=["health"], summary="Model readiness")
     async def model_ready(model_name: str, request: Request) -> Response:
-        _served(request, server, model_name)
+        _checked(request, server, model_name)
         return model_ready_response()
 
     @app.get(
@@ -188,7 +196,7 @@ def _add_health_routes(app: FastAPI, server: ModelServer) -> None:
         summary="Model version readiness",
     )
     async def model_version_ready(model_name: str, model_version: str, request: Request) -> Response:
-        _served(request, server, model_name, model_version)
+        _checked(request, server, model_name, model_version)
         return model_ready_response()
 
     @app.get("/metrics", tags=["health"], summary="Prometheus metrics", response_class=PlainTextResponse)
@@ -221,12 +229,14 @@ def _add_inference_routes(app: FastAPI, server: ModelServer) -> None:
     }
 
     async def answer_v2(request: Request, model_name: str, model_version: str = "") -> Response:
-        model = _served(request, server, model_name, model_version)
+        model = await _served(request, server, model_name, model_version)
         body = await read_limited_body(request.scope, request.receive, options.max_body_bytes)
+        model = await model.answering()
         reply = await model.infer_v2(body, request.headers.get(HEADER_LENGTH))
+        headers = model.headers
         if isinstance(reply, Framed):
-            return Response(reply.body, media_type=OCTET_STREAM, headers=response_headers(reply))
-        return Response(reply, media_type=JSON)
+            return Response(reply.body, media_type=OCTET_STREAM, headers=response_headers(reply) | headers)
+        return Response(reply, media_type=JSON, headers=headers)
 
     @app.post(
         "/v2/models/{model_name}/infer", summary="Predict (Open Inference Protocol V2)", **v2_documentation
@@ -259,8 +269,10 @@ def _add_inference_routes(app: FastAPI, server: ModelServer) -> None:
         responses=errors | {"415": {"description": "Content type other than JSON or CSV"}},
     )
     async def invocations_route(request: Request, model: str | None = None) -> Response:
-        served = server.invocations_model(model)
+        served = await server.invocations_model(model)
         request.scope[MODEL_KEY] = served.labels
         body = await read_limited_body(request.scope, request.receive, options.max_body_bytes)
         content_type = request.headers.get("content-type", "")
-        return Response(await served.invocations(body, content_type), media_type=JSON)
+        served = await served.answering()
+        reply = await served.invocations(body, content_type)
+        return Response(reply, media_type=JSON, headers=served.headers)

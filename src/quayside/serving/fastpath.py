@@ -114,7 +114,7 @@ class FastPath:
             if path == INVOCATIONS.path:
                 scope["route"] = INVOCATIONS
                 try:
-                    model = self.server.invocations_model(_model_parameter(scope))
+                    model = await self.server.invocations_model(_model_parameter(scope))
                 except QuaysideError as e:
                     await error_response(e, path)(scope, receive, send)
                     return
@@ -149,7 +149,7 @@ class FastPath:
         if not (path.startswith("/v2/models/") and path.endswith("/ready")):
             return False
         name = path[len("/v2/models/") : -len("/ready")].split("/versions/")[0]
-        return name in self.server.models  # an unknown name needs the token: its 404 lists the models
+        return self.server.knows(name)  # an unknown name needs the token: its 404 lists the models
 
     async def _answer(
         self,
@@ -166,6 +166,7 @@ class FastPath:
                 body = await read_limited_body(scope, receive, self.limit)
             finally:
                 runner.receiving -= 1
+            model = await model.answering()
             response = await handler(model, scope, body)
         except ClientGone:
             return
@@ -180,6 +181,7 @@ class FastPath:
             response = response.body
         else:
             headers = [_JSON_HEADER]
+        headers += model.header_pairs
         headers.append((b"content-length", str(len(response)).encode()))
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": response})

@@ -114,6 +114,32 @@ class ServerMetrics:
             MODEL_LABELS,
             registry=registry,
         )
+        self.model_load_failures = Counter(
+            "quayside_model_load_failures_total",
+            "Loads of a new version that failed, leaving the one serving before (a moved alias, a reload)",
+            ("model",),
+            registry=registry,
+        )
+        self.model_evictions = Counter(
+            "quayside_model_evictions_total",
+            "Models unloaded to stay within the memory budget (they load again on their next request)",
+            MODEL_LABELS,
+            registry=registry,
+        )
+        self.reload_wait = Histogram(
+            "quayside_model_reload_wait_seconds",
+            "Time a request waited for its evicted model to be loaded again",
+            MODEL_LABELS,
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.model_memory = Gauge(
+            "quayside_model_memory_bytes",
+            "What each loaded model counts against the memory budget (0 once evicted or replaced)",
+            MODEL_LABELS,
+            registry=registry,
+            multiprocess_mode="max",
+        )
 
     def observe_startup(self, times: StartupTimes, model: str, version: str) -> None:
         """The startup phases of ``model`` (the import phase is the process's, the same for each)."""

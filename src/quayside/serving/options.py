@@ -56,6 +56,10 @@ class ServeOptions:
     """Let callers load and unload models (the repository extension's load and unload, over REST
     and gRPC); off by default, since a load reads any path or URI the server can reach. The index
     is always answered."""
+    memory_budget_mb: float | None = None
+    """Most the loaded models may count together (each counts its runtime's model files, MB of
+    10^6 bytes); loading past it first unloads the least recently used idle model, which loads
+    again on its next request. None: no budget."""
     allowed_hosts: tuple[str, ...] | None = None
     """Host names answered (any port; ``*``: any); None: by ``host`` (:func:`quayside.hosts.default_allowed_hosts`)."""
     auth_token: bytes | None = field(default=None, repr=False)
@@ -76,10 +80,19 @@ class ServeOptions:
             (self.inline_below_us >= 0, "the inline threshold cannot be negative"),
             (self.max_body_bytes >= 1024, "the body limit must be at least 1 KiB"),
             (self.grace_period_s >= 0, "the grace period cannot be negative"),
+            (
+                self.memory_budget_mb is None or self.memory_budget_mb > 0,
+                f"the memory budget must be more than 0 MB, not {self.memory_budget_mb}",
+            ),
         ]
         for ok, message in checks:
             if not ok:
                 raise UsageError(message)
+
+    @property
+    def memory_budget_bytes(self) -> int | None:
+        """``memory_budget_mb`` in bytes; None without a budget."""
+        return None if self.memory_budget_mb is None else int(self.memory_budget_mb * 1e6)
 
     @property
     def intra_op_threads(self) -> int:

@@ -44,6 +44,16 @@ class ModelRuntime:
             "onnxruntime_onnx" if self.model.runtime == "onnx" else f"quayside_{self.model.manifest.flavor}"
         )
 
+    @property
+    def memory_bytes(self) -> int:
+        """What this model counts against a server's memory budget: the size of the files its
+        runtime loads (the ONNX file, or the native model's files), known before it is loaded."""
+        manifest = self.model.manifest
+        onnx_file = manifest.onnx.file if manifest.onnx is not None else None
+        if self.model.runtime == "onnx" and onnx_file is not None:
+            return manifest.file(onnx_file).size
+        return sum(entry.size for entry in manifest.files if entry.path != onnx_file)
+
     def run(self, inputs: Arrays) -> Arrays:
         """Run on checked inputs. Blocking: call it from a thread, never on the event loop."""
         return self.model.run(inputs)

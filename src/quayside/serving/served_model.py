@@ -7,6 +7,10 @@ bytes so that the framework routes and the fast path share them.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import time
+from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
 
 from quayside.errors import NotFoundError
@@ -19,6 +23,10 @@ from quayside.serving.options import ServeOptions
 from quayside.serving.protocols import invocations, v2
 from quayside.serving.protocols.binary import Framed
 from quayside.serving.runtime import ModelRuntime
+
+MODEL_NAME_HEADER = "quayside-model-name"
+MODEL_VERSION_HEADER = "quayside-model-version"
+"""Response headers naming the model and version that answered (which one did, across an alias move)."""
 
 
 class ServedModel:
@@ -66,12 +74,54 @@ class ServedModel:
             else None
         )
         """The versioned route of this model's own version; None without a version."""
+        self.header_pairs = [(MODEL_NAME_HEADER.encode(), runtime.name.encode())]
+        if runtime.version is not None:
+            self.header_pairs.append((MODEL_VERSION_HEADER.encode(), runtime.version.encode()))
+        """The response headers naming this model and its version, as ASGI header pairs."""
+        self.active = 0
+        """Inference requests inside this model now (an idle model has none)."""
+        self.last_used = time.monotonic()
+        """When a request last named this model: what the memory budget's eviction orders by."""
+        self._successor: Callable[[], Awaitable[ServedModel]] | None = None
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """The response headers naming this model and its version."""
+        return {key.decode(): value.decode() for key, value in self.header_pairs}
+
+    @property
+    def memory_bytes(self) -> int:
+        """What this model counts against a memory budget (:attr:`ModelRuntime.memory_bytes`)."""
+        return self.runtime.memory_bytes
 
     async def start(self) -> None:
         await self.runner.start()
 
     async def stop(self) -> None:
         await self.runner.stop()
+
+    async def retire(self, successor: Callable[[], Awaitable[ServedModel]], grace_s: float) -> None:
+        """Stop taking requests, let those inside finish (for at most ``grace_s``), then stop.
+
+        A request that found this model before it was retired but reaches it only now (it was
+        still reading its body) goes to ``successor()``: the model now serving the name, loaded
+        again if it has to be. So a swap or an unload between a lookup and a call fails nobody.
+        """
+        self._successor = successor
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._idle.wait(), timeout=grace_s)
+        await self.stop()
+
+    async def answering(self) -> ServedModel:
+        """This model, or once it is retired the one now serving its name. Call it just before a
+        handler: it returns without yielding to the loop while this model serves, so nothing can
+        retire the model between the two."""
+        model = self
+        while model._successor is not None:
+            model = await model._successor()
+        return model
 
     def check_version(self, version: str) -> None:
         """A request naming a version (any but empty) names this model's; else 404."""
@@ -91,11 +141,16 @@ class ServedModel:
     async def infer(self, inputs: Arrays, rows: int) -> Arrays:
         self.health.in_flight += 1
         self.in_flight.inc()
+        self.active += 1
+        self._idle.clear()
         try:
             return await self.runner.submit(inputs, rows)
         finally:
             self.health.in_flight -= 1
             self.in_flight.dec()
+            self.active -= 1
+            if not self.active:
+                self._idle.set()
 
     async def infer_v2(self, body: bytes, header_length: str | None = None) -> bytes | Framed:
         """A V2 inference request body in, the response body out.

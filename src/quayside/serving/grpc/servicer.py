@@ -209,7 +209,7 @@ class InferenceServicer:
 
     @_answered
     async def ModelReady(self, request: pb.ModelReadyRequest, context: Any) -> pb.ModelReadyResponse:
-        self.server.model(request.name, request.version)
+        self.server.check_model(request.name, request.version)
         return pb.ModelReadyResponse(ready=self.server.health.ready)
 
     @_answered
@@ -220,7 +220,7 @@ class InferenceServicer:
 
     @_answered
     async def ModelMetadata(self, request: pb.ModelMetadataRequest, context: Any) -> pb.ModelMetadataResponse:
-        runtime = self.server.model(request.name, request.version).runtime
+        runtime = (await self.server.model(request.name, request.version)).runtime
         return pb.ModelMetadataResponse(
             name=runtime.name,
             versions=[runtime.version] if runtime.version is not None else [],
@@ -236,7 +236,7 @@ class InferenceServicer:
         server = self.server
         if not server.health.ready:
             raise _not_ready(server)
-        model = server.model(request.model_name, request.model_version)
+        model = await server.model(request.model_name, request.model_version)
         signature = model.runtime.signature
         parsed = tensors.parse_infer_request(request, signature.inputs)
         outputs = await model.predict(parsed)

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from quayside.cli.console import err, styled
+from quayside.compose.following import current_version
 from quayside.compose.models import resolve_registered
 from quayside.errors import UsageError
 from quayside.hosts import ALLOWED_HOSTS_ENV, parse_allowed_hosts
@@ -94,6 +95,16 @@ def serve(
             "this server can reach); the index is always answered.",
         ),
     ] = False,
+    follow_interval: Annotated[
+        float,
+        typer.Option(
+            help="Seconds between asking the registry which version a served alias, stage or 'latest' "
+            "names (models:/NAME@ALIAS): when it moves, the new version is loaded and warmed beside the "
+            "old, traffic switches, the old one drains; a version that fails to load leaves the old one "
+            "serving. 0: serve the version found at start.",
+            min=0,
+        ),
+    ] = ServeOptions.follow_interval_s,
     memory_budget_mb: Annotated[
         float | None,
         typer.Option(
@@ -156,6 +167,7 @@ def serve(
         trust=trust,
         model_control=model_control,
         memory_budget_mb=memory_budget_mb,
+        follow_interval_s=follow_interval,
         runtime=runtime,  # type: ignore[arg-type]  # checked above
         allowed_hosts=parse_allowed_hosts(allowed_hosts),
         auth_token=read_token_file(auth_token_file) if auth_token_file else None,
@@ -183,4 +195,6 @@ def serve(
         )
     )
     err.print(access_line(options))
-    run_server(specs, options, loaded if workers == 1 else None, resolver=resolve_registered)
+    run_server(
+        specs, options, loaded if workers == 1 else None, resolver=resolve_registered, probe=current_version
+    )

@@ -21,6 +21,7 @@ from quayside.serving import openapi
 from quayside.serving.docs import install_docs, markdown_literal
 from quayside.serving.errors import JSON, error_response, json_error, unexpected_error_response
 from quayside.serving.fastpath import FastPath, read_limited_body
+from quayside.serving.following import AliasFollower, VersionProbe
 from quayside.serving.middleware import MODEL_KEY, RequestContext
 from quayside.serving.model_server import ModelLoader, ModelServer
 from quayside.serving.options import ServeOptions
@@ -68,20 +69,32 @@ def create_app(
     *,
     loader: ModelLoader | None = None,
     sources: Sequence[str] = (),
+    probe: VersionProbe | None = None,
 ) -> Any:
     """The ASGI app serving loaded models with V2, ``/invocations``, health, metrics and docs.
 
     ``loader`` loads a model the repository extension is asked to load (none: it can load none);
-    ``sources`` are where ``runtimes`` were loaded from, as the repository index shows them.
+    ``sources`` are where ``runtimes`` were loaded from, as the repository index shows them;
+    ``probe`` says which version a moving source (an alias) names now, for the server to follow
+    it every ``options.follow_interval_s`` (none, or an interval of 0: it follows nothing).
     """
     server = ModelServer(runtimes, options, imported_at=IMPORTED_AT, loader=loader, sources=sources)
+    follower = (
+        AliasFollower(server, probe, options.follow_interval_s)
+        if probe is not None and options.follow_interval_s > 0
+        else None
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await server.start()
+        if follower is not None:
+            follower.start()
         try:
             yield
         finally:
+            if follower is not None:
+                await follower.stop()
             await server.stop()
 
     names = ", ".join(server.models)

@@ -56,6 +56,10 @@ class ServeOptions:
     """Let callers load and unload models (the repository extension's load and unload, over REST
     and gRPC); off by default, since a load reads any path or URI the server can reach. The index
     is always answered."""
+    follow_interval_s: float = 10.0
+    """How often a model served from a moving URI (``models:/NAME@ALIAS``, a stage, ``latest``)
+    asks the registry which version it names; when it moves, the new version is loaded beside the
+    old, traffic switches, and the old one drains. 0: never (serve the version found at start)."""
     memory_budget_mb: float | None = None
     """Most the loaded models may count together (each counts its runtime's model files, MB of
     10^6 bytes); loading past it first unloads the least recently used idle model, which loads
@@ -80,6 +84,7 @@ class ServeOptions:
             (self.inline_below_us >= 0, "the inline threshold cannot be negative"),
             (self.max_body_bytes >= 1024, "the body limit must be at least 1 KiB"),
             (self.grace_period_s >= 0, "the grace period cannot be negative"),
+            (self.follow_interval_s >= 0, "the follow interval cannot be negative (0: do not follow)"),
             (
                 self.memory_budget_mb is None or self.memory_budget_mb > 0,
                 f"the memory budget must be more than 0 MB, not {self.memory_budget_mb}",

@@ -24,6 +24,7 @@ from uvicorn.supervisors import Multiprocess
 
 from quayside.errors import UsageError
 from quayside.serving.app import create_app
+from quayside.serving.following import VersionProbe
 from quayside.serving.grpc.transport import check_port_free, with_grpc
 from quayside.serving.listener import draining_protocol, reuse_port_socket
 from quayside.serving.metrics import MULTIPROCESS_ENV
@@ -82,9 +83,14 @@ class ModelSpec:
     """What the user named (a path or URI), as the repository index and reloads show it."""
 
 
-def worker_app(specs: Sequence[ModelSpec], options: ServeOptions, resolver: Resolver | None = None) -> Any:
+def worker_app(
+    specs: Sequence[ModelSpec],
+    options: ServeOptions,
+    resolver: Resolver | None = None,
+    probe: VersionProbe | None = None,
+) -> Any:
     """App factory run inside each worker process: load every model there, then build the app."""
-    return serving_app([load_spec(spec, options) for spec in specs], options, specs, resolver)
+    return serving_app([load_spec(spec, options) for spec in specs], options, specs, resolver, probe)
 
 
 def serving_app(
@@ -92,6 +98,7 @@ def serving_app(
     options: ServeOptions,
     specs: Sequence[ModelSpec] = (),
     resolver: Resolver | None = None,
+    probe: VersionProbe | None = None,
 ) -> Any:
     """The app one worker runs: REST, and gRPC beside it on ``options.grpc_port`` (unless 0)."""
     app = create_app(
@@ -99,6 +106,7 @@ def serving_app(
         options,
         loader=model_loader(options, resolver),
         sources=[spec.source or spec.path for spec in specs],
+        probe=probe,
     )
     return with_grpc(app, options)
 
@@ -159,13 +167,15 @@ def serve(
     options: ServeOptions,
     runtime: ModelRuntime | Sequence[ModelRuntime] | None = None,
     resolver: Resolver | None = None,
+    probe: VersionProbe | None = None,
 ) -> None:
     """Serve packages until SIGTERM/SIGINT; in-flight requests finish within the grace period.
 
     ``package`` is one package directory (served under ``options.model_name`` and
     ``model_version``), or the specs of several models. With one worker, ``runtime`` (already
     loaded by the caller, which then saw any loading error first) is served in this process.
-    ``resolver`` resolves the model URIs the repository extension is asked to load.
+    ``resolver`` resolves the model URIs the repository extension is asked to load, and
+    ``probe`` says which version a moving URI (an alias) names now, for the server to follow it.
     """
     specs = (
         [ModelSpec(str(package), options.model_name, options.model_version, str(package))]
@@ -176,7 +186,7 @@ def serve(
     check_port_free(options)
     if options.workers == 1:
         runtimes = runtime if runtime is not None else [load_spec(spec, options) for spec in specs]
-        app = serving_app(runtimes, options, specs, resolver)
+        app = serving_app(runtimes, options, specs, resolver, probe)
         config = _config(app, options, factory=False)
         # uvicorn calls listen() only after the app's startup, so a shared port gets
         # this process's connections only once it can serve them.
@@ -187,7 +197,9 @@ def serve(
     metrics_dir = tempfile.mkdtemp(prefix="quayside-metrics-")
     os.environ[MULTIPROCESS_ENV] = metrics_dir  # read by prometheus_client in each spawned worker
     try:
-        config = _config(functools.partial(worker_app, specs, options, resolver), options, factory=True)
+        config = _config(
+            functools.partial(worker_app, specs, options, resolver, probe), options, factory=True
+        )
         listener = (
             reuse_port_socket(options.host, options.port) if options.reuse_port else config.bind_socket()
         )

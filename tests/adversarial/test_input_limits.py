@@ -24,7 +24,7 @@ import pytest
 from quayside import save_model
 from quayside.config import Settings
 from quayside.errors import PayloadTooLargeError, UsageError
-from quayside.registry.archive import extract_tar
+from quayside.packager.archive import extract_tar
 from quayside.tracking.client import Client
 from quayside.tracking.entities import Metric
 from tests.db.fixtures import Server

@@ -19,7 +19,7 @@ from urllib.parse import quote
 import httpx
 
 from quayside.names import check_alias, check_model_name
-from quayside.registry.archive import extract_tar
+from quayside.packager.archive import extract_tar
 from quayside.registry.artifacts import iter_tar
 from quayside.registry.builds import BuildRecord, check_build_id
 from quayside.registry.entities import (

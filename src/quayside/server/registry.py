@@ -18,7 +18,7 @@ from starlette.concurrency import run_in_threadpool
 
 from quayside.errors import PermissionDeniedError, UsageError
 from quayside.identity.model import Identity, Resource, ResourceKind
-from quayside.registry.archive import extract_tar
+from quayside.packager.archive import extract_tar
 from quayside.registry.artifacts import iter_tar
 from quayside.registry.entities import MAX_VERSION
 from quayside.registry.policy import PolicyChange

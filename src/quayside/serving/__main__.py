@@ -5,6 +5,11 @@ driver), so an image holds only the serving runtime. ``PORT``, ``GRPC_PORT``,
 ``WORKERS`` and ``HOST`` in the environment set the defaults, as container
 platforms expect (``GRPC_PORT=0``: no gRPC).
 Every flag it shares with ``quayside serve`` has the same name and meaning.
+
+An image built from a moving URI (``models:/churn@champion``) names it in ``MODEL_SOURCE``
+and serves the version it carries from its first second; with ``QUAYSIDE_REGISTRY_URI`` set it
+also follows the URI (:mod:`quayside.serving.registry_http`): when the alias moves, the new
+version is downloaded, verified, loaded beside the old one, and takes over.
 """
 
 from __future__ import annotations
@@ -12,12 +17,20 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
 
 from quayside.errors import QuaysideError
 from quayside.hosts import ALLOWED_HOSTS_ENV, parse_allowed_hosts
 from quayside.serving.auth import AUTH_TOKEN_FILE_ENV, access_line, read_token_file
 from quayside.serving.options import MIB, ServeOptions, grpc_line, max_body_bytes
+from quayside.serving.registry_http import HttpRegistry, is_fixed, parse_moving_uri
 
+REGISTRY_URI_ENV = "QUAYSIDE_REGISTRY_URI"
+REGISTRY_TOKEN_ENV = "QUAYSIDE_TOKEN"
+MODEL_CACHE_DIR = "quayside-models"
+"""Under the temporary directory: versions downloaded while following, one folder per digest."""
 REUSE_PORT_ENV = "QUAYSIDE_REUSE_PORT"
 """Set to 1 by ``quayside deploy --target docker``: the next container binds the same port beside this one."""
 
@@ -31,17 +44,33 @@ def _env_int(name: str, default: int) -> int:
     return int(value)
 
 
-def _env_float(name: str) -> float | None:
+def _env_float(name: str, default: float | None = None) -> float | None:
     value = os.environ.get(name)
     if value is None or value == "":
-        return None
+        return default
     try:
         return float(value)
     except ValueError:
         raise SystemExit(f"error: {name} must be a number, not '{value}'") from None
 
 
+@dataclass(frozen=True)
+class Entry:
+    """What the entry point was told: the package, the options, and what to follow."""
+
+    package: str
+    options: ServeOptions
+    source: str | None = None
+    registry_uri: str | None = None
+
+
 def parse_options(argv: list[str]) -> tuple[str, ServeOptions]:
+    """The package and the serving options of a command line."""
+    entry = parse_entry(argv)
+    return entry.package, entry.options
+
+
+def parse_entry(argv: list[str]) -> Entry:
     defaults = ServeOptions()
     parser = argparse.ArgumentParser(prog="python -m quayside.serving", description=__doc__.splitlines()[0])
     parser.add_argument("package", help="model package directory")
@@ -72,6 +101,24 @@ def parse_options(argv: list[str]) -> tuple[str, ServeOptions]:
         "--model-control",
         action="store_true",
         help="let callers load and unload models through the repository extension (REST and gRPC)",
+    )
+    parser.add_argument(
+        "--source",
+        default=os.environ.get("MODEL_SOURCE") or None,
+        help="the model URI the package was built from (also MODEL_SOURCE); a moving one "
+        "(models:/NAME@ALIAS, a stage, latest) is followed when --registry-uri is set",
+    )
+    parser.add_argument(
+        "--registry-uri",
+        default=os.environ.get(REGISTRY_URI_ENV) or None,
+        help=f"http(s)://host:port of the quayside server holding the registry (also {REGISTRY_URI_ENV}); "
+        f"its API token comes from {REGISTRY_TOKEN_ENV}",
+    )
+    parser.add_argument(
+        "--follow-interval",
+        type=float,
+        default=_env_float("FOLLOW_INTERVAL", defaults.follow_interval_s),
+        help="seconds between asking the registry which version --source names (also FOLLOW_INTERVAL); 0: never",
     )
     parser.add_argument(
         "--memory-budget-mb",
@@ -114,19 +161,21 @@ def parse_options(argv: list[str]) -> tuple[str, ServeOptions]:
         trust=args.trust,
         model_control=args.model_control,
         memory_budget_mb=args.memory_budget_mb,
+        follow_interval_s=args.follow_interval,
         model_name=args.model_name,
         reuse_port=args.reuse_port,
         model_version=args.model_version,
         allowed_hosts=parse_allowed_hosts(args.allowed_hosts),
         auth_token=read_token_file(args.auth_token_file) if args.auth_token_file else None,
     )
-    return args.package, options
+    return Entry(args.package, options, args.source, args.registry_uri)
 
 
 def main(argv: list[str] | None = None) -> None:
     try:
-        package, options = parse_options(sys.argv[1:] if argv is None else argv)
-        from quayside.serving.server import load_for_serving, serve
+        entry = parse_entry(sys.argv[1:] if argv is None else argv)
+        package, options = entry.package, entry.options
+        from quayside.serving.server import ModelSpec, load_for_serving, serve
 
         runtime = load_for_serving(package, options)
         print(
@@ -134,9 +183,35 @@ def main(argv: list[str] | None = None) -> None:
             file=sys.stderr,
         )
         print(access_line(options), file=sys.stderr)
-        serve(package, options, runtime if options.workers == 1 else None)
+        registry = _registry(entry)
+        spec = ModelSpec(package, options.model_name, options.model_version, entry.source or package)
+        if registry is not None:
+            print(
+                f"following {entry.source} on {entry.registry_uri} every {options.follow_interval_s:g} s",
+                file=sys.stderr,
+            )
+        serve(
+            [spec],
+            options,
+            runtime if options.workers == 1 else None,
+            resolver=registry.resolve if registry is not None else None,
+            probe=registry.current_version if registry is not None else None,
+        )
     except QuaysideError as e:
         raise SystemExit(f"error: {e.message}") from None
+
+
+def _registry(entry: Entry) -> HttpRegistry | None:
+    """The registry to follow ``entry.source`` on; None when there is nothing to follow."""
+    if not entry.source or not entry.registry_uri or not entry.options.follow_interval_s:
+        return None
+    if parse_moving_uri(entry.source) is None or is_fixed(entry.source):
+        return None
+    return HttpRegistry(
+        entry.registry_uri,
+        cache_dir=Path(tempfile.gettempdir()) / MODEL_CACHE_DIR,
+        token=os.environ.get(REGISTRY_TOKEN_ENV) or None,
+    )
 
 
 if __name__ == "__main__":

@@ -227,6 +227,8 @@ def render_dockerfile(
         base_image=check_base_image(base_image),
         model_name=model.name,
         model_version=model.version,
+        # A models:/ URI: with QUAYSIDE_REGISTRY_URI at run time, the image follows it when it moves.
+        model_source=model.source_uri if model.source_uri.startswith("models:/") else "",
         onnx=model.runtime == "onnx",
         quayside_version=quayside_version,
         venv=VENV,

@@ -1,4 +1,5 @@
-"""Unpacking a package's tar archive (the REST registry's upload and download format) safely.
+"""Unpacking a package's tar archive (the REST registry's upload and download format, and how a
+model image fetches a version) safely.
 
 An archive is judged by its member list before a byte is written: at most so many
 entries, at most so many bytes unpacked, nothing but regular files and directories

@@ -24,7 +24,7 @@ from urllib.parse import quote
 
 from quayside.errors import NotFoundError, PackageIntegrityError, QuaysideError, UnavailableError, UsageError
 from quayside.packager.archive import extract_tar
-from quayside.packager.manifest import read_manifest
+from quayside.packager.manifest import MANIFEST_NAME, read_manifest
 
 API_PREFIX = "/api/registry"
 CHUNK = 1 << 20
@@ -95,7 +95,7 @@ class HttpRegistry:
         version = self._version(parsed)
         digest = str(version["digest"])
         target = self.cache_dir / digest
-        if not (target / "manifest.json").is_file():
+        if not (target / MANIFEST_NAME).is_file():
             self._download(parsed.name, int(version["version"]), digest, target)
         return target, parsed.name, str(version["version"])
 
@@ -121,7 +121,7 @@ class HttpRegistry:
             try:
                 package.rename(target)
             except OSError:
-                if not (target / "manifest.json").is_file():  # not another worker's finished copy
+                if not (target / MANIFEST_NAME).is_file():  # not another worker's finished copy
                     raise
         finally:
             shutil.rmtree(staging, ignore_errors=True)

@@ -28,6 +28,9 @@ from quayside.packager.manifest import MANIFEST_NAME, read_manifest
 
 API_PREFIX = "/api/registry"
 CHUNK = 1 << 20
+KEEP_VERSIONS = 2
+"""Downloaded versions kept in the cache: the one just fetched and the one before (a container's
+``/tmp`` is small, and a loaded model no longer reads its files)."""
 
 
 @dataclass(frozen=True)
@@ -97,7 +100,15 @@ class HttpRegistry:
         target = self.cache_dir / digest
         if not (target / MANIFEST_NAME).is_file():
             self._download(parsed.name, int(version["version"]), digest, target)
+            self._prune()
         return target, parsed.name, str(version["version"])
+
+    def _prune(self) -> None:
+        """Remove all but the :data:`KEEP_VERSIONS` newest downloads."""
+        downloads = [entry for entry in self.cache_dir.iterdir() if (entry / MANIFEST_NAME).is_file()]
+        downloads.sort(key=lambda entry: entry.stat().st_mtime, reverse=True)
+        for old in downloads[KEEP_VERSIONS:]:
+            shutil.rmtree(old, ignore_errors=True)
 
     def _version(self, parsed: MovingUri) -> dict[str, Any]:
         with self._open(f"/models/{quote(parsed.name, safe='')}{parsed.path}") as response:

@@ -17,6 +17,9 @@ import numpy as np
 import pytest
 
 import quayside
+from quayside.compose.clients import RegistryClient
+from tests.db.fixtures import Server
+from tests.serving.registry_versions import NAME, SEEDS, iris, save_forest
 
 
 def free_port() -> int:
@@ -182,4 +185,36 @@ def tensor_server(tensor_package, tmp_path_factory) -> Iterator[RunningServer]:
 def table_server(table_package, tmp_path_factory) -> Iterator[RunningServer]:
     server = start_server(table_package, log_dir=tmp_path_factory.mktemp("log"))
     yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def churn_rows() -> np.ndarray:
+    return iris()[0]
+
+
+@pytest.fixture(scope="module")
+def churn_packages(tmp_path_factory) -> dict[int, Path]:
+    """Versions 1 and 2 (ONNX forests that disagree on some rows) and 3 (a pickle without ONNX)."""
+    root = tmp_path_factory.mktemp("versions")
+    paths = {
+        version: save_forest(root / f"v{version}", seed=seed, name=NAME) for version, seed in SEEDS.items()
+    }
+    paths[3] = save_forest(root / "v3", seed=3, name=NAME, onnx=False)
+    return paths
+
+
+@pytest.fixture(scope="module")
+def churn_registry(tmp_path_factory, churn_packages) -> Iterator[tuple[Server, RegistryClient]]:
+    """A real ``quayside server`` holding the three versions, ``champion`` on version 1."""
+    home = tmp_path_factory.mktemp("registry")
+    server = Server(
+        home, f"sqlite:///{home / 'quayside.db'}", settings={"QUAYSIDE_MAX_ARTIFACT_BYTES": "100000000"}
+    )
+    server.start()
+    client = RegistryClient(server.url)
+    for version in sorted(churn_packages):
+        assert client.register_model(churn_packages[version], NAME).version == version
+    client.set_alias(NAME, "champion", 1)
+    yield server, client
     server.stop()

@@ -12,62 +12,21 @@ import re
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import numpy as np
 import pytest
 import tritonclient.grpc as triton
-from sklearn.datasets import load_iris
-from sklearn.ensemble import RandomForestClassifier
 
-import quayside
-from quayside.compose.clients import RegistryClient
-from tests.db.fixtures import Server
 from tests.serving.conftest import RunningServer, free_port, start_server
+from tests.serving.registry_versions import expected
 
 FOLLOW_INTERVAL_S = 0.2
 
 
 @pytest.fixture(scope="module")
-def rows() -> np.ndarray:
-    return load_iris(return_X_y=True)[0].astype(np.float32)
-
-
-@pytest.fixture(scope="module")
-def packages(tmp_path_factory, rows) -> dict[int, Path]:
-    """Versions 1 and 2 (forests that disagree on some rows) and 3 (a pickle, no ONNX)."""
-    root = tmp_path_factory.mktemp("versions")
-    labels = load_iris(return_X_y=True)[1]
-    paths = {}
-    for version, seed in ((1, 0), (2, 7)):
-        model = RandomForestClassifier(n_estimators=3, max_depth=2, random_state=seed).fit(rows, labels)
-        paths[version] = root / f"v{version}"
-        quayside.save_model(model, paths[version], input_example=rows[:10], to_onnx=True, name="churn")
-    broken = RandomForestClassifier(n_estimators=2, random_state=3).fit(rows, labels)
-    paths[3] = root / "v3"
-    quayside.save_model(broken, paths[3], input_example=rows[:10], to_onnx=False, name="churn")
-    return paths
-
-
-@pytest.fixture(scope="module")
-def registry(tmp_path_factory, packages) -> Iterator[tuple[Server, RegistryClient]]:
-    home = tmp_path_factory.mktemp("registry")
-    server = Server(
-        home, f"sqlite:///{home / 'quayside.db'}", settings={"QUAYSIDE_MAX_ARTIFACT_BYTES": "100000000"}
-    )
-    server.start()
-    client = RegistryClient(server.url)
-    for version in (1, 2, 3):
-        assert client.register_model(packages[version], "churn").version == version
-    client.set_alias("churn", "champion", 1)
-    yield server, client
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def following(registry, tmp_path_factory) -> Iterator[RunningServer]:
-    server, _ = registry
+def following(churn_registry, tmp_path_factory) -> Iterator[RunningServer]:
+    server, _ = churn_registry
     grpc_port = free_port()
     running = start_server(
         "models:/churn@champion",
@@ -82,10 +41,6 @@ def following(registry, tmp_path_factory) -> Iterator[RunningServer]:
     running.grpc_address = f"127.0.0.1:{grpc_port}"  # type: ignore[attr-defined]
     yield running
     running.stop()
-
-
-def expected(packages: dict[int, Path], version: int, rows: np.ndarray) -> np.ndarray:
-    return quayside.load_model(packages[version]).predict(rows)["label"]
 
 
 def served_version(url: str) -> str:
@@ -173,18 +128,18 @@ def grpc_call(address: str):
 
 
 def test_a_request_loop_across_an_alias_move_sees_whole_answers_of_one_version_or_the_other(
-    following, registry, packages, rows
+    following, churn_registry, churn_packages, churn_rows
 ):
-    _, client = registry
+    _, client = churn_registry
     assert served_version(following.url) == "1"
-    wanted = {version: expected(packages, version, rows) for version in (1, 2)}
+    wanted = {version: expected(churn_packages, version, churn_rows) for version in (1, 2)}
     assert not np.array_equal(wanted[1], wanted[2])  # a mix would show
     loops = [
-        Loop(rest_call(following.url), rows, 1),
-        Loop(rest_call(following.url), rows, 2),
-        Loop(invocations_call(following.url), rows, 3),
-        Loop(grpc_call(following.grpc_address), rows, 4),  # type: ignore[attr-defined]
-        Loop(grpc_call(following.grpc_address), rows, 5),  # type: ignore[attr-defined]
+        Loop(rest_call(following.url), churn_rows, 1),
+        Loop(rest_call(following.url), churn_rows, 2),
+        Loop(invocations_call(following.url), churn_rows, 3),
+        Loop(grpc_call(following.grpc_address), churn_rows, 4),  # type: ignore[attr-defined]
+        Loop(grpc_call(following.grpc_address), churn_rows, 5),  # type: ignore[attr-defined]
     ]
     for loop in loops:
         loop.start()
@@ -210,9 +165,9 @@ def test_a_request_loop_across_an_alias_move_sees_whole_answers_of_one_version_o
 
 
 def test_a_version_that_cannot_load_leaves_the_one_serving_and_is_reported(
-    following, registry, packages, rows
+    following, churn_registry, churn_packages, churn_rows
 ):
-    _, client = registry
+    _, client = churn_registry
     client.set_alias("churn", "champion", 2)
     wait_for(lambda: served_version(following.url) == "2")
     client.set_alias("churn", "champion", 3)
@@ -224,7 +179,7 @@ def test_a_version_that_cannot_load_leaves_the_one_serving_and_is_reported(
     assert failures is not None and float(failures.group(1)) >= 1
     assert httpx.get(f"{following.url}/v2/health/ready", timeout=5).status_code == 200
     assert served_version(following.url) == "2"
-    version, labels = rest_call(following.url)(rows)
-    assert version == "2" and np.array_equal(labels, expected(packages, 2, rows))
+    version, labels = rest_call(following.url)(churn_rows)
+    assert version == "2" and np.array_equal(labels, expected(churn_packages, 2, churn_rows))
     assert "version 2 keeps serving" in following.log()
     client.set_alias("churn", "champion", 2)

@@ -18,32 +18,28 @@ import httpx
 import numpy as np
 import pytest
 import tritonclient.grpc as triton
-from sklearn.datasets import load_iris
-from sklearn.ensemble import RandomForestClassifier
 
 import quayside
 from quayside.packager.manifest import read_manifest
 from tests.serving.conftest import RunningServer, free_port, start_server, v2_error
+from tests.serving.registry_versions import iris, save_forest
 
 NAMES = ("alpha", "beta", "gamma")
 
 
 @pytest.fixture(scope="module")
 def rows() -> np.ndarray:
-    return load_iris(return_X_y=True)[0].astype(np.float32)
+    return iris()[0]
 
 
 @pytest.fixture(scope="module")
-def packages(tmp_path_factory, rows) -> dict[str, Path]:
+def packages(tmp_path_factory) -> dict[str, Path]:
     """Three forests of the same size (same shape of trees), each predicting differently."""
     root = tmp_path_factory.mktemp("budget")
-    labels = load_iris(return_X_y=True)[1]
-    paths = {}
-    for seed, name in enumerate(NAMES):
-        model = RandomForestClassifier(n_estimators=8, max_depth=4, random_state=seed).fit(rows, labels)
-        paths[name] = root / name
-        quayside.save_model(model, paths[name], input_example=rows[:10], to_onnx=True, name=name)
-    return paths
+    return {
+        name: save_forest(root / name, seed=seed, name=name, trees=8, depth=4)
+        for seed, name in enumerate(NAMES)
+    }
 
 
 def model_bytes(package: Path) -> int:
@@ -63,19 +59,19 @@ def budget_mb(packages) -> float:
     return budget / 1e6
 
 
+def start_budgeted(packages: dict[str, Path], budget_mb: float, *args: str, log_dir: Path) -> RunningServer:
+    """One server of the three models under the budget."""
+    first, *others = (packages[name] for name in NAMES)
+    return start_server(
+        first, *map(str, others), "--memory-budget-mb", str(budget_mb), "--quiet", *args, log_dir=log_dir
+    )
+
+
 @pytest.fixture(scope="module")
 def server(packages, budget_mb, tmp_path_factory) -> Iterator[RunningServer]:
     grpc_port = free_port()
-    running = start_server(
-        packages["alpha"],
-        str(packages["beta"]),
-        str(packages["gamma"]),
-        "--memory-budget-mb",
-        str(budget_mb),
-        "--grpc-port",
-        str(grpc_port),
-        "--quiet",
-        log_dir=tmp_path_factory.mktemp("log"),
+    running = start_budgeted(
+        packages, budget_mb, "--grpc-port", str(grpc_port), log_dir=tmp_path_factory.mktemp("log")
     )
     running.grpc_address = f"127.0.0.1:{grpc_port}"  # type: ignore[attr-defined]
     yield running
@@ -177,16 +173,7 @@ def test_three_models_answer_concurrently_within_a_budget_of_two(server, package
 
 
 def test_a_model_evicted_then_unloaded_stays_unloaded(packages, budget_mb, tmp_path, rows):
-    running = start_server(
-        packages["alpha"],
-        str(packages["beta"]),
-        str(packages["gamma"]),
-        "--memory-budget-mb",
-        str(budget_mb),
-        "--model-control",
-        "--quiet",
-        log_dir=tmp_path,
-    )
+    running = start_budgeted(packages, budget_mb, "--model-control", log_dir=tmp_path)
     try:
         assert httpx.post(f"{running.url}/v2/repository/models/alpha/unload", timeout=10).status_code == 200
         response = httpx.post(f"{running.url}/v2/models/alpha/infer", json={"inputs": []}, timeout=10)

@@ -12,56 +12,19 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import numpy as np
 import pytest
 import yaml
-from sklearn.datasets import load_iris
-from sklearn.ensemble import RandomForestClassifier
 
 import quayside
-from quayside.compose.clients import RegistryClient
 from quayside.errors import NotFoundError, PackageIntegrityError, UnavailableError, UsageError
 from quayside.packager.manifest import MANIFEST_NAME
 from quayside.serving import registry_http
 from quayside.serving.registry_http import HttpRegistry, is_fixed, parse_moving_uri
-from tests.db.fixtures import Server
 from tests.serving.conftest import free_port
-
-
-@pytest.fixture(scope="module")
-def rows() -> np.ndarray:
-    return load_iris(return_X_y=True)[0].astype(np.float32)
-
-
-@pytest.fixture(scope="module")
-def packages(tmp_path_factory, rows) -> dict[int, Path]:
-    root = tmp_path_factory.mktemp("versions")
-    labels = load_iris(return_X_y=True)[1]
-    paths = {}
-    for version, seed in ((1, 0), (2, 7)):
-        model = RandomForestClassifier(n_estimators=3, max_depth=2, random_state=seed).fit(rows, labels)
-        paths[version] = root / f"v{version}"
-        quayside.save_model(model, paths[version], input_example=rows[:10], to_onnx=True, name="churn")
-    return paths
-
-
-@pytest.fixture(scope="module")
-def registry(tmp_path_factory, packages) -> Iterator[tuple[Server, RegistryClient]]:
-    home = tmp_path_factory.mktemp("registry")
-    server = Server(
-        home, f"sqlite:///{home / 'quayside.db'}", settings={"QUAYSIDE_MAX_ARTIFACT_BYTES": "100000000"}
-    )
-    server.start()
-    client = RegistryClient(server.url)
-    for version in (1, 2):
-        client.register_model(packages[version], "churn")
-    client.set_alias("churn", "champion", 1)
-    yield server, client
-    server.stop()
+from tests.serving.registry_versions import expected
 
 
 def test_uris_are_read_as_the_rest_api_asks_for_them():
@@ -75,8 +38,8 @@ def test_uris_are_read_as_the_rest_api_asks_for_them():
         parse_moving_uri("models:/churn")
 
 
-def test_a_version_is_fetched_once_per_digest_and_named(registry, tmp_path, packages):
-    server, client = registry
+def test_a_version_is_fetched_once_per_digest_and_named(churn_registry, tmp_path, churn_packages):
+    server, client = churn_registry
     http = HttpRegistry(server.url, cache_dir=tmp_path / "cache")
     assert http.current_version("models:/churn@champion") == "1"
     assert http.current_version("models:/churn/2") is None  # a fixed version never moves
@@ -92,8 +55,8 @@ def test_a_version_is_fetched_once_per_digest_and_named(registry, tmp_path, pack
     assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == [path.name]  # no staging left
 
 
-def test_what_goes_wrong_is_one_clear_error(registry, tmp_path, monkeypatch):
-    server, _ = registry
+def test_what_goes_wrong_is_one_clear_error(churn_registry, tmp_path, monkeypatch):
+    server, _ = churn_registry
     http = HttpRegistry(server.url, cache_dir=tmp_path / "cache")
     with pytest.raises(NotFoundError, match="nobody"):
         http.current_version("models:/churn@nobody")
@@ -121,13 +84,13 @@ def test_what_goes_wrong_is_one_clear_error(registry, tmp_path, monkeypatch):
     assert [p.name for p in (tmp_path / "cache").iterdir()] == []
 
 
-def test_the_image_entry_point_follows_an_alias(registry, packages, tmp_path, rows):
-    server, client = registry
+def test_the_image_entry_point_follows_an_alias(churn_registry, churn_packages, tmp_path, churn_rows):
+    server, client = churn_registry
     client.set_alias("churn", "champion", 1)
     port = free_port()
     log = (tmp_path / "serving.log").open("w")
     process = subprocess.Popen(
-        [sys.executable, "-m", "quayside.serving", str(packages[1]), "--port", str(port), "--quiet"],
+        [sys.executable, "-m", "quayside.serving", str(churn_packages[1]), "--port", str(port), "--quiet"],
         env={
             **os.environ,
             "GRPC_PORT": "0",
@@ -158,13 +121,13 @@ def test_the_image_entry_point_follows_an_alias(registry, packages, tmp_path, ro
                 {
                     "name": "input",
                     "datatype": "FP32",
-                    "shape": list(rows.shape),
-                    "data": rows.ravel().tolist(),
+                    "shape": list(churn_rows.shape),
+                    "data": churn_rows.ravel().tolist(),
                 }
             ]
         }
         document = httpx.post(f"{url}/v2/models/churn/infer", json=body, timeout=10).json()
-        wanted = quayside.load_model(packages[2]).predict(rows)["label"]
+        wanted = expected(churn_packages, 2, churn_rows)
         labels = next(output for output in document["outputs"] if output["name"] == "label")
         assert np.array_equal(np.asarray(labels["data"]), wanted)
         assert (

@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 from serving_bench import machine
+from serving_bench.closed_loop import Latencies, read_status
 from serving_bench.models import build_random_forest
 from serving_bench.paths import LOADTESTS_DIR, WORK_DIR, relative
 from serving_bench.processes import ServerProcess, free_port, install_cleanup, run_cli, wait_for
@@ -113,23 +114,6 @@ def request_bodies(model: Any, rows: int) -> dict[str, tuple[bytes, ...]]:
     }
 
 
-class Latencies:
-    """Closed-loop callers' latencies, counted only inside the measured window."""
-
-    def __init__(self, measure_from: float, measure_until: float) -> None:
-        self.measure_from, self.measure_until = measure_from, measure_until
-        self.latencies_ms: list[float] = []
-        self.errors = 0
-
-    def record(self, started: float, ended: float, ok: bool) -> None:
-        if started < self.measure_from or ended > self.measure_until:
-            return
-        if ok:
-            self.latencies_ms.append((ended - started) * 1000.0)
-        else:
-            self.errors += 1
-
-
 async def _callers(call: Any, bodies: tuple[bytes, ...], concurrency: int, latencies: Latencies) -> None:
     async def caller(index: int) -> None:
         position = index
@@ -168,19 +152,6 @@ async def drive_rest(port: int, bodies: tuple[bytes, ...], concurrency: int, lat
         await asyncio.gather(*(client.aclose() for client in clients))
 
 
-async def _read_response(reader: asyncio.StreamReader) -> int:
-    """One HTTP/1.1 response off a keep-alive connection: its status (the body is read and dropped)."""
-    head = await reader.readuntil(b"\r\n\r\n")
-    status = int(head[9:12])
-    length = 0
-    for line in head.split(b"\r\n")[1:]:
-        name, _, value = line.partition(b":")
-        if name.strip().lower() == b"content-length":
-            length = int(value)
-    await reader.readexactly(length)
-    return status
-
-
 async def drive_rest_streams(
     port: int, bodies: tuple[bytes, ...], concurrency: int, latencies: Latencies
 ) -> None:
@@ -198,7 +169,7 @@ async def drive_rest_streams(
     async def call(body: bytes, index: int) -> bool:
         reader, writer = connections[index]
         writer.write(requests[body])
-        return await _read_response(reader) == 200
+        return await read_status(reader) == 200
 
     try:
         await _callers(call, bodies, concurrency, latencies)

@@ -53,6 +53,7 @@ from pathlib import Path
 
 import numpy as np
 from serving_bench import machine, payloads
+from serving_bench.closed_loop import Latencies, read_status
 from serving_bench.memory import pss_bytes, rss_bytes
 from serving_bench.models import N_FEATURES, ServedModel
 from serving_bench.paths import LOADTESTS_DIR, WORK_DIR, relative
@@ -278,35 +279,6 @@ def check_answers(models: list[ServedModel], ports: dict[str, int], rows: int) -
     return None
 
 
-class Recorder:
-    """One model's latencies and errors, counted only inside the measured window."""
-
-    def __init__(self, measure_from: float, measure_until: float) -> None:
-        self.measure_from, self.measure_until = measure_from, measure_until
-        self.latencies_ms: list[float] = []
-        self.errors = 0
-
-    def record(self, started: float, ended: float, ok: bool) -> None:
-        if started < self.measure_from or ended > self.measure_until:
-            return
-        if ok:
-            self.latencies_ms.append((ended - started) * 1000.0)
-        else:
-            self.errors += 1
-
-
-async def _read_status(reader: asyncio.StreamReader) -> int:
-    """One HTTP/1.1 response off a keep-alive connection: its status (the body is read and dropped)."""
-    head = await reader.readuntil(b"\r\n\r\n")
-    length = 0
-    for line in head.split(b"\r\n")[1:]:
-        name, _, value = line.partition(b":")
-        if name.strip().lower() == b"content-length":
-            length = int(value)
-    await reader.readexactly(length)
-    return int(head[9:12])
-
-
 class Connection:
     """A caller's keep-alive connection, opened on first use and again after a failure."""
 
@@ -321,7 +293,7 @@ class Connection:
                 self.streams = await asyncio.open_connection("127.0.0.1", self.port)
             reader, writer = self.streams
             writer.write(request)
-            return await asyncio.wait_for(_read_status(reader), REQUEST_TIMEOUT_S) == 200
+            return await asyncio.wait_for(read_status(reader), REQUEST_TIMEOUT_S) == 200
         except (OSError, EOFError, TimeoutError, ValueError, asyncio.LimitOverrunError):
             self.close()
             return False
@@ -332,7 +304,7 @@ class Connection:
             self.streams = None
 
 
-async def drive(targets: list[Target], concurrency: int, recorders: list[Recorder]) -> None:
+async def drive(targets: list[Target], concurrency: int, recorders: list[Latencies]) -> None:
     """``concurrency`` closed-loop callers, caller i calling model i mod n, until the window ends."""
     until = recorders[0].measure_until
 
@@ -376,10 +348,10 @@ class Snapshot:
 
 def run_load(
     targets: list[Target], servers: list[ServerProcess], args: argparse.Namespace
-) -> tuple[list[Recorder], Snapshot, Snapshot]:
+) -> tuple[list[Latencies], Snapshot, Snapshot]:
     """Warm up, then measure: the per-model recorders and the snapshots after warm-up and at the end."""
     start = time.perf_counter()
-    recorders = [Recorder(start + args.warmup, start + args.warmup + args.duration) for _ in targets]
+    recorders = [Latencies(start + args.warmup, start + args.warmup + args.duration) for _ in targets]
     warm: Snapshot | None = None
 
     async def main() -> None:
@@ -406,7 +378,7 @@ def summarise(
     key: str,
     servers: list[ServerProcess],
     rss_ready: int,
-    measured: tuple[list[Recorder], Snapshot, Snapshot],
+    measured: tuple[list[Latencies], Snapshot, Snapshot],
     models: list[ServedModel],
     args: argparse.Namespace,
 ) -> ConfigurationResult:

@@ -60,3 +60,41 @@ def mixed_pipeline(mixed_frame):
         [("numbers", StandardScaler(), ["income", "age"]), ("plan", OneHotEncoder(), ["plan"])]
     )
     return make_pipeline(columns, LogisticRegression()).fit(X, y), X
+
+
+# --- a real S3 endpoint for every package's tests (moto's server over HTTP) -----------------------
+
+
+@pytest.fixture(scope="session")
+def s3_session_endpoint(tmp_path_factory: pytest.TempPathFactory):
+    """``http://127.0.0.1:PORT`` of a moto S3 server for the whole session, with the dummy AWS
+    credentials in the environment (so servers started as subprocesses reach it too)."""
+    from tests.artifacts.conftest import aws_environment, moto_server
+
+    with pytest.MonkeyPatch.context() as env:
+        aws_environment(env)
+        with moto_server(tmp_path_factory.mktemp("moto-session") / "server.log") as endpoint:
+            yield endpoint
+
+
+@pytest.fixture(scope="session")
+def s3_session_client(s3_session_endpoint: str):
+    """A plain boto3 client of the session's moto server: the tests' way behind a store's back."""
+    import boto3
+    from botocore.config import Config
+
+    from tests.artifacts.conftest import ACCESS_KEY, REGION, SECRET_KEY
+
+    return boto3.session.Session(
+        aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY, region_name=REGION
+    ).client("s3", endpoint_url=s3_session_endpoint, config=Config(s3={"addressing_style": "path"}))
+
+
+@pytest.fixture(scope="session")
+def s3_session_bucket(s3_session_client) -> str:
+    """One bucket on the session's moto server (tests keep apart by prefix or by run id)."""
+    import uuid
+
+    name = f"quayside-session-{uuid.uuid4().hex[:12]}"
+    s3_session_client.create_bucket(Bucket=name)
+    return name

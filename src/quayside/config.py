@@ -6,8 +6,8 @@ nothing deeper in the code reads the environment.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Literal, TypeVar
 from urllib.parse import unquote, urlsplit
@@ -16,7 +16,6 @@ from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from quayside.errors import UsageError
-
 
 _URI_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://")
 

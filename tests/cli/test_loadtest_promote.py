@@ -76,6 +76,20 @@ def test_a_passing_load_test_promotes_and_the_audit_entry_names_the_stored_repor
     assert f"report {report_id} stored" in result.stdout
 
 
+def test_promote_with_two_workers_gates_on_one_report_of_locusts_master_and_workers(home, staged):
+    staged.set_policy("members", slo=PASSING_SLO)
+    result = _promote(_local(home), "--workers", "2")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert staged.get_version("members", 2).stage == "production"
+    [listed] = staged.loadtest_reports("members", 2)
+    stored = home / "artifacts" / "loadtests" / "members" / "2" / listed.id / "report.json"
+    report = json.loads(stored.read_text())
+    workers = [p for p in report["generator"]["by_process"] if p["role"] == "worker"]
+    assert len(workers) == 2 and all(w["requests"] > 0 for w in workers)
+    assert sum(w["requests"] for w in workers) == report["summary"]["requests"] == listed.summary["requests"]
+    assert "Locust master and 2 workers" in result.stdout
+
+
 def test_an_slo_the_run_misses_refuses_exits_1_and_leaves_the_registry_unchanged(home, staged):
     staged.set_policy("members", slo="p95_ms<=0.001")
     before = registry_snapshot(staged)

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from quayside.artifacts.keys import RECORD_SUFFIX
 from quayside.errors import UsageError
 from tests.db.fixtures import own_server as own_server  # fixtures, re-exported for pytest
 from tests.loadtesting.conftest import home as home
@@ -78,7 +79,8 @@ def test_a_passing_report_is_stored_and_judged_by_the_registry_and_the_version_m
     (listed,) = staged.loadtest_reports("members", 2)
     assert listed.id == report_id and listed.passed is True
     stored = home / "artifacts" / "loadtests" / "members" / "2" / report_id
-    assert sorted(p.name for p in stored.iterdir()) == ["report.html", "report.json"]
+    stored_files = sorted(p.name for p in stored.iterdir() if not p.name.endswith(RECORD_SUFFIX))
+    assert stored_files == ["report.html", "report.json"]  # (each with the store's digest record beside it)
     assert json.loads((stored / "report.json").read_text())["summary"]["failures"] == 0
     assert result["document"]["summary"]["failures"] == 0 and result["document"]["timeseries"]
 

@@ -44,6 +44,21 @@ def grpc_server(tensor_input_package, tmp_path_factory):
     server.stop()
 
 
+def test_two_workers_call_model_infer_and_their_counts_add_up_to_the_report(grpc_server, tmp_path):
+    server, grpc_target = grpc_server
+    result = run_cli(
+        "loadtest", f"{server.url}/v2/models/diabetes", "--protocol", "grpc", "--grpc-target", grpc_target,
+        "--workers", "2", "--duration", "2s", "--users", "4", "--spawn-rate", "4", "--out", str(tmp_path),
+        env={"QUAYSIDE_HOME": str(tmp_path / "home")},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = read_report(tmp_path)
+    workers = [p for p in report["generator"]["by_process"] if p["role"] == "worker"]
+    assert len(workers) == 2 and all(w["requests"] > 0 for w in workers)
+    assert sum(w["requests"] for w in workers) == report["summary"]["requests"]
+    assert report["summary"]["failures"] == 0 and report["target"] == grpc_target
+
+
 def test_a_running_server_is_loaded_at_its_grpc_target_and_an_impossible_slo_fails(grpc_server, tmp_path):
     server, grpc_target = grpc_server
     result = run_cli(

@@ -1,4 +1,10 @@
-"""The registry suite runs client tests four ways: local store or REST server, on SQLite or PostgreSQL."""
+"""The registry suite runs client tests five ways: local store or REST server, on SQLite or PostgreSQL, with
+local artifacts; and the local store on PostgreSQL with its artifacts in S3 (moto's server, over HTTP).
+
+The S3 variant is the one a team runs (PostgreSQL + a bucket); it is added for the local store only,
+which exercises every store path the server uses, so that the suite grows by a fifth, not a half. The
+server on S3 is exercised by the round trips of tests/registry/test_artifact_stores.py.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +13,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -15,6 +22,7 @@ from quayside import RegistryClient, save_model
 from quayside.config import Settings
 from quayside.tracking import fluent
 from quayside.tracking.client import Client
+from tests.artifacts.conftest import aws_environment, moto_server
 from tests.db import fixtures
 from tests.db.fixtures import Server
 
@@ -44,12 +52,19 @@ class Target:
     def tracking(self) -> Client:
         return Client(settings=self.settings)
 
+    endpoint: str | None = None
+    """The S3 endpoint of an ``s3://`` artifact root."""
+
     def env(self) -> dict[str, str]:
         env = {"QUAYSIDE_HOME": str(self.settings.home)}
         if self.settings.tracking_uri:
             env["QUAYSIDE_TRACKING_URI"] = self.settings.tracking_uri
         if self.settings.db_url:
             env["QUAYSIDE_DB_URL"] = self.settings.db_url
+        if self.settings.artifact_root:
+            env["QUAYSIDE_ARTIFACT_ROOT"] = self.settings.artifact_root
+        if self.endpoint:
+            env["QUAYSIDE_S3_ENDPOINT_URL"] = self.endpoint
         return env
 
 
@@ -91,9 +106,58 @@ def rest_postgresql(postgresql_server: Server, tmp_path_factory: pytest.TempPath
     return _rest("registry-rest-postgresql", postgresql_server, tmp_path_factory)
 
 
-@pytest.fixture(params=["local_sqlite", "local_postgresql", "rest_sqlite", "rest_postgresql"])
+@dataclass(frozen=True)
+class S3:
+    """The registry suite's S3 endpoint and a bucket of its own."""
+
+    endpoint: str
+    bucket: str
+
+    def client(self) -> Any:
+        import boto3
+
+        return boto3.client("s3", endpoint_url=self.endpoint)
+
+    def root(self, prefix: str) -> str:
+        return f"s3://{self.bucket}/{prefix}"
+
+
+@pytest.fixture(scope="session")
+def registry_s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3]:
+    """moto's S3 server for the registry suite (a process of its own, reached over HTTP), with a bucket."""
+    with pytest.MonkeyPatch.context() as env:
+        aws_environment(env)
+        with moto_server(tmp_path_factory.mktemp("registry-moto") / "server.log") as endpoint:
+            s3 = S3(endpoint, f"quayside-registry-{uuid.uuid4().hex[:12]}")
+            s3.client().create_bucket(Bucket=s3.bucket)
+            yield s3
+
+
+@pytest.fixture
+def s3_settings(registry_s3: S3, monkeypatch: pytest.MonkeyPatch) -> S3:
+    """The AWS variables a user of the S3 root has, for one test: credentials and the endpoint."""
+    aws_environment(monkeypatch)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", registry_s3.endpoint)
+    return registry_s3
+
+
+@pytest.fixture(scope="session")
+def local_s3_postgresql(
+    postgres_database_url: str, registry_s3: S3, tmp_path_factory: pytest.TempPathFactory
+) -> Target:
+    home = tmp_path_factory.mktemp("registry-local-s3-postgresql")
+    settings = Settings(home=home, db_url=postgres_database_url, artifact_root=registry_s3.root("team"))
+    return Target("local-s3-postgresql", settings, endpoint=registry_s3.endpoint)
+
+
+TARGETS = ["local_sqlite", "local_postgresql", "rest_sqlite", "rest_postgresql", "local_s3_postgresql"]
+
+
+@pytest.fixture(params=TARGETS)
 def target(request: pytest.FixtureRequest) -> Target:
     """Each registry target in turn."""
+    if request.param.endswith("_s3_postgresql"):
+        request.getfixturevalue("s3_settings")
     return request.getfixturevalue(request.param)
 
 

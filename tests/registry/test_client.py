@@ -340,7 +340,7 @@ def test_a_tampered_registered_package_is_refused_at_load(local_sqlite, packages
         load_model(f"models:/{name}/1", trust=True).manifest.digest() == read_manifest(packages[0]).digest()
     )
     path = registry.resolve(f"models:/{name}/1").path
-    model_file = next(p for p in path.iterdir() if p.name != "quayside.yaml" and p.is_file())
+    model_file = path / read_manifest(path).files[0].path
     model_file.write_bytes(model_file.read_bytes() + b"tampered")
     with pytest.raises(PackageIntegrityError, match=r"does not match its sha256 .*: the package was altered"):
         load_model(f"models:/{name}/1", trust=True)

@@ -32,7 +32,7 @@ def registered(store: RegistryStore, packages: list[Path], count: int = 1) -> st
 
 
 def report_folders(store: RegistryStore, name: str) -> list[Path]:
-    root = store.reports.root / loadtests.LOADTESTS_DIR / name
+    root = store.artifacts.root / loadtests.LOADTESTS_DIR / name
     return sorted(p for p in root.glob("*/*") if p.is_dir())
 
 
@@ -57,18 +57,19 @@ def test_a_report_is_written_whole_under_the_artifact_root_and_read_back(store, 
         {"kind": "package", "package_digest": digest},
     )
     (folder,) = report_folders(store, name)
-    assert folder == store.reports.root / "loadtests" / name / "1" / record.id
-    assert sorted(p.name for p in folder.iterdir()) == [loadtests.REPORT_HTML, loadtests.REPORT_JSON]
+    assert folder == store.artifacts.root / "loadtests" / name / "1" / record.id
+    listed = [info.key for info in store.artifacts.list(f"loadtests/{name}/1/{record.id}")]
+    assert listed == [f"loadtests/{name}/1/{record.id}/{file}" for file in ("report.html", "report.json")]
     kept = json.loads((folder / loadtests.REPORT_JSON).read_text())
     assert "verdict" not in kept  # the client's verdict is not kept: the registry judges the figures
     assert (kept["id"], kept["model"], kept["version"]) == (record.id, name, 1)
     assert (folder / loadtests.REPORT_HTML).read_text() == HTML
-    assert store.loadtest_report_html(name, 1, record.id) == folder / loadtests.REPORT_HTML
+    assert store.loadtest_report_page(name, 1, record.id) == HTML
 
     full = store.loadtest_report(name, 1, record.id)
     assert full["timeseries"] == document["timeseries"] and full["summary"]["p95_ms"] == 5.0
     assert full["record"]["id"] == record.id and full["verdict"] is None  # no SLO in the policy yet
-    assert not list((store.reports.root / scratch.SCRATCH_DIR).glob("*loadtest*"))  # no scratch left behind
+    assert not list((store.artifacts.root / scratch.SCRATCH_DIR).glob("*"))  # no scratch left behind
 
 
 def test_the_derived_figures_are_computed_from_the_raw_counts_not_taken_from_the_client(store, packages):
@@ -126,7 +127,7 @@ def test_reports_belong_to_their_version(store, packages):
 @pytest.mark.parametrize("report_id", ["../../registry", "a/b", "..", "", "x" * 65, "a b", "%2e%2e"])
 def test_a_report_id_that_could_escape_the_registry_is_refused(store, packages, report_id):
     name = registered(store, packages)
-    for read in (store.loadtest_report, store.loadtest_record, store.loadtest_report_html):
+    for read in (store.loadtest_report, store.loadtest_record, store.loadtest_report_page):
         with pytest.raises(UsageError, match=r"report id .* is invalid"):
             read(name, 1, report_id)
     with pytest.raises(UsageError, match=r"report id .* is invalid"):
@@ -136,7 +137,7 @@ def test_a_report_id_that_could_escape_the_registry_is_refused(store, packages, 
 def test_a_stored_path_outside_the_loadtests_folder_is_refused(store):
     for path in ("packages/iris/1", "/etc", "loadtests/../packages/x"):
         with pytest.raises(Exception, match="is not inside the registry"):
-            store.reports.location(path)
+            store.reports.check_storage_path(path)
 
 
 def _without(document: dict[str, Any], dotted: str) -> dict[str, Any]:

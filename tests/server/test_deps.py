@@ -19,7 +19,7 @@ def test_create_app_builds_one_frozen_state_over_the_settings(tmp_path: Path):
     state = app_state(app)
     assert isinstance(state, AppState)
     assert state.settings is settings
-    assert state.tracking.artifacts.root == settings.artifact_dir
+    assert state.tracking.artifacts.store.root == settings.artifact_dir
     assert state.mlflow_models.sessions is state.mlflow_datasets.sessions is state.tracking.sessions
     with pytest.raises(dataclasses.FrozenInstanceError):
         state.tracking = state.tracking  # type: ignore[misc]

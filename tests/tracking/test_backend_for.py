@@ -24,7 +24,10 @@ def test_a_tracking_uri_names_a_server_a_database_or_nothing(tmp_path: Path):
     other = f"sqlite:///{tmp_path / 'other.db'}"
     chosen = tracking_client.backend_for(settings, other)
     assert isinstance(chosen, TrackingStore) and chosen.url == other
-    assert chosen.artifacts.root == settings.artifact_dir
+    assert (
+        chosen.artifacts.store.root == settings.artifact_dir
+        and chosen.artifacts.work_dir == settings.artifact_dir
+    )
 
 
 def test_a_registry_uri_follows_the_same_rule(tmp_path: Path):

@@ -202,6 +202,10 @@ class LocalArtifactStore(ArtifactStore):
                 detail=f"path {self.root}",
             ) from None
 
+    def local_path(self, key: str) -> Path:
+        """Where the object (or folder of objects) ``key`` lies on this machine, for readers that need a path."""
+        return self._path(key)
+
     # --- helpers -------------------------------------------------------------------------
 
     def _path(self, key: str) -> Path:
@@ -312,4 +316,7 @@ def _folder_lock(directory: Path) -> Iterator[int]:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield fd
     finally:
+        # Unlocked explicitly: under gevent's patching (a load test's process) os.close of a
+        # directory's fd is deferred to the hub, so the lock would outlive it and the next put block.
+        fcntl.flock(fd, fcntl.LOCK_UN)
         os.close(fd)

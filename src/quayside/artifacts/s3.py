@@ -346,6 +346,39 @@ class S3ArtifactStore(ArtifactStore):
                     key = name[len(self.prefix) + 1 :] if self.prefix else name
                     yield ObjectInfo(key, int(entry["Size"]), None, entry["LastModified"].astimezone(UTC))
 
+    def leftovers(self, *, older_than: datetime) -> Iterator[ObjectInfo]:
+        """What puts that died left under ``PREFIX/.quayside-tmp/`` before ``older_than``, for ``quayside gc``:
+        staging objects, and open multipart uploads (key ``NAME#UPLOAD_ID``, size 0: parts are not listed)."""
+        staging = join(self.prefix, SCRATCH_DIR) + "/"
+        cut = len(self.prefix) + 1 if self.prefix else 0
+        with self._translated("list the artifact store's staging objects"):
+            for page in self._client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=staging
+            ):
+                for entry in page.get("Contents", []):
+                    if entry["LastModified"] < older_than:
+                        modified = entry["LastModified"].astimezone(UTC)
+                        yield ObjectInfo(entry["Key"][cut:], int(entry["Size"]), None, modified)
+            uploads = self._client.get_paginator("list_multipart_uploads")
+            for page in uploads.paginate(Bucket=self.bucket, Prefix=staging):
+                for upload in page.get("Uploads", []):
+                    if upload["Initiated"] < older_than:
+                        key = f"{upload['Key'][cut:]}#{upload['UploadId']}"
+                        yield ObjectInfo(key, 0, None, upload["Initiated"].astimezone(UTC))
+
+    def remove_leftover(self, key: str) -> None:
+        """Remove one of :meth:`leftovers` (a staging object, or abort an open upload)."""
+        name, _, upload_id = key.partition("#")
+        if not name.startswith(f"{SCRATCH_DIR}/"):
+            raise UsageError(f"{shown(key)} is not a staging object of the artifact store")
+        with self._translated(f"remove the staging object {shown(name)}"):
+            if upload_id:
+                self._client.abort_multipart_upload(
+                    Bucket=self.bucket, Key=self._name(name), UploadId=upload_id
+                )
+            else:
+                self._client.delete_object(Bucket=self.bucket, Key=self._name(name))
+
     def check(self) -> None:
         with self._translated("reach the artifact bucket"):
             self._client.head_bucket(Bucket=self.bucket)

@@ -20,6 +20,7 @@ from quayside.cli import convert as convert_command
 from quayside.cli import deploy as deploy_commands
 from quayside.cli import experiments as experiment_commands
 from quayside.cli import export as export_commands
+from quayside.cli import gc as gc_command
 from quayside.cli import importers as import_commands
 from quayside.cli import loadtest as loadtest_command
 from quayside.cli import login as login_commands
@@ -54,10 +55,11 @@ app.command("server")(server_command.server)
 app.command("ui")(server_command.server)
 app.command("serve")(serve_command.serve)
 app.command("build")(build_command.build)
-app.command("deploy")(deploy_commands.deploy)
+app.add_typer(deploy_commands.app, name="deploy")  # MODEL_URI ..., or the subcommand server
 app.command("deployments")(deploy_commands.deployments)
 app.command("loadtest")(loadtest_command.loadtest)
 app.command("promote")(promote_command.promote)
+app.command("gc")(gc_command.gc)
 app.add_typer(admin_commands.admin_app, name="admin")
 app.add_typer(admin_commands.users_app, name="users")
 app.add_typer(admin_commands.groups_app, name="groups")

@@ -7,13 +7,18 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from typer.core import TyperGroup
 
 from quayside.cli.console import err, out, out_raw
 from quayside.cli.tables import print_build, print_checked_build
 from quayside.compose import rollout
 from quayside.compose.models import ModelSource
+from quayside.config import load_settings
 from quayside.errors import UsageError
 from quayside.packager.docker.context import DEFAULT_BASE_IMAGE
+from quayside.version import __version__
+
+DEFAULT_SERVER_IMAGE = f"quayside/server:{__version__}"
 
 
 class Target(StrEnum):
@@ -148,6 +153,8 @@ def deploy(
     one gracefully (no failed request during the switch). Kubernetes: renders a
     Deployment, Service, PodDisruptionBudget (and an HPA with --max-replicas) and
     applies them server-side, or prints them with --dry-run / -o yaml.
+
+    The tracking and registry server itself: `quayside deploy server --help` (a model directory named 'server' is given as ./server).
     """
     if target is Target.docker:
         if auth_token_secret is not None:
@@ -287,3 +294,164 @@ def deployments() -> None:
             f"{row.name:<20} {row.model:<20} {row.version:<14} {row.port:<6} {row.status:<22} "
             f"{row.container:<32} {row.image}"
         )
+
+
+# --- quayside deploy server ----------------------------------------------------------------------
+
+
+def deploy_server(
+    target: Annotated[
+        Target, typer.Option(help="Where to deploy; the server goes on Kubernetes only.")
+    ] = Target.kubernetes,
+    artifact_root: Annotated[
+        str | None,
+        typer.Option(
+            help="s3://BUCKET or s3://BUCKET/PREFIX: where every replica keeps artifacts (default: QUAYSIDE_ARTIFACT_ROOT).",
+            show_default=False,
+        ),
+    ] = None,
+    db_secret: Annotated[
+        str,
+        typer.Option(
+            help="Secret holding the PostgreSQL URL under the key 'url' (kubectl create secret generic NAME "
+            "--from-literal=url=postgresql+psycopg://USER:PASSWORD@HOST/DB), read as QUAYSIDE_DB_URL."
+        ),
+    ] = "quayside-db",
+    session_secret: Annotated[
+        str,
+        typer.Option(
+            help="Secret holding the web UI's session key under the key 'secret' (--from-literal="
+            "secret=$(openssl rand -base64 48)), read as QUAYSIDE_SESSION_SECRET: one for all replicas."
+        ),
+    ] = "quayside-session",
+    s3_secret: Annotated[
+        str | None,
+        typer.Option(
+            help="Secret holding the object store's credentials under the keys 'access-key-id' and "
+            "'secret-access-key', read as AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY. Leave it out when "
+            "the pods get credentials otherwise (IRSA, workload identity).",
+            show_default=False,
+        ),
+    ] = None,
+    s3_endpoint: Annotated[
+        str | None,
+        typer.Option(help="S3 API endpoint other than AWS's (MinIO, Ceph, R2).", show_default=False),
+    ] = None,
+    s3_region: Annotated[
+        str | None, typer.Option(help="The bucket's region (AWS_DEFAULT_REGION).", show_default=False)
+    ] = None,
+    name: Annotated[str, typer.Option(help="Deployment and Service name.")] = "quayside-server",
+    namespace: Annotated[str, typer.Option(help="Kubernetes namespace.")] = "default",
+    image: Annotated[
+        str,
+        typer.Option(
+            help="Image to run: quayside\\[postgres,s3] installed, `quayside` on its PATH, runnable as UID 10001."
+        ),
+    ] = DEFAULT_SERVER_IMAGE,
+    # No min=: the spec refuses a count below 1 in one line, as `quayside server --workers` does.
+    replicas: Annotated[
+        int, typer.Option(help="Server pods (stateless: any replica answers any request).")
+    ] = 2,
+    workers: Annotated[int, typer.Option(help="Server processes per pod (quayside server --workers).")] = 1,
+    cpu: Annotated[str, typer.Option(help="CPU request and limit per pod (Kubernetes quantity).")] = "1",
+    memory: Annotated[str, typer.Option(help="Memory request and limit per pod.")] = "1Gi",
+    scratch_size: Annotated[
+        str,
+        typer.Option(help="Size limit of each pod's scratch space (uploads in progress are spooled there)."),
+    ] = "4Gi",
+    auth: Annotated[
+        bool,
+        typer.Option(
+            "--auth/--insecure-no-auth",
+            help="Require credentials (create the first admin first: QUAYSIDE_DB_URL=... quayside admin "
+            "create-user NAME --admin), or let anyone who reaches the Service read and change everything.",
+        ),
+    ] = True,
+    grace_period: Annotated[
+        int, typer.Option(help="Seconds a stopping server gets to finish in-flight requests.", min=0)
+    ] = 30,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the manifests; apply nothing.")] = False,
+    output: Annotated[
+        str | None, typer.Option("--output", "-o", help="'yaml': print the manifests instead of applying.")
+    ] = None,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for the rollout.", min=1)] = 300,
+    kubeconfig: Annotated[
+        str | None, typer.Option(help="Kubeconfig file (default $KUBECONFIG, ~/.kube/config, or in-cluster).")
+    ] = None,
+) -> None:
+    """Deploy the tracking and registry server on Kubernetes: stateless replicas on PostgreSQL and S3.
+
+    Renders a Deployment of `quayside server` pods, a Service and a PodDisruptionBudget and applies them server-side (or prints them with --dry-run / -o yaml).
+
+    The database URL, the session key and the S3 credentials come from existing Secrets, referenced by name: no secret value is ever written into a manifest. A pod is ready while its database and bucket answer (/health/ready) and alive while its process does (/health).
+    """
+    from quayside.packager.k8s.render import to_yaml
+    from quayside.packager.k8s.server import ServerSpec, render_server_manifests
+
+    if target is not Target.kubernetes:
+        raise UsageError(
+            "quayside deploy server goes on --target kubernetes; on one machine run `quayside server --workers N`"
+        )
+    if output not in (None, "yaml"):
+        raise UsageError(f"-o/--output takes 'yaml', not '{output}'")
+    root = artifact_root or load_settings().artifact_root
+    if root is None:
+        raise UsageError("give --artifact-root s3://BUCKET[/PREFIX]: the bucket every replica shares")
+    spec = ServerSpec(
+        image=image,
+        artifact_root=root,
+        name=name,
+        namespace=namespace,
+        replicas=replicas,
+        workers=workers,
+        cpu=cpu,
+        memory=memory,
+        scratch_size=scratch_size,
+        grace_period_s=grace_period,
+        db_secret=db_secret,
+        session_secret=session_secret,
+        s3_secret=s3_secret,
+        s3_endpoint_url=s3_endpoint,
+        s3_region=s3_region,
+        auth=auth,
+    )
+    manifests = render_server_manifests(spec)
+    if dry_run or output is not None:
+        out_raw(to_yaml(manifests))
+        return
+    if image == DEFAULT_SERVER_IMAGE:
+        err.print(f"note: the cluster must be able to pull {image}; push it to a registry or pass --image")
+    _apply_server(manifests, spec.namespace, spec.name, kubeconfig=kubeconfig, timeout=timeout)
+    out.print(f"server {spec.name} rolled out in namespace {spec.namespace} (Service {spec.name})")
+
+
+def _apply_server(
+    manifests: list[dict[str, Any]], namespace: str, name: str, *, kubeconfig: str | None, timeout: float
+) -> None:
+    from quayside.packager.k8s import apply as k8s
+
+    api = k8s.connect(kubeconfig)
+    k8s.apply_manifests(api, manifests, log=err.print)
+    k8s.wait_for_rollout(api, namespace, name, timeout_s=timeout, log=err.print)
+
+
+class DeployGroup(TyperGroup):
+    """``quayside deploy``: a subcommand (``server``) when the first argument names one, else the
+    model command, given every argument as before (``quayside deploy MODEL_URI ...``)."""
+
+    def make_context(self, info_name: str | None, args: list[str], parent: Any = None, **extra: Any) -> Any:
+        if args and args[0] in self.commands:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        # The context is the model command's own, under the name 'deploy': usage and help read as before.
+        return typer.main.get_command(_model_app).make_context(info_name, args, parent=parent, **extra)
+
+
+_model_app = typer.Typer(rich_markup_mode="rich")
+_model_app.command("deploy")(deploy)
+
+app = typer.Typer(
+    cls=DeployGroup,
+    rich_markup_mode="rich",
+    help="Deploy a model (quayside deploy MODEL_URI ...) or the server itself (quayside deploy server ...).",
+)
+app.command("server")(deploy_server)

@@ -11,6 +11,11 @@ when given, else from the server's V2 metadata with placeholder ranges.
 ``--register NAME VERSION`` stores the report with that registered version, where the
 registry (local or a server) judges it against the model's promotion policy; the
 policy's SLO judges the run here too unless ``--slo`` is given.
+
+``--workers N`` runs Locust's distributed mode here: its master in this process and N
+local worker processes, folded into the one report. ``--target-kubernetes`` renders (with
+``--dry-run -o yaml``) or applies manifests that run the load test inside a cluster instead,
+against TARGET as the cluster resolves it.
 """
 
 from __future__ import annotations
@@ -21,12 +26,13 @@ from typing import TYPE_CHECKING, Annotated, Any, NamedTuple
 
 import typer
 
-from quayside.cli.console import err, out, styled
+from quayside.cli.console import err, out, out_raw, styled
 from quayside.cli.options import registry_client
 from quayside.cli.tables import print_judgement, print_summary, print_verdict
 from quayside.compose.loadtest import (
     PackageInputs,
     grpc_port_for,
+    in_cluster_manifests,
     local_grpc_target,
     package_inputs,
     parse_duration,
@@ -98,6 +104,49 @@ def loadtest(
             show_default=False,
         ),
     ] = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            help="Load-generating processes: 1 runs the users here; N runs Locust's master here and N "
+            "local worker processes (Locust's distributed mode), or N worker pods with --target-kubernetes.",
+            min=1,
+        ),
+    ] = 1,
+    target_kubernetes: Annotated[
+        bool,
+        typer.Option(
+            "--target-kubernetes",
+            help="Run the load test inside a cluster instead (Locust's master Job and --workers worker pods); "
+            "TARGET is the server's URL as the cluster resolves it, --model names the package.",
+        ),
+    ] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="With --target-kubernetes: print the manifests; apply nothing.")
+    ] = False,
+    output: Annotated[
+        str | None,
+        typer.Option(
+            "--output",
+            "-o",
+            help="With --target-kubernetes: 'yaml' prints the manifests.",
+            show_default=False,
+        ),
+    ] = None,
+    namespace: Annotated[str, typer.Option(help="With --target-kubernetes: the namespace.")] = "default",
+    locust_image: Annotated[
+        str | None,
+        typer.Option(
+            help="With --target-kubernetes: Locust's image (default locustio/locust at the tested version).",
+            show_default=False,
+        ),
+    ] = None,
+    kubeconfig: Annotated[
+        str | None,
+        typer.Option(
+            help="With --target-kubernetes: kubeconfig file (default $KUBECONFIG, ~/.kube/config, or in-cluster).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Load-test a model server with requests generated from the model's signature; judge SLOs.
 
@@ -114,8 +163,20 @@ def loadtest(
     objectives = parse_slo(slo) if slo is not None else ()
     if protocol not in PROTOCOLS:
         raise UsageError(f"--protocol must be one of {', '.join(PROTOCOLS)}, not '{protocol}'")
-    options = LoadOptions(users=users, spawn_rate=spawn_rate, duration_s=parse_duration(duration))
+    options = LoadOptions(
+        users=users, spawn_rate=spawn_rate, duration_s=parse_duration(duration), workers=workers
+    )
     is_url = target.startswith(("http://", "https://"))
+    if target_kubernetes:
+        refused = {"--slo": slo, "--register": register, "--out": out_dir, "--grpc-target": grpc_target}
+        _in_cluster(
+            target, model=model, model_name=model_name, protocol=protocol, rows=rows, options=options,
+            print_only=dry_run or output is not None, output=output, namespace=namespace,
+            image=locust_image, kubeconfig=kubeconfig, refused=refused,
+        )  # fmt: skip
+        return
+    if dry_run or output is not None:
+        raise UsageError("--dry-run and -o/--output go with --target-kubernetes")
     grpc_target = _checked_grpc_target(grpc_target, protocol=protocol, is_url=is_url)
     if register is not None and is_url and model is None:
         raise UsageError(
@@ -165,6 +226,7 @@ def loadtest(
             console=err,
         )
     print_summary(run.report)
+    _print_generator(run.report)
     out.print(f"report {report_id}: {run.json_path} and {run.html_path}")
     failed = False
     # Registering without --slo, the run was judged here with the policy's SLO only for the
@@ -180,8 +242,82 @@ def loadtest(
         )
         print_judgement(stored)
         failed = failed or stored.passed is False
+    _print_caveat(run.report)
     if failed:
         raise typer.Exit(1)
+
+
+def _print_generator(report: dict[str, Any]) -> None:
+    from quayside.loadtesting.report import generator_line
+
+    line = generator_line(report)
+    if line is not None:
+        out.print(line)
+
+
+def _print_caveat(report: dict[str, Any]) -> None:
+    """A saturated load generator, said once more after the verdict: the latency may be the generator's."""
+    from quayside.loadtesting.report import saturation_note
+
+    note = saturation_note(report.get("generator"))
+    if note is not None:
+        out.print(styled(("caveat: ", "yellow"), note))
+
+
+def _in_cluster(
+    target: str,
+    *,
+    model: str | None,
+    model_name: str | None,
+    protocol: str,
+    rows: int,
+    options: Any,
+    print_only: bool,
+    output: str | None,
+    namespace: str,
+    image: str | None,
+    kubeconfig: str | None,
+    refused: dict[str, Any],
+) -> None:
+    """``--target-kubernetes``: the in-cluster load test's manifests, printed or applied."""
+    from quayside.loadtesting.target import split_url
+    from quayside.packager.k8s.render import to_yaml
+
+    given = [option for option, value in refused.items() if value is not None]
+    if given:
+        raise UsageError(
+            f"{', '.join(given)} cannot go with --target-kubernetes: the run happens in the cluster, and "
+            "its summary is the master Job's log"
+        )
+    if output not in (None, "yaml"):
+        raise UsageError(f"-o/--output takes 'yaml', not '{output}'")
+    if not target.startswith(("http://", "https://")):
+        raise UsageError(
+            "with --target-kubernetes, TARGET is the model server's URL as the cluster resolves it, "
+            "e.g. http://NAME.NAMESPACE.svc/v2/models/NAME, and --model names its package"
+        )
+    if model is None:
+        raise UsageError(
+            "--target-kubernetes needs --model PACKAGE_OR_URI: the request bodies are generated here, "
+            "from its signature, and the in-cluster URL cannot be reached from here"
+        )
+    host, name = split_url(target)
+    inputs = package_inputs(model)
+    manifests = in_cluster_manifests(
+        host=host, model_name=name or model_name or inputs.name, schema=inputs.schema,
+        example=inputs.example, protocol=protocol, rows=rows, options=options, namespace=namespace, image=image,
+    )  # fmt: skip
+    if print_only:
+        out_raw(to_yaml(manifests))
+        return
+    from quayside.packager.k8s.apply import apply_manifests, connect
+
+    apply_manifests(connect(kubeconfig), manifests, log=err.print)
+    job = manifests[2]["metadata"]["name"]
+    out.print(
+        f"load test {job} started in namespace {namespace}: its summary is the Job's log "
+        f"(kubectl logs -f -n {namespace} job/{job})"
+    )
 
 
 def _checked_grpc_target(grpc_target: str | None, *, protocol: str, is_url: bool) -> str | None:

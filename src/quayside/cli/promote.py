@@ -59,6 +59,14 @@ def promote(
         str, typer.Option(help="v2, invocations or grpc (ModelInfer on the server's gRPC port).")
     ] = "v2",
     trust: Annotated[bool, typer.Option("--trust", help="Allow a pickled native model.")] = False,
+    workers: Annotated[
+        int,
+        typer.Option(
+            help="Load-generating processes: 1 runs the users here; N runs Locust's master here and N "
+            "local worker processes (Locust's distributed mode).",
+            min=1,
+        ),
+    ] = 1,
     actor: ActorOption = None,
     reason: ReasonOption = "",
 ) -> None:
@@ -67,10 +75,13 @@ def promote(
     The SLO, the minimum load shape and the protected stages and aliases are the model's
     promotion policy (quayside registry policy show NAME).
     """
+    from quayside.loadtesting.report import generator_line, saturation_note
     from quayside.loadtesting.runner import LoadOptions
 
     client = registry_client()
-    options = LoadOptions(users=users, spawn_rate=spawn_rate, duration_s=parse_duration(duration))
+    options = LoadOptions(
+        users=users, spawn_rate=spawn_rate, duration_s=parse_duration(duration), workers=workers
+    )
     result = promote_version(
         name,
         version,
@@ -89,7 +100,13 @@ def promote(
         console=err,
     )
     print_summary(result.document)
+    line = generator_line(result.document)
+    if line is not None:
+        out.print(line)
     print_judgement(result.report)
+    note = saturation_note(result.document.get("generator"))
+    if note is not None:
+        out.print(styled(("caveat: ", "yellow"), note))
     out.print(
         f"report {result.report.id} stored with {result.version.uri} (quayside registry reports {name} {version})"
     )

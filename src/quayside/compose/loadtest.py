@@ -267,6 +267,55 @@ def run_and_report(
     return LoadTestRun(report, verdict, json_path, html_path)
 
 
+def in_cluster_manifests(
+    *,
+    host: str,
+    model_name: str,
+    schema: Any,
+    example: Any,
+    protocol: str,
+    rows: int,
+    options: LoadOptions,
+    namespace: str = "default",
+    name: str | None = None,
+    image: str | None = None,
+) -> list[dict[str, Any]]:
+    """Manifests that run this load test inside a cluster: Locust's master as a Job, ``options.workers`` workers.
+
+    ``host`` is the model server's base URL as the cluster resolves it; the request bodies are
+    generated here, from the signature, as for a local run. HTTP protocols only: the pods run
+    Locust's own image, which has no gRPC client.
+    """
+    from quayside.loadtesting.payloads import build_payloads
+    from quayside.packager.k8s.loadtest import (
+        DEFAULT_LOCUST_IMAGE,
+        LoadTestSpec,
+        default_loadtest_name,
+        render_loadtest,
+    )
+
+    if protocol == "grpc":
+        raise UsageError(
+            "--target-kubernetes runs Locust's own image, which has no gRPC client: use --protocol v2 or invocations"
+        )
+    payloads = build_payloads(schema, example, protocol=protocol, model_name=model_name, rows=rows)  # type: ignore[arg-type]
+    spec = LoadTestSpec(
+        name=name or default_loadtest_name(model_name),
+        host=host,
+        model_name=model_name,
+        path=payloads.path,
+        content_type=payloads.content_type,
+        bodies=tuple(body.decode() for body in payloads.bodies),
+        users=options.users,
+        spawn_rate=options.spawn_rate,
+        duration_s=options.duration_s,
+        workers=options.workers,
+        namespace=namespace,
+        image=image or DEFAULT_LOCUST_IMAGE,
+    )
+    return render_loadtest(spec)
+
+
 def register_report(client: RegistryClient, name: str, version: int, run: LoadTestRun) -> LoadTestReport:
     """Store a finished run's report with a registered version; the registry's record carries its own verdict."""
     if not (run.report.get("tested") or {}).get("package_digest"):

@@ -169,7 +169,7 @@ def register_mlflow_version(
 
     check_model_name(name)
     location = resolve_source(tracking, source, run_id)
-    with temporary_directory(tracking.artifacts.root, "mlflow-register") as scratch:
+    with temporary_directory(tracking.artifacts.work_dir, "mlflow-register") as scratch:
         model_dir = _copy_out(tracking, location, scratch / "source")
         provenance = {"source": source, "run_id": location.run_id, "path": location.path}
         imported = package_mlflow_model(model_dir, scratch / "package", name=name, provenance=provenance)

@@ -1,8 +1,10 @@
 """Model sources: paths and model URIs resolved to verified packages, wherever a model is taken.
 
 The registry resolves URIs (:mod:`quayside.registry.uris`) but may not import tracking,
-so this module hands it the lookup for ``runs:/<run_id>/<path>``: the run's artifact
-directory in the local store, or a download from a ``quayside server``. Plain paths
+so this module hands it the lookup for ``runs:/<run_id>/<path>``: a copy through the
+tracking backend (the local store, whatever its artifact root, or a ``quayside server``)
+into the package cache, once per package digest. ``models:/`` URIs reach the cache
+through the registry backend's ``package_dir`` (a remote artifact root or a server). Plain paths
 never touch a database, so ``quayside.load_model("dir")`` stays as light as before.
 MLflow 3's ``models:/m-<id>`` (a logged model, not a registered version) resolves through
 tracking to the folder of the run that holds the model's files (:func:`logged_model_directory`).
@@ -17,14 +19,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from quayside import scratch
 from quayside.config import Settings, load_settings
 from quayside.errors import NotFoundError
-from quayside.packager.manifest import Manifest, PackageReader
+from quayside.packager.manifest import MANIFEST_NAME, Manifest, PackageReader, read_manifest
 from quayside.packager.package import LoadedModel, OnnxSessionConfig, Runtime
 from quayside.packager.package import load_model as load_package
 
 if TYPE_CHECKING:
     from quayside.registry.uris import ResolvedModel, RunArtifactPath
+    from quayside.tracking.backend import TrackingBackend
 
 # Importing this module (``quayside.load_model`` does) loads neither the registry nor tracking:
 # the serving image must not need them. It never imports packager.docker either (that is
@@ -34,30 +38,58 @@ MODEL_URI_PREFIXES = ("models:/", "runs:/")
 
 
 def run_artifact_resolver(settings: Settings) -> RunArtifactPath:
-    """``(run_id, path) -> local directory`` of a package logged in a run, from the tracking settings."""
+    """``(run_id, path) -> local directory`` of a package logged in a run, from the tracking settings.
+
+    A package (a folder with ``quayside.yaml``) comes down through the tracking backend's copy
+    method into the package cache, once per digest: each resolution fetches only the manifest to
+    learn the digest. Another folder (an MLflow model, for ``quayside import``) is copied afresh.
+    """
 
     def run_artifact_path(run_id: str, path: str) -> Path:
+        from quayside.artifacts.cache import PackageCache, home_cache_dir
         from quayside.tracking.client import backend_for
-        from quayside.tracking.store import TrackingStore
 
         backend = backend_for(settings)
         backend.get_run(run_id)
-        if isinstance(backend, TrackingStore):
-            directory = backend.artifacts.resolve(run_id, path)
-            if not directory.is_dir():
-                raise NotFoundError(f"run '{run_id}' has no artifact directory '{path}'")
-            return directory
-        # A server's artifacts come down into a cache, replaced whole on each resolution.
-        cache = settings.home / "cache" / "runs" / run_id
-        staging = cache / f".download-{uuid.uuid4().hex}"
+        cache = PackageCache(home_cache_dir(settings.home))
+        digest = _logged_package_digest(backend, run_id, path, cache.root)
+        if digest is None:
+            return _run_folder(backend, settings, run_id, path)
+
+        def download(folder: Path) -> None:
+            downloaded = backend.download_artifacts(run_id, path, folder.parent / "download")
+            downloaded.rename(folder)
+
+        return cache.fill(digest, download, source=f"artifact '{path}' of run '{run_id}'")
+
+    return run_artifact_path
+
+
+def _logged_package_digest(backend: TrackingBackend, run_id: str, path: str, cache_root: Path) -> str | None:
+    """The digest of the package logged at ``path`` of a run (its manifest's), or None if it holds none."""
+    cache_root.mkdir(parents=True, exist_ok=True)
+    with scratch.temporary_directory(cache_root, "manifest") as folder:
+        try:
+            backend.download_artifacts(run_id, f"{path.rstrip('/')}/{MANIFEST_NAME}", folder)
+        except NotFoundError:
+            return None
+        if not (folder / MANIFEST_NAME).is_file():
+            return None
+        return read_manifest(folder).digest()
+
+
+def _run_folder(backend: TrackingBackend, settings: Settings, run_id: str, path: str) -> Path:
+    """A fresh local copy of a run's artifact folder that is not a package, replaced whole each time."""
+    cache = settings.home / "cache" / "runs" / run_id
+    staging = cache / f".download-{uuid.uuid4().hex}"
+    try:
         downloaded = backend.download_artifacts(run_id, path, staging)
         target = cache / path.replace("/", "__")
         shutil.rmtree(target, ignore_errors=True)
         downloaded.rename(target)
+    finally:
         shutil.rmtree(staging, ignore_errors=True)
-        return target
-
-    return run_artifact_path
+    return target
 
 
 def logged_model_directory(model_id: str, settings: Settings) -> Path:

@@ -4,6 +4,14 @@
 (requests, failures, RPS, latency percentiles, errors by type, a per-second time
 series); :func:`render_html` draws it as inline SVG with the data embedded, so the
 page opens offline and links to nothing.
+
+``generator`` records the load generator's CPU over the run: ``processes``, ``workers``,
+``cpu_s`` (all processes), ``cpu_percent`` (the busiest process's share of one core),
+``saturated`` (any process over 90% of a core), ``cores``, ``by_process`` (each process's
+role — ``local``, ``master`` or ``worker`` — pid and CPU, and for a worker the requests and
+failures Locust's own worker reports counted) and, when saturated, ``note``; a verdict on
+such a run carries the same text as ``caveat``. Readers treat ``workers``, ``by_process``,
+``note`` and ``caveat`` as optional: reports stored before them have none.
 """
 
 from __future__ import annotations
@@ -64,19 +72,105 @@ def _series(result: LoadResult) -> list[dict[str, Any]]:
 
 
 SATURATED_CPU_PERCENT = 90.0
-"""Above this share of one core, the load generator itself was the bottleneck."""
+"""Over this share of one core, a load-generating process was itself the bottleneck (a Python
+Locust process runs its users on one core)."""
+
+
+def cpu_percent(cpu_s: float, wall_s: float) -> float:
+    """CPU seconds over wall seconds, as a percentage of one core."""
+    return 100.0 * cpu_s / wall_s if wall_s > 0 else 0.0
+
+
+def is_saturated(percent: float) -> bool:
+    """Whether a generator process at ``percent`` of one core was saturated."""
+    return percent > SATURATED_CPU_PERCENT
+
+
+def _process(role: str, cpu_s: float, wall_s: float, **more: Any) -> dict[str, Any]:
+    percent = cpu_percent(cpu_s, wall_s)
+    return {
+        "role": role,
+        **more,
+        "cpu_s": round(cpu_s, 3),
+        "cpu_percent": round(percent, 1),
+        "saturated": is_saturated(percent),
+    }
+
+
+def _process_name(process: Mapping[str, Any]) -> str:
+    if process.get("role") == "worker":
+        return f"worker {process.get('index')}"
+    return str(process.get("role"))
+
+
+def saturation_note(generator: Mapping[str, Any] | None) -> str | None:
+    """What a saturated generator means for the figures, or None when no generator process was saturated.
+
+    Reads the report's ``generator`` field, including one stored before processes were listed.
+    """
+    if not generator or not generator.get("saturated"):
+        return None
+    processes = generator.get("by_process") or []
+    busy = [p for p in processes if p.get("saturated")]
+    which = (
+        ", ".join(f"{_process_name(p)} at {p['cpu_percent']:g}% of a core" for p in busy)
+        if busy
+        else f"at {generator.get('cpu_percent')}% of a core"
+    )
+    more = "more --workers" if processes else "Locust's distributed mode (--workers N)"
+    return (
+        f"the load generator was saturated ({which}): the latency it measured may be the generator's, "
+        f"not only the server's; rerun with {more}"
+    )
 
 
 def generator_figures(result: LoadResult) -> dict[str, Any]:
-    """How busy the load generator was: its CPU seconds, as a share of one core, and whether that saturated it."""
-    percent = 100.0 * result.generator_cpu_s / result.elapsed_s if result.elapsed_s > 0 else 0.0
-    return {
-        "processes": 1,
-        "cpu_s": round(result.generator_cpu_s, 3),
-        "cpu_percent": round(percent, 1),
-        "saturated": percent >= SATURATED_CPU_PERCENT,
+    """How busy the load generator was: each process's CPU seconds and share of one core, and whether any saturated.
+
+    ``cpu_s`` is the total over all processes; ``cpu_percent`` is the busiest process's share of
+    one core (a single process's own, as reports of single-process runs have always said).
+    """
+    role = "master" if result.workers else "local"
+    processes = [_process(role, result.generator_cpu_s, result.elapsed_s, pid=os.getpid())]
+    processes += [
+        _process(
+            "worker",
+            worker.cpu_s,
+            worker.wall_s,
+            index=worker.index,
+            pid=worker.pid,
+            requests=worker.requests,
+            failures=worker.failures,
+        )
+        for worker in result.workers
+    ]
+    figures: dict[str, Any] = {
+        "processes": len(processes),
+        "workers": len(result.workers),
+        "cpu_s": round(result.generator_cpu_s + sum(w.cpu_s for w in result.workers), 3),
+        "cpu_percent": max(p["cpu_percent"] for p in processes),
+        "saturated": any(p["saturated"] for p in processes),
         "cores": os.cpu_count(),
+        "by_process": processes,
     }
+    note = saturation_note(figures)
+    if note is not None:
+        figures["note"] = note
+    return figures
+
+
+def generator_line(report: Mapping[str, Any]) -> str | None:
+    """The load generator's processes and their CPU in one line (None for a report without them)."""
+    generator = report.get("generator")
+    if not generator:
+        return None
+    processes = generator.get("by_process") or []
+    if len(processes) <= 1:
+        return f"load generator: 1 process at {generator.get('cpu_percent')}% of a core"
+    shares = ", ".join(f"{_process_name(p)} {p['cpu_percent']:g}%" for p in processes)
+    return (
+        f"load generator: Locust master and {generator.get('workers')} workers, CPU of a core each: {shares}"
+    )
 
 
 def build_report(
@@ -125,7 +219,12 @@ def build_report(
 
 
 def with_verdict(report: Mapping[str, Any], verdict: Verdict) -> dict[str, Any]:
-    return {**report, "verdict": verdict.to_dict()}
+    """The report with the verdict; a run whose generator was saturated says so in the verdict too."""
+    judged = verdict.to_dict()
+    note = saturation_note(report.get("generator"))
+    if note is not None:
+        judged["caveat"] = note
+    return {**report, "verdict": judged}
 
 
 def summary_for_slo(report: Mapping[str, Any]) -> dict[str, float]:
@@ -211,16 +310,31 @@ def _verdict_table(verdict: Mapping[str, Any] | None) -> str:
     )
     head = "<tr><th>objective</th><th>measured</th><th>required</th><th></th></tr>"
     outcome = "passed" if verdict["passed"] else "failed"
-    return f'<p class="{outcome}">SLO {outcome}.</p><table>{head}{rows}</table>'
+    caveat = f'<p class="fail caveat">{_text(verdict["caveat"])}</p>' if verdict.get("caveat") else ""
+    return f'<p class="{outcome}">SLO {outcome}.</p>{caveat}<table>{head}{rows}</table>'
 
 
-def _generator_line(generator: Mapping[str, Any] | None) -> str:
+def _generator_section(generator: Mapping[str, Any] | None) -> str:
     if not generator:
         return ""
+    processes = generator.get("by_process") or []
     line = f"Load generator: {_number(generator.get('cpu_percent'))}% of one core"
-    if generator.get("saturated"):
-        return f'<p class="fail">{line}: saturated, so these figures bound the generator, not only the server.</p>'
-    return f"<p>{line}.</p>"
+    if processes and len(processes) > 1:
+        line = f"Load generator: Locust's master and {_number(generator.get('workers'))} workers"
+    note = saturation_note(generator)
+    summary = (
+        f'<p class="fail saturated">{_text(line)}: {_text(note)}.</p>' if note else f"<p>{_text(line)}.</p>"
+    )
+    if len(processes) <= 1:
+        return summary
+    rows = "".join(
+        f'<tr class="{"fail" if p.get("saturated") else "pass"}"><td>{_text(_process_name(p))}</td>'
+        f"<td>{_number(p.get('requests', '-'))}</td><td>{_number(p.get('cpu_s'))}</td>"
+        f"<td>{_number(p.get('cpu_percent'))}</td><td>{'saturated' if p.get('saturated') else 'ok'}</td></tr>"
+        for p in processes
+    )
+    head = "<tr><th>process</th><th>requests</th><th>CPU s</th><th>% of a core</th><th></th></tr>"
+    return f"{summary}<table>{head}{rows}</table>"
 
 
 CSP = "default-src 'none'; style-src 'unsafe-inline'"
@@ -252,7 +366,7 @@ def render_html(report: Mapping[str, Any]) -> str:
         f"<p>{_text(report['target'])} ({_text(report['protocol'])}, "
         f"{_number(report['rows_per_request'])} row(s) per request), {_number(report['users'])} users "
         f"for {_number(report['duration_s'])} s</p>"
-        f"{_generator_line(report.get('generator'))}"
+        f"{_generator_section(report.get('generator'))}"
         f"<h2>Summary</h2><table>{_rows(list(summary.items()))}</table>"
         f"<h2>Verdict</h2>{_verdict_table(report.get('verdict'))}"
         f"<h2>Charts</h2>{latency}{throughput}"

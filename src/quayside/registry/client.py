@@ -28,9 +28,10 @@ def backend_for(settings: Settings, registry_uri: str | None = None) -> Registry
     """The backend a registry URI names (falling back to the settings, then the local store)."""
 
     def rest(uri: str) -> RegistryBackend:
+        from quayside.artifacts.cache import home_cache_dir
         from quayside.registry.rest import RestRegistry
 
-        cache = settings.home / "cache" / "registry"
+        cache = home_cache_dir(settings.home)
         return RestRegistry(uri, cache, timeout_s=settings.http_timeout_s, token=token_for(settings, uri))
 
     def local(settings: Settings) -> RegistryBackend:

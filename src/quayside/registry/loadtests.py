@@ -7,26 +7,28 @@ refuses a document without them; the derived figures (error rate, requests per s
 are computed here from the raw counts, and a ``verdict`` the client sent is dropped: the
 registry judges the figures itself with the policy in force (:mod:`quayside.registry.policy`).
 
-The files lie in the artifact root, one folder per report, written in a scratch folder
-and renamed into place before the row that points at them is inserted::
+The files lie in the artifact store, one folder per report, both objects stored whole
+(:class:`~quayside.artifacts.ArtifactStore`) before the row that points at them is
+inserted, so a crash leaves at most objects no row names (``quayside gc`` finds them)::
 
-    ARTIFACT_ROOT/loadtests/NAME/VERSION/REPORT_ID/report.json   (and report.html)
+    loadtests/NAME/VERSION/REPORT_ID/report.json   (and report.html)
 """
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
 from typing import Any
 
-from quayside import scratch
+from quayside.artifacts import ArtifactStore
 from quayside.errors import NotFoundError, PackageIntegrityError, UsageError
 from quayside.names import check_model_name, path_component
+from quayside.registry.artifacts import check_inside, remove_folder
 from quayside.registry.entities import check_version
 from quayside.registry.policy import Judgement, ReportFacts
 
@@ -271,46 +273,54 @@ def check_html(html: Any) -> str:
 
 
 class ReportFiles:
-    """Report folders under ``ARTIFACT_ROOT/loadtests/``: written whole (scratch, then rename), read, removed."""
+    """Report folders under ``loadtests/`` of the artifact store: written whole (both objects), read, removed."""
 
-    def __init__(self, artifact_root: Path) -> None:
-        self.root = Path(artifact_root).expanduser()
+    def __init__(self, store: ArtifactStore) -> None:
+        self.store = store
 
     def storage_path(self, name: str, version: int, report_id: str) -> str:
         model = path_component(check_model_name(name))
         return f"{LOADTESTS_DIR}/{model}/{check_version(version)}/{check_report_id(report_id)}"
 
-    def location(self, storage_path: str) -> Path:
-        relative = PurePosixPath(storage_path)
-        if relative.is_absolute() or ".." in relative.parts or relative.parts[:1] != (LOADTESTS_DIR,):
-            raise PackageIntegrityError(f"load-test report path '{storage_path}' is not inside the registry")
-        return self.root / relative
+    @staticmethod
+    def check_storage_path(storage_path: str) -> str:
+        return check_inside(storage_path, LOADTESTS_DIR, "load-test report")
 
     def write(self, storage_path: str, document: Mapping[str, Any], html: str) -> None:
-        target = self.location(storage_path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        staging = scratch.TempDir(self.root, "loadtest")
+        """Store the document and the page; the caller inserts the row only after this returns."""
+        folder = self.check_storage_path(storage_path)
+        files = {REPORT_JSON: (json.dumps(document, indent=2) + "\n").encode(), REPORT_HTML: html.encode()}
         try:
-            (staging.path / REPORT_JSON).write_text(json.dumps(document, indent=2) + "\n")
-            (staging.path / REPORT_HTML).write_text(html)
-            staging.commit(target)
+            for name, data in files.items():
+                self.store.put(f"{folder}/{name}", io.BytesIO(data), size=len(data))
         except BaseException:
-            staging.abort()
+            remove_folder(self.store, folder)
             raise
 
     def document(self, storage_path: str, what: str) -> dict[str, Any]:
+        data = self._read(
+            storage_path, REPORT_JSON, f"the files of {what} are missing from the artifact store"
+        )
         try:
-            return json.loads((self.location(storage_path) / REPORT_JSON).read_text())
-        except (OSError, ValueError):
-            raise NotFoundError(f"the files of {what} are missing from the artifact store") from None
+            return json.loads(data)
+        except ValueError:
+            raise PackageIntegrityError(
+                f"the stored document of {what} is not JSON: store the report again"
+            ) from None
 
-    def html(self, storage_path: str, what: str) -> Path:
-        path = self.location(storage_path) / REPORT_HTML
-        if not path.is_file():
-            raise NotFoundError(f"the HTML page of {what} is missing from the artifact store")
-        return path
+    def html(self, storage_path: str, what: str) -> str:
+        data = self._read(
+            storage_path, REPORT_HTML, f"the HTML page of {what} is missing from the artifact store"
+        )
+        return data.decode("utf-8", "replace")
 
-    def remove(self, storage_path: str) -> None:
-        import shutil
+    def _read(self, storage_path: str, name: str, missing: str) -> bytes:
+        """One object of a report, read whole (so its sha256 is checked before a byte is used)."""
+        try:
+            with self.store.open(f"{self.check_storage_path(storage_path)}/{name}") as stream:
+                return stream.read()
+        except NotFoundError:
+            raise NotFoundError(missing) from None
 
-        shutil.rmtree(self.location(storage_path), ignore_errors=True)
+    def remove(self, storage_path: str, *, prune: bool = False) -> None:
+        remove_folder(self.store, self.check_storage_path(storage_path), prune=prune)

@@ -3,14 +3,13 @@
 Errors come back as the server's ``{"error": {"code", "message"}}`` and are raised
 again as the same :class:`~quayside.errors.QuaysideError` subclass. Packages travel
 as tar streams: registering uploads one, resolving a version downloads it once into
-a local cache keyed by its digest (loading verifies every file again).
+the package cache keyed by its digest (:mod:`quayside.artifacts.cache`: verified before it
+is kept; loading verifies every file again).
 """
 
 from __future__ import annotations
 
-import shutil
 import tempfile
-import uuid
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from urllib.parse import quote
 
 import httpx
 
+from quayside.artifacts.cache import PackageCache
 from quayside.names import check_alias, check_model_name
 from quayside.packager.archive import extract_tar
 from quayside.registry.artifacts import iter_tar
@@ -46,7 +46,7 @@ class RestRegistry:
         self, base_url: str, cache_dir: Path, timeout_s: float = 30.0, *, token: str | None = None
     ) -> None:
         self.base_url = base_url.rstrip("/")
-        self.cache_dir = Path(cache_dir)
+        self.cache = PackageCache(cache_dir)
         self._api = JsonApi(
             self.base_url, API_PREFIX, what="registry server", timeout_s=timeout_s, token=token
         )
@@ -172,26 +172,17 @@ class RestRegistry:
         return ModelVersion.from_dict(self._json("GET", f"{self._model(name)}/latest", params=params))
 
     def package_dir(self, name: str, version: int) -> Path:
-        """A local copy of the version's package, downloaded once per digest."""
+        """A local copy of the version's package, downloaded once per digest into the package cache."""
         registered = self.get_version(name, version)
-        target = self.cache_dir / registered.digest
-        if target.is_dir():
-            return target
-        self.cache_dir.mkdir(parents=True, exist_ok=True)
-        staging = self.cache_dir / f".download-{uuid.uuid4().hex}"
-        try:
+        url = self._version_url(name, version) + "/package"
+
+        def download(folder: Path) -> None:
             with tempfile.TemporaryFile() as spool:
-                self._download(self._version_url(name, version) + "/package", spool)
+                self._download(url, spool)
                 spool.seek(0)
-                extract_tar(spool, staging)
-            try:
-                staging.rename(target)
-            except OSError:  # another process cached the same digest first
-                if not target.is_dir():
-                    raise
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
-        return target
+                extract_tar(spool, folder)
+
+        return self.cache.fill(registered.digest, download, source=f"{self.base_url}{API_PREFIX}{url}")
 
     def _download(self, url: str, spool: Any) -> None:
         with self._api.stream("GET", url) as response:

@@ -31,6 +31,8 @@ from sqlalchemy import Engine, delete, insert, select
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import Session
 
+from quayside.artifacts import ArtifactStore, open_artifact_store
+from quayside.artifacts.cache import PackageCache, home_cache_dir
 from quayside.config import Settings
 from quayside.db.engine import DatabaseTimeouts, Sessions
 from quayside.db.sql import Lifecycle, now_ms, on_conflict_insert
@@ -91,18 +93,24 @@ class RegistryStore:
     def __init__(
         self,
         database_url: str,
-        artifact_root: Path,
+        artifacts: ArtifactStore | Path | str,
         *,
+        package_cache: Path | None = None,
         timeouts: DatabaseTimeouts | None = None,
         clock: Clock = time.time,
     ) -> None:
+        """``artifacts`` is the artifact store, or an artifact root to open one of (a directory,
+        ``s3://bucket/prefix``); ``package_cache`` is the local folder packages of a remote store
+        are downloaded to when read (see :mod:`quayside.artifacts.cache`)."""
         self.url = database_url
         self.sessions = Sessions(
             database_url, "registry", data_hint="versions are 32-bit integers", timeouts=timeouts
         )
         self.engine: Engine = self.sessions.engine
-        self.packages = PackageStore(artifact_root)
-        self.reports = ReportFiles(artifact_root)
+        self.artifacts = artifacts if isinstance(artifacts, ArtifactStore) else open_artifact_store(artifacts)
+        cache = PackageCache(package_cache) if package_cache is not None else None
+        self.packages = PackageStore(self.artifacts, cache)
+        self.reports = ReportFiles(self.artifacts)
         self.clock = clock
 
     def _now_ms(self) -> int:
@@ -111,7 +119,10 @@ class RegistryStore:
     @classmethod
     def from_settings(cls, settings: Settings) -> RegistryStore:
         return cls(
-            settings.database_url, settings.artifact_dir, timeouts=DatabaseTimeouts.from_settings(settings)
+            settings.database_url,
+            open_artifact_store(settings.artifact_location),
+            package_cache=home_cache_dir(settings.home),
+            timeouts=DatabaseTimeouts.from_settings(settings),
         )
 
     # --- sessions and error translation ------------------------------------------------------
@@ -257,11 +268,9 @@ class RegistryStore:
             session.execute(delete(RegisteredModelTagRow).where(RegisteredModelTagRow.model_id == row.id))
             session.delete(row)
         for path in packages:
-            self.packages.remove(path)
-            _prune_empty(self.packages.root, self.packages.location(path).parent)
+            self.packages.remove(path, prune=True)
         for path in reports:
-            self.reports.remove(path)
-            _prune_empty(self.reports.root, self.reports.location(path).parent)
+            self.reports.remove(path, prune=True)
 
     def rename_model(self, name: str, new_name: str, *, actor: str, reason: str = "") -> RegisteredModel:
         """Give a model a new name; its versions, tags, aliases, policy and reports follow (they hang on its id).
@@ -328,9 +337,10 @@ class RegistryStore:
     ) -> ModelVersion:
         """Register a package as the model's next version (the model is created on first use).
 
-        The package is verified, copied into the artifact store (temporary name, verified
-        again, renamed) and only then numbered, under the model row's lock, so concurrent
-        registrations get distinct consecutive numbers. ``source_run_id`` defaults to the
+        The package is verified, copied into the artifact store (each file's sha256 checked as
+        it is stored, the manifest last) and only then numbered, under the model row's lock, so
+        concurrent registrations get distinct consecutive numbers; a crash in between leaves
+        objects no row names (``quayside gc`` lists them), never a row without its copy. ``source_run_id`` defaults to the
         manifest's ``source_run``. ``model_description``, ``tags`` and
         ``allow_multiple_production`` apply when this call creates the model; ``version_tags``
         are the new version's own tags.
@@ -446,11 +456,21 @@ class RegistryStore:
             return _versions(session, model, [row])[0]
 
     def package_dir(self, name: str, version: int) -> Path:
-        """Where a live version's package copy lies on this machine."""
+        """A local directory holding a live version's package copy: the copy itself in a local
+        artifact store, else a verified download into the package cache (once per digest)."""
         with self._read() as session:
             model = self._model_row(session, name)
             row = self._live_version_row(session, model, version)
-            return self.packages.location(row.storage_path)
+            storage_path, digest = row.storage_path, row.digest
+        return self.packages.directory(storage_path, digest)
+
+    def artifact_references(self) -> set[str]:
+        """The artifact folders rows refer to: every version's package copy (deleted versions' too,
+        whose rows remain) and every load-test report's files; what ``quayside gc`` keeps."""
+        with self._read() as session:
+            paths = set(session.scalars(select(ModelVersionRow.storage_path)))
+            paths |= set(session.scalars(select(LoadTestReportRow.storage_path)))
+        return paths
 
     def update_version(self, name: str, version: int, *, description: str) -> ModelVersion:
         check_text("description", description, MAX_DESCRIPTION_LENGTH)
@@ -910,14 +930,12 @@ class RegistryStore:
         document = self.reports.document(path, f"load-test report '{report_id}'")
         return {**document, "record": record.to_dict(), "verdict": record.to_dict()["verdict"]}
 
-    def loadtest_report_html(self, name: str, version: int, report_id: str) -> Path:
-        """The path of one report's self-contained HTML page, as the load generator rendered it."""
+    def loadtest_report_page(self, name: str, version: int, report_id: str) -> str:
+        """One report's self-contained HTML page, as the load generator rendered it (checked on read)."""
         with self._read() as session:
             _, _, stored = self._report_row(session, name, version, report_id)
-            return self.reports.html(stored.storage_path, f"load-test report '{report_id}'")
-
-    def loadtest_report_page(self, name: str, version: int, report_id: str) -> str:
-        return self.loadtest_report_html(name, version, report_id).read_text()
+            path = stored.storage_path
+        return self.reports.html(path, f"load-test report '{report_id}'")
 
     def _report_row(
         self, session: Session, name: str, version: int, report_id: str
@@ -1045,16 +1063,6 @@ def _version_tags_of(session: Session, model_id: int, versions: Collection[int])
     for version, key, value in session.execute(query.order_by(ModelVersionTagRow.key)):
         by_version[version][key] = value
     return by_version
-
-
-def _prune_empty(root: Path, folder: Path) -> None:
-    """Remove ``folder`` and its parents below ``root`` while they are empty (a model's or a version's)."""
-    while folder != root and root in folder.parents:
-        try:
-            folder.rmdir()
-        except OSError:  # not empty (or already gone): what is left belongs to someone else
-            return
-        folder = folder.parent
 
 
 def _versions_in(session: Session, model_id: int, stage: Stage) -> list[ModelVersionRow]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import Depends, FastAPI
 
 from quayside import __version__, scratch
+from quayside.artifacts import check_artifact_store, open_artifact_store
 from quayside.config import Settings
 from quayside.registry.artifacts import STAGING_PREFIX
 from quayside.server.context import RequestIdMiddleware
@@ -27,9 +28,17 @@ from quayside.tracking.artifacts import TEMP_PREFIX as UPLOAD_PREFIX
 def create_app(settings: Settings) -> FastAPI:
     """The REST API over the store and artifact root that ``settings`` name.
 
-    The database is opened (and migrated) here, so a server that starts is a server
+    The artifact root is opened and proven usable first (an unknown scheme, an unreachable
+    bucket or a directory it cannot write is refused with one :class:`~quayside.errors.QuaysideError`
+    line), then the database is opened (and migrated), so a server that starts is a server
     that can write.
     """
+    # What uploads cut short by a crash left in the local work folder (the root itself when local;
+    # an S3 store keeps its own staging, cleared by a bucket lifecycle rule); a write another
+    # live server has in progress stays. Swept before the root's check writes its probe there,
+    # so that a root's first sweep is still the one that finds an older release's leftovers.
+    scratch.sweep(settings.artifact_dir, legacy_prefixes=(UPLOAD_PREFIX, STAGING_PREFIX))
+    check_artifact_store(open_artifact_store(settings.artifact_location))
     # Every route's permission rule (server/permissions.py) is checked before its handler runs.
     app = FastAPI(
         title="Quayside",
@@ -40,8 +49,6 @@ def create_app(settings: Settings) -> FastAPI:
     )
     install_docs(app)  # the same escaped Swagger UI page as a model server's
     install_state(app, AppState.from_settings(settings))
-    # What uploads cut short by a crash left; a write another live server has in progress stays.
-    scratch.sweep(settings.artifact_dir, legacy_prefixes=(UPLOAD_PREFIX, STAGING_PREFIX))
     install_error_handlers(app)
     app.add_middleware(RouteGuard, router=app.router)  # the same check for mounts and plain routes
     app.add_middleware(BodyLimits, settings=settings)

@@ -35,10 +35,11 @@ from quayside.request_ids import REQUEST_ID_HEADER
 from quayside.server.auth import challenge
 from quayside.server.context import request_id_of
 from quayside.server.deps import settings_of
+from quayside.server.ranges import UnsatisfiableRange
 
 log = logging.getLogger("quayside.server")
 
-SERVER_PATH, DATABASE = "<server path>", "<database>"
+SERVER_PATH, DATABASE, ARTIFACT_ROOT = "<server path>", "<database>", "<artifact root>"
 # Scratch directories under the system's temporary directory (tempfile.mkdtemp(prefix="quayside-...")).
 _SCRATCH_PREFIX = "quayside-"
 # A private path matches as a whole component (it ends at a separator, a quote, a space or the
@@ -56,12 +57,17 @@ class PublicError:
 
 
 @functools.lru_cache(maxsize=8)
-def _private_patterns(url: str, artifact_dir: Path, home: Path) -> tuple[tuple[re.Pattern[str], str], ...]:
-    """(pattern, replacement) for what a body must not name: the database URL, the server's paths.
+def _private_patterns(
+    url: str, artifact_dir: Path, home: Path, artifact_location: str = ""
+) -> tuple[tuple[re.Pattern[str], str], ...]:
+    """(pattern, replacement) for what a body must not name: the database URL, the server's paths,
+    the artifact root (``s3://bucket/prefix`` too).
 
     Built once per server (its settings do not change), not on every error it answers.
     """
     patterns = [(re.escape(text), DATABASE) for text in sorted({url, redact(url)}, key=len, reverse=True)]
+    if artifact_location and len(artifact_location.strip("/")) > 1:
+        patterns.append((re.escape(artifact_location) + _WHOLE_COMPONENT + _REST_OF_PATH, ARTIFACT_ROOT))
     paths = [artifact_dir, home]
     if url.startswith("sqlite:///"):
         paths.append(Path(url.removeprefix("sqlite:///")))
@@ -76,8 +82,10 @@ def _private_patterns(url: str, artifact_dir: Path, home: Path) -> tuple[tuple[r
 
 def scrub(message: str, settings: Settings) -> str:
     """``message`` with the server's database URL and its paths (and what follows them) replaced."""
+    # A local root is among the paths already; an object store's root text is hidden as itself.
+    location = "" if settings.artifact_root_is_local else settings.artifact_location
     for pattern, replacement in _private_patterns(
-        settings.database_url, settings.artifact_dir, settings.home
+        settings.database_url, settings.artifact_dir, settings.home, location
     ):
         message = pattern.sub(replacement, message)
     return message
@@ -90,6 +98,8 @@ def public_error(request: Request | None, error: QuaysideError) -> PublicError:
     the message is answered as it is, which suits the limits' own messages, the only such callers.
     """
     headers = {"Retry-After": str(error.retry_after_s)} if isinstance(error, UnavailableError) else {}
+    if isinstance(error, UnsatisfiableRange):
+        headers["Content-Range"] = f"bytes */{error.size}"
     if isinstance(error, AuthenticationError) and request is not None:
         headers["WWW-Authenticate"] = challenge(request)
     if request is None:

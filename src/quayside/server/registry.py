@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query, Request
 from fastapi import Path as PathParam
-from fastapi.responses import FileResponse, StreamingResponse
+from fastapi.responses import HTMLResponse, StreamingResponse
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
@@ -354,11 +354,12 @@ REPORT_PAGE_HEADERS = {
 }
 
 
-@router.get("/models/{name}/versions/{version}/loadtests/{report_id}/html", response_class=FileResponse)
-def get_loadtest_html(name: str, version: VersionNumber, report_id: str, registry: Registry) -> FileResponse:
+@router.get("/models/{name}/versions/{version}/loadtests/{report_id}/html", response_class=HTMLResponse)
+def get_loadtest_html(name: str, version: VersionNumber, report_id: str, registry: Registry) -> HTMLResponse:
     """One load-test report as the self-contained HTML page its load generator rendered (works offline)."""
-    path = registry.loadtest_report_html(name, version, report_id)
-    return FileResponse(path, media_type="text/html", headers=REPORT_PAGE_HEADERS)
+    # Read whole (pages are bounded by MAX_HTML_BYTES) so that a damaged object is an error, never a page.
+    page = registry.loadtest_report_page(name, version, report_id)
+    return HTMLResponse(page, headers=REPORT_PAGE_HEADERS)
 
 
 # --- build records ---------------------------------------------------------------------------

@@ -2,32 +2,33 @@
 
 Handlers parse, call one method of the tracking store, and render. Database work
 runs in plain ``def`` handlers (FastAPI's thread pool); uploads are ``async`` so that
-a large body streams to disk without being held in memory.
+a large body streams into the artifact store without being held in memory, and
+downloads stream out of it (:mod:`quayside.server.downloads`, ``Range`` honoured).
 """
 
 from __future__ import annotations
 
 import json
-import posixpath
 from collections import Counter
 from collections.abc import Iterable
-from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi import Path as PathParam
-from fastapi.responses import FileResponse
 from pydantic import BaseModel, BeforeValidator, Field
 from starlette.concurrency import run_in_threadpool
 
 from quayside.errors import AlreadyExistsError, UsageError
 from quayside.identity.model import Level, Resource, ResourceKind
 from quayside.server.deps import Backend, Caller, ReadableExperiments, State, check_level
+from quayside.server.downloads import ArtifactResponse, stream_download
+from quayside.server.uploads import RequestBody
 from quayside.tracking.artifacts import check_artifact_path
 from quayside.tracking.batches import MAX_BATCH_PARAMS, MAX_BATCH_POINTS, MAX_BATCH_TAGS
 from quayside.tracking.entities import Metric, decode_float
 from quayside.tracking.limits import MAX_EXPERIMENT_ID, MAX_OFFSET, MAX_RUNS_PER_PAGE, MAX_SEARCH_EXPERIMENTS
 from quayside.tracking.rest import API_PREFIX
+from quayside.tracking.store import TrackingStore
 
 TRACKING_PREFIX = API_PREFIX
 
@@ -246,31 +247,30 @@ def list_artifacts(run_id: str, backend: Backend, path: str = "", recursive: boo
     return {"artifacts": [a.to_dict() for a in backend.list_artifacts(run_id, path, recursive=recursive)]}
 
 
-DOWNLOAD_HEADERS = {"X-Content-Type-Options": "nosniff", "Content-Security-Policy": "sandbox"}
+def artifact_download(
+    backend: TrackingStore, run_id: str, path: str, range_header: str | None
+) -> ArtifactResponse:
+    """An artifact file of a run as a download (never rendered), whole or the range asked for."""
+    info = backend.artifact_info(run_id, path)
 
+    def open_object(start: int | None, end: int | None) -> Any:
+        return backend.open_artifact(run_id, path, start=start, end=end)
 
-def artifact_download(file: Path, path: str) -> FileResponse:
-    """An artifact as a download, never rendered: an uploaded HTML or SVG file must not run as this site."""
-    name = posixpath.basename(path.rstrip("/")) or "artifact"
-    return FileResponse(
-        file,
-        media_type="application/octet-stream",
-        filename=name,
-        content_disposition_type="attachment",
-        headers=DOWNLOAD_HEADERS,
-    )
+    return stream_download(open_object, info.size, path, range_header)
 
 
 @router.get("/runs/{run_id}/artifacts/file")
-def download_artifact(run_id: str, backend: Backend, path: Annotated[str, Query()]) -> FileResponse:
-    return artifact_download(backend.artifact_file(run_id, path), path)
+def download_artifact(
+    run_id: str, request: Request, backend: Backend, path: Annotated[str, Query()]
+) -> ArtifactResponse:
+    return artifact_download(backend, run_id, path, request.headers.get("range"))
 
 
 @router.put("/runs/{run_id}/artifacts/file", status_code=201)
 async def upload_artifact(
     run_id: str, request: Request, backend: Backend, path: Annotated[str, Query()]
 ) -> dict[str, Any]:
-    """Stream the request body into the artifact (temporary file, fsync, rename).
+    """Stream the request body into the artifact store; the artifact appears only once complete.
 
     The body is within QUAYSIDE_MAX_ARTIFACT_BYTES: :class:`~quayside.server.limits.BodyLimits`
     answers 413 for a larger one, declared or streamed, before this sees it.
@@ -279,14 +279,7 @@ async def upload_artifact(
     declared = request.headers.get("content-length")
     if declared is not None and not declared.isdigit():
         raise UsageError("the Content-Length header is not a number")
-    await run_in_threadpool(backend.writable_run, run_id)
-    writer = backend.artifacts.writer(run_id, path)
-    try:
-        # Page-cache writes are quick; the fsync in commit() is the slow part, so it gets a thread.
-        async for chunk in request.stream():
-            writer.write(chunk)
-        info = await run_in_threadpool(writer.commit)
-    except BaseException:
-        writer.abort()
-        raise
+    size = int(declared) if declared is not None else None
+    body = RequestBody(request.stream())
+    info = await run_in_threadpool(backend.write_artifact, run_id, path, body, size=size)
     return info.to_dict()

@@ -29,7 +29,7 @@ from quayside.db.engine import Sessions
 from quayside.db.sql import Lifecycle, now_ms
 from quayside.errors import NotFoundError, UsageError
 from quayside.names import check_name, path_component
-from quayside.tracking.artifacts import ArtifactStore
+from quayside.tracking.artifacts import RunArtifacts
 from quayside.tracking.entities import Metric, check_key, param_values, tag_values
 from quayside.tracking.tables import MlflowModelRow
 
@@ -73,12 +73,12 @@ class MlflowLoggedModel:
         return f"runs:/{self.run_id}/{self.artifact_path}"
 
 
-def free_artifact_path(artifacts: ArtifactStore, run_id: str, name: str) -> str:
+def free_artifact_path(artifacts: RunArtifacts, run_id: str, name: str) -> str:
     """The folder for a logged model named ``name`` in the run's artifacts: ``path_component(name)``,
     or that with ``-2``, ``-3`` ... when a folder or file has it (the name itself is never a path)."""
     base = path_component(check_name(LOGGED_MODEL, name))
     candidate, number = base, 1
-    while artifacts.resolve(run_id, candidate).exists():
+    while artifacts.exists(run_id, candidate):
         number += 1
         candidate = f"{base}-{number}"
     return candidate

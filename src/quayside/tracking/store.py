@@ -1,8 +1,9 @@
-"""The tracking store: experiments, runs, params, metrics, tags and logged models in SQL, run artifacts on disk.
+"""The tracking store: experiments, runs, params, metrics, tags and logged models in SQL, run artifacts
+in the artifact root (a local directory or an S3 bucket).
 
 Every method opens a session, does its work in one transaction and returns frozen
-dataclasses from :mod:`quayside.tracking.entities`. The store owns its artifact store
-(:class:`~quayside.tracking.artifacts.ArtifactStore`), as the registry's store owns its
+dataclasses from :mod:`quayside.tracking.entities`. The store owns its run artifacts
+(:class:`~quayside.tracking.artifacts.RunArtifacts`), as the registry's store owns its
 package store: a run must exist, and be live to be written to, before its files are
 touched. Driver exceptions are translated here: a lost database becomes
 :class:`~quayside.errors.UnavailableError`, a uniqueness clash an
@@ -13,17 +14,19 @@ param, never the driver's text.
 from __future__ import annotations
 
 import json
+import tempfile
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from sqlalchemy import ColumnElement, Engine, and_, delete, func, insert, select, update
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import Session
 
+from quayside.artifacts import ArtifactStore, LocalArtifactStore, ObjectInfo, open_artifact_store
 from quayside.config import Settings
 from quayside.db.engine import DatabaseTimeouts, Sessions
 from quayside.db.sql import Lifecycle, now_ms, on_conflict_insert
@@ -31,7 +34,7 @@ from quayside.errors import AlreadyExistsError, InvalidStateError, NotFoundError
 from quayside.names import check_name
 from quayside.packager.manifest import PackageReader
 from quayside.tracking import search
-from quayside.tracking.artifacts import ArtifactStore, check_artifact_path
+from quayside.tracking.artifacts import Readable, RunArtifacts, check_artifact_path
 from quayside.tracking.entities import (
     ArtifactInfo,
     Experiment,
@@ -68,15 +71,21 @@ ACTIVE_ONLY: tuple[str, ...] = (Lifecycle.ACTIVE,)
 
 class TrackingStore:
     """Tracking metadata in a SQL database (SQLite or PostgreSQL, migrated on first use) and run
-    artifacts under the artifact root; see :class:`~quayside.tracking.backend.TrackingBackend`."""
+    artifacts in the artifact root; see :class:`~quayside.tracking.backend.TrackingBackend`.
+
+    ``artifact_root`` is a store, or what :func:`~quayside.artifacts.open_artifact_store` takes
+    (a directory, ``file://`` or ``s3://`` text). ``work_dir`` is a local directory for copies
+    in progress: by default the root itself when it is local, else the system's temporary folder.
+    """
 
     def __init__(
         self,
         database_url: str,
-        artifact_root: Path,
+        artifact_root: str | Path | ArtifactStore,
         *,
         max_artifact_bytes: int | None = None,
         timeouts: DatabaseTimeouts | None = None,
+        work_dir: Path | None = None,
     ) -> None:
         self.url = database_url
         self.sessions = Sessions(
@@ -86,15 +95,22 @@ class TrackingStore:
             timeouts=timeouts,
         )
         self.engine: Engine = self.sessions.engine
-        self.artifacts = ArtifactStore(artifact_root, max_bytes=max_artifact_bytes)
+        store = (
+            artifact_root if isinstance(artifact_root, ArtifactStore) else open_artifact_store(artifact_root)
+        )
+        if work_dir is None:
+            work_dir = store.root if isinstance(store, LocalArtifactStore) else Path(tempfile.gettempdir())
+        self.artifacts = RunArtifacts(store, work_dir, max_bytes=max_artifact_bytes)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> TrackingStore:
+        """The store ``settings`` name; an artifact root of an unknown kind is refused here, in one line."""
         return cls(
             settings.database_url,
-            settings.artifact_dir,
+            settings.artifact_location,
             max_artifact_bytes=settings.max_artifact_bytes,
             timeouts=DatabaseTimeouts.from_settings(settings),
+            work_dir=settings.artifact_dir,
         )
 
     # --- sessions and error translation --------------------------------------------------
@@ -499,14 +515,31 @@ class TrackingStore:
         self.get_run(run_id)
         return self.artifacts.list(run_id, path, recursive=recursive)
 
+    def write_artifact(
+        self, run_id: str, path: str, stream: Readable, *, size: int | None = None
+    ) -> ArtifactInfo:
+        """Store what ``stream`` yields as artifact ``path`` of a live run (whole or not at all)."""
+        check_artifact_path(path)
+        self.writable_run(run_id)
+        return self.artifacts.write(run_id, path, stream, size=size)
+
     def download_artifacts(self, run_id: str, path: str, destination: Path) -> Path:
+        """Copy a run's artifact file or directory (``""``: all of them) into the local directory
+        ``destination`` and return the local path of the copy, every file's sha256 checked."""
         self.get_run(run_id)
         return self.artifacts.copy_out(run_id, path, destination)
 
-    def artifact_file(self, run_id: str, path: str) -> Path:
-        """Where an artifact file of an existing run is, for streaming it out."""
+    def artifact_info(self, run_id: str, path: str) -> ObjectInfo:
+        """The size and sha256 of an artifact file of an existing run."""
         self.get_run(run_id)
-        return self.artifacts.file_path(run_id, path)
+        return self.artifacts.stat(run_id, path)
+
+    def open_artifact(
+        self, run_id: str, path: str, *, start: int | None = None, end: int | None = None
+    ) -> BinaryIO:
+        """A stream of an artifact file of an existing run, whole (checked) or bytes ``[start:end]``."""
+        self.get_run(run_id)
+        return self.artifacts.open(run_id, path, start=start, end=end)
 
     def logged_model_files(self, model_id: str) -> tuple[str, str]:
         """The run and artifact path holding an MLflow logged model's files (``models:/m-<id>``)."""
@@ -516,13 +549,15 @@ class TrackingStore:
         """Verify the package logged at ``path`` (every digest) and record what its manifest says."""
         check_artifact_path(path)
         self.writable_run(run_id)
-        directory = self.artifacts.resolve(run_id, path)
         try:
-            manifest = PackageReader.open(directory).manifest
+            with self.artifacts.local_copy(run_id, path) as directory:
+                manifest = PackageReader.open(directory).manifest
         except PackageError as e:
             raise PackageError(
                 f"artifact '{path}' of run '{run_id}' is not a valid model package: {e.message}"
             ) from None
+        except NotFoundError:
+            raise NotFoundError(f"run '{run_id}' has no artifact '{path}'") from None
         return self._record_manifest(run_id, path, manifest)
 
     def _record_manifest(self, run_id: str, path: str, manifest: Any) -> LoggedModel:

@@ -80,11 +80,11 @@ class DeploymentSpec:
             )
 
 
-def check_secret_name(name: str) -> str:
+def check_secret_name(name: str, *, option: str = "--auth-token-secret") -> str:
     """A Secret's name: a DNS subdomain (labels of lower-case letters, digits and '-', joined by '.')."""
     if len(name) > DNS_SUBDOMAIN_LENGTH or not all(DNS_LABEL_PATTERN.fullmatch(p) for p in name.split(".")):
         raise InvalidNameError(
-            f"--auth-token-secret {shown(name)} is not a Kubernetes Secret name: {DNS_LABEL_RULE}, "
+            f"{option} {shown(name)} is not a Kubernetes Secret name: {DNS_LABEL_RULE}, "
             f"in labels joined by '.', at most {DNS_SUBDOMAIN_LENGTH} characters"
         )
     return name
@@ -159,6 +159,11 @@ def _template(name: str) -> Any:
 
 def _render(template: str, **values: Any) -> Manifest:
     return yaml.safe_load(_template(template).render(**values))
+
+
+def render_yaml_template(template: str, **values: Any) -> Manifest:
+    """The manifest ``templates/<template>.yaml.j2`` renders from ``values`` (for the server's renderer)."""
+    return _render(template, **values)
 
 
 def render_deployment(

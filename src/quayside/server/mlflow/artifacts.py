@@ -1,7 +1,7 @@
 """MLflow's proxied artifact routes (``mlflow-artifacts:/<run id>/<path>``) over the runs' artifacts.
 
 A run's ``artifact_uri`` is ``mlflow-artifacts:/<run id>``, so the MLflow client uploads
-and downloads here, into and out of the run's artifact directory.
+and downloads here, streamed into and out of the artifact store (``Range`` honoured).
 
 Registered versions' MLflow files are a second namespace, read-only:
 ``registered-models/<name>/<version>/<path>`` lists and downloads the MLflow model directory a
@@ -16,7 +16,6 @@ import posixpath
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import FileResponse
 
 from quayside.compose.mlflow_registry import (
     list_mlflow_files,
@@ -26,6 +25,7 @@ from quayside.compose.mlflow_registry import (
 )
 from quayside.errors import UsageError
 from quayside.server.deps import Backend, Registry
+from quayside.server.downloads import ArtifactResponse, local_file_download
 from quayside.server.mlflow.errors import MlflowRoute
 from quayside.server.tracking import artifact_download, upload_artifact
 
@@ -60,12 +60,14 @@ def list_artifacts(
 
 
 @router.get("/artifacts/{path:path}")
-def download_artifact(path: str, backend: Backend, registry: Registry) -> FileResponse:
+def download_artifact(path: str, request: Request, backend: Backend, registry: Registry) -> ArtifactResponse:
+    """Stream a file out, whole or the ``Range`` asked for, as Quayside's own download route does."""
+    wanted = request.headers.get("range")
     registered = registered_path(path)
     if registered is not None:
-        return artifact_download(mlflow_file(registry, registered), registered.path)
+        return local_file_download(mlflow_file(registry, registered), registered.path, wanted)
     run_id, inside = split_artifact_path(path)
-    return artifact_download(backend.artifact_file(run_id, inside), inside)
+    return artifact_download(backend, run_id, inside, wanted)
 
 
 @router.put("/artifacts/{path:path}")

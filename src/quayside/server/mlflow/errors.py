@@ -25,6 +25,7 @@ from quayside.errors import (
     PermissionDeniedError,
     PolicyError,
     QuaysideError,
+    RangeNotSatisfiableError,
     UnavailableError,
     UsageError,
 )
@@ -42,6 +43,7 @@ _ERROR_CODES: tuple[tuple[type[QuaysideError], str, int], ...] = (
     (AlreadyExistsError, "RESOURCE_ALREADY_EXISTS", 400),
     (InvalidStateError, "INVALID_PARAMETER_VALUE", 400),
     (PayloadTooLargeError, "INVALID_PARAMETER_VALUE", 413),
+    (RangeNotSatisfiableError, "INVALID_PARAMETER_VALUE", 416),
     (UsageError, "INVALID_PARAMETER_VALUE", 400),
     (UnavailableError, "TEMPORARILY_UNAVAILABLE", 503),
 )

@@ -7,6 +7,7 @@ import io
 import json
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import BinaryIO
 
 MAX_TEXT_BYTES = 256 * 1024
 MAX_CSV_ROWS = 200
@@ -51,15 +52,18 @@ def image_type(path: str) -> str | None:
     return IMAGE_TYPES.get(PurePosixPath(path).suffix.lower())
 
 
-def _head(file: Path) -> tuple[str, bool]:
-    with file.open("rb") as stream:
-        data = stream.read(MAX_TEXT_BYTES + 1)
+def _head(file: Path | BinaryIO) -> tuple[str, bool]:
+    if isinstance(file, Path):
+        with file.open("rb") as stream:
+            data = stream.read(MAX_TEXT_BYTES + 1)
+    else:
+        data = file.read(MAX_TEXT_BYTES + 1)
     truncated = len(data) > MAX_TEXT_BYTES
     return data[:MAX_TEXT_BYTES].decode("utf-8", errors="replace"), truncated
 
 
-def read_preview(file: Path, path: str) -> Preview:
-    """The preview of the artifact file ``file`` (named ``path`` in its run)."""
+def read_preview(file: Path | BinaryIO, path: str) -> Preview:
+    """The preview of the artifact file ``file`` (named ``path`` in its run), a path or a stream."""
     kind = preview_kind(path)
     if kind in ("none", "image"):
         return Preview(kind)

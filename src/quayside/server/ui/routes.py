@@ -8,13 +8,13 @@ as the REST routers (:mod:`quayside.server.deps`), shapes the data with
 
 from __future__ import annotations
 
+import io
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
-from fastapi.responses import FileResponse
 
 from quayside.errors import FilterError, UsageError
 from quayside.identity.model import Identity, Level, Resource, ResourceKind
@@ -32,10 +32,11 @@ from quayside.server.deps import (
     default_level,
     get_state,
 )
+from quayside.server.downloads import stream_download
 from quayside.server.registry import VersionNumber
 from quayside.server.tracking import ExperimentIdPath
 from quayside.server.ui import views
-from quayside.server.ui.preview import image_type, preview_kind, read_preview
+from quayside.server.ui.preview import MAX_TEXT_BYTES, image_type, preview_kind, read_preview
 from quayside.server.ui.templating import PageRoute, render
 from quayside.tracking.entities import Run
 from quayside.tracking.store import TrackingStore
@@ -152,27 +153,47 @@ def run_page(
 def artifact_page(request: Request, backend: Backend, run_id: str, path: Annotated[str, Query()]) -> Response:
     """A preview of one artifact file (text, JSON, CSV or image) with its download link."""
     run = backend.get_run(run_id)
-    file = backend.artifacts.file_path(run_id, path)
+    info = backend.artifact_info(run_id, path)
     return render(
         request,
         "artifact.html",
         run=run,
         path=path,
-        size=file.stat().st_size,
-        preview=read_preview(file, path),
+        size=info.size,
+        preview=read_preview(io.BytesIO(_head(backend, run_id, path, info.size)), path),
     )
 
 
+def _head(backend: TrackingStore, run_id: str, path: str, size: int) -> bytes:
+    """What a preview reads of an artifact: the whole file (its digest checked) when it is small."""
+    if preview_kind(path) in ("none", "image"):
+        return b""
+    limit = MAX_TEXT_BYTES + 1
+    end = None if size <= limit else limit
+    with backend.open_artifact(run_id, path, end=end) as stream:
+        data = bytearray()
+        while chunk := stream.read(limit - len(data)):
+            data += chunk
+        return bytes(data)
+
+
 @router.get("/runs/{run_id}/artifacts/image")
-def artifact_image(backend: Backend, run_id: str, path: Annotated[str, Query()]) -> Response:
+def artifact_image(
+    request: Request, backend: Backend, run_id: str, path: Annotated[str, Query()]
+) -> Response:
     """An image artifact with its own media type, for the preview's ``<img>``; other files are refused."""
     backend.get_run(run_id)
     media_type = image_type(path)
     if media_type is None:
         raise UsageError(f"artifact '{path}' is not a PNG, JPEG, GIF or WebP image")
-    file = backend.artifacts.file_path(run_id, path)
-    headers = {"X-Content-Type-Options": "nosniff", "Content-Security-Policy": "sandbox"}
-    return FileResponse(file, media_type=media_type, headers=headers)
+    info = backend.artifact_info(run_id, path)
+
+    def open_object(start: int | None, end: int | None) -> Any:
+        return backend.open_artifact(run_id, path, start=start, end=end)
+
+    return stream_download(
+        open_object, info.size, path, request.headers.get("range"), media_type=media_type, attachment=False
+    )
 
 
 @router.get("/compare")

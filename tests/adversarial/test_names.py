@@ -23,6 +23,7 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 
 import quayside
+from quayside.artifacts.keys import RECORD_SUFFIX
 from quayside.cli.app import main as cli_main
 from quayside.config import Settings
 from quayside.errors import InvalidNameError, UsageError
@@ -93,11 +94,15 @@ def mlflow_refused(response: httpx.Response, problem: str) -> None:
 
 
 def files_under(root: Path) -> set[str]:
-    """Every file under ``root`` (relative), leaving out the scratch folder's bookkeeping."""
+    """Every file under ``root`` (relative), leaving out the scratch folder's bookkeeping and the
+    local store's digest record beside each object."""
     return {
         p.relative_to(root).as_posix()
         for p in root.rglob("*")
-        if p.is_file() and ".quayside-tmp" not in p.parts and p.suffix not in (".db", ".db-wal", ".db-shm")
+        if p.is_file()
+        and ".quayside-tmp" not in p.parts
+        and p.suffix not in (".db", ".db-wal", ".db-shm")
+        and not p.name.endswith(RECORD_SUFFIX)
     }
 
 

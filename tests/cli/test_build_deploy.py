@@ -177,3 +177,61 @@ def test_a_package_that_only_a_pickle_serves_is_refused_before_any_build(tmp_pat
     result = run("build", str(path), "--context-only", str(tmp_path / "ctx"))
     assert result.returncode == 1
     assert "convert it first" in result.stderr
+
+
+@pytest.fixture(scope="module")
+def registered(package, tmp_path_factory) -> dict[str, str]:
+    """A registry of this module's own holding the package as version 1 of 'diabetes', @champion on it."""
+    home = tmp_path_factory.mktemp("registry-home")
+    env = {"QUAYSIDE_HOME": str(home), "QUAYSIDE_REGISTRY_URI": "", "QUAYSIDE_TRACKING_URI": ""}
+    for args in (
+        ["registry", "register", str(package), "--name", "diabetes"],
+        ["registry", "alias", "set", "diabetes", "champion", "1"],
+    ):
+        result = run(*args, env=env)
+        assert result.returncode == 0, result.stderr
+    return env
+
+
+def _container_env(stdout: str) -> dict[str, object]:
+    manifests = [m for m in yaml.safe_load_all(stdout) if m]
+    for manifest in manifests:
+        kubernetes_validate.validate(manifest, kubernetes_validate.latest_version(), strict=True)
+    (container,) = manifests[0]["spec"]["template"]["spec"]["containers"]
+    return {
+        variable["name"]: variable.get("value", variable.get("valueFrom")) for variable in container["env"]
+    }
+
+
+def test_a_deployment_of_an_alias_follows_it_through_the_registry_it_is_given(registered):
+    result = run(
+        "deploy", "models:/diabetes@champion", "--target", "kubernetes", "--dry-run",
+        "--registry-uri", "http://quayside.mlops.svc:5000", "--registry-token-secret", "registry-token",
+        "--follow-interval", "30", env=registered,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    env = _container_env(result.stdout)
+    assert env["MODEL_SOURCE"] == "models:/diabetes@champion"
+    assert env["QUAYSIDE_REGISTRY_URI"] == "http://quayside.mlops.svc:5000"
+    assert env["FOLLOW_INTERVAL"] == "30"
+    assert env["MODEL_VERSION"] == "1"
+    assert env["QUAYSIDE_TOKEN"] == {"secretKeyRef": {"name": "registry-token", "key": "token"}}
+
+
+def test_without_a_registry_or_with_a_fixed_version_the_deployment_follows_nothing(registered):
+    alias = run("deploy", "models:/diabetes@champion", "--target", "kubernetes", "--dry-run", env=registered)
+    assert alias.returncode == 0, alias.stderr
+    assert "give --registry-uri" in alias.stderr
+    assert "MODEL_SOURCE" not in _container_env(alias.stdout)
+    fixed = run(
+        "deploy", "models:/diabetes/1", "--target", "kubernetes", "--dry-run",
+        "--registry-uri", "http://quayside.mlops.svc:5000", env=registered,
+    )  # fmt: skip
+    assert fixed.returncode == 0, fixed.stderr
+    assert "MODEL_SOURCE" not in _container_env(fixed.stdout)
+    bad = run(
+        "deploy", "models:/diabetes@champion", "--target", "kubernetes", "--dry-run",
+        "--registry-uri", "quayside.mlops:5000", env=registered,
+    )  # fmt: skip
+    assert bad.returncode == 1
+    assert bad.stderr.strip().splitlines()[-1].startswith("error: --registry-uri must be the http(s)://")

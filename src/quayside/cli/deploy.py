@@ -12,6 +12,7 @@ from typer.core import TyperGroup
 from quayside.cli.console import err, out, out_raw
 from quayside.cli.tables import print_build, print_checked_build
 from quayside.compose import rollout
+from quayside.compose.following import following_environment, is_moving
 from quayside.compose.models import ModelSource
 from quayside.config import load_settings
 from quayside.errors import UsageError
@@ -38,6 +39,7 @@ def _deploy_docker(
     down: bool,
     grace_period: float,
     auth_token_file: Path | None,
+    environment: dict[str, str],
 ) -> None:
     if down:
         if not name:
@@ -57,6 +59,7 @@ def _deploy_docker(
         base_image=base_image,
         grace_period_s=grace_period,
         auth_token_file=auth_token_file,
+        environment=environment,
         log=err.print,
     )
     if done.build is not None:
@@ -137,6 +140,30 @@ def deploy(
             show_default=False,
         ),
     ] = None,
+    registry_uri: Annotated[
+        str | None,
+        typer.Option(
+            help="The quayside server the deployment asks which version a moving MODEL_URI "
+            "(models:/NAME@ALIAS, a stage, latest) names, to follow it: when the alias moves, the new "
+            "version is loaded beside the old one and takes over. Default for Docker: this machine's "
+            "QUAYSIDE_REGISTRY_URI (or QUAYSIDE_TRACKING_URI); for Kubernetes give its in-cluster address.",
+            show_default=False,
+        ),
+    ] = None,
+    follow_interval: Annotated[
+        float,
+        typer.Option(
+            help="Seconds between the deployment's questions to --registry-uri; 0: do not follow.", min=0
+        ),
+    ] = 10.0,
+    registry_token_secret: Annotated[
+        str | None,
+        typer.Option(
+            help="Kubernetes: the Secret NAME (key 'token') holding the API token the pods read the registry "
+            "with, when it requires one.",
+            show_default=False,
+        ),
+    ] = None,
     auth_token_secret: Annotated[
         str | None,
         typer.Option(
@@ -161,6 +188,10 @@ def deploy(
             raise UsageError(
                 "--auth-token-secret is for --target kubernetes; on Docker use --auth-token-file"
             )
+        if registry_token_secret is not None:
+            raise UsageError(
+                "--registry-token-secret is for --target kubernetes; on Docker set QUAYSIDE_TOKEN"
+            )
         _deploy_docker(
             model_uri,
             name=name,
@@ -172,6 +203,7 @@ def deploy(
             down=down,
             grace_period=grace_period,
             auth_token_file=auth_token_file,
+            environment=_following(model_uri, registry_uri or _local_registry_uri(), follow_interval),
         )
         return
     if auth_token_file is not None:
@@ -201,7 +233,28 @@ def deploy(
         target_cpu=target_cpu,
         grace_period_s=int(grace_period),
         auth_token_secret=auth_token_secret,
+        environment=tuple(_following(model_uri, registry_uri, follow_interval).items()),
+        registry_token_secret=registry_token_secret,
     )
+
+
+def _local_registry_uri() -> str | None:
+    """The registry this machine's commands use, when it is a server (a Docker deployment shares the host network)."""
+    settings = load_settings()
+    return settings.registry_uri or settings.tracking_uri
+
+
+def _following(model_uri: str | None, registry_uri: str | None, interval_s: float) -> dict[str, str]:
+    """The environment that makes a deployment follow ``model_uri``; a note when it will not."""
+    if model_uri is None or not is_moving(model_uri) or not interval_s:
+        return {}
+    if registry_uri is None:
+        err.print(
+            f"note: the deployment serves the version {model_uri} names now; give --registry-uri (the quayside "
+            "server it can reach) for it to follow when that moves"
+        )
+        return {}
+    return following_environment(model_uri, registry_uri, interval_s)
 
 
 def _deploy_kubernetes(

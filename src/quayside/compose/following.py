@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 
 from quayside.compose.clients import RegistryClient
+from quayside.errors import UsageError
 from quayside.registry.uris import find_version, parse_model_uri
 
 
@@ -35,3 +36,21 @@ def current_version(uri: str) -> str | None:
 def _registry() -> RegistryClient:
     # One client per process (each serving worker polls on its own), made on the first poll.
     return RegistryClient()
+
+
+def following_environment(model_uri: str, registry_uri: str | None, interval_s: float) -> dict[str, str]:
+    """What a deployed image is told so that it follows ``model_uri``: the URI (``MODEL_SOURCE``),
+    the registry it asks (``QUAYSIDE_REGISTRY_URI``) and how often (``FOLLOW_INTERVAL``); nothing
+    for a URI that cannot move or without a registry to ask."""
+    if not is_moving(model_uri) or not registry_uri or not interval_s:
+        return {}
+    if not registry_uri.startswith(("http://", "https://")):
+        raise UsageError(
+            f"--registry-uri must be the http(s):// address of a quayside server the deployment can reach, "
+            f"not '{registry_uri}'"
+        )
+    return {
+        "MODEL_SOURCE": model_uri,
+        "QUAYSIDE_REGISTRY_URI": registry_uri,
+        "FOLLOW_INTERVAL": f"{interval_s:g}",
+    }

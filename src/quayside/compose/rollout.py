@@ -58,6 +58,7 @@ def deploy_docker(
     base_image: str,
     grace_period_s: float = 30,
     auth_token_file: Path | None = None,
+    environment: Mapping[str, str] | None = None,
     log: Log = no_log,
 ) -> DockerRollout:
     """Run ``source`` as the Docker deployment ``name`` (default: the model's), replacing the previous one.
@@ -67,6 +68,7 @@ def deploy_docker(
     built when it does not hold this package.
     With ``auth_token_file``, the container mounts it read-only and requires its token on inference
     and metadata routes (checked here first: a missing or empty file stops the deploy before any build).
+    ``environment`` goes into the container (:func:`~quayside.compose.following.following_environment`).
     """
     from quayside.packager.docker.build import docker_client
     from quayside.packager.docker.containers import connection_migration_enabled, deploy_container
@@ -104,6 +106,7 @@ def deploy_docker(
         grace_period_s=grace_period_s,
         log=log,
         auth_token_file=auth_token_file,
+        environment=environment,
     )
     return DockerRollout(deployment, build)
 

@@ -1,8 +1,9 @@
 """An image built from ``models:/diabetes@champion`` follows the alias on a real ``quayside server``.
 
-The image carries the version the alias named at build time and serves it at once; given
-``QUAYSIDE_REGISTRY_URI`` it asks the registry which version the alias names, and when the
-alias moves it downloads that version's package, checks its digest, and answers with it. With
+The image carries the version the alias named at build time and serves it at once; deployed
+with ``quayside deploy models:/diabetes@champion`` (which hands it the registry this machine uses)
+it asks the registry which version the alias names, and when the alias moves it downloads that
+version's package, checks its digest, and answers with it. With
 the registry down, a fresh container of the same image still starts and serves what it carries.
 """
 
@@ -108,7 +109,12 @@ def test_an_image_follows_its_alias_and_starts_on_what_it_carries_when_the_regis
     assert "MODEL_SOURCE=models:/diabetes@champion" in environment
     assert "MODEL_VERSION=1" in environment
 
-    with container(docker_client, tag, registry.url) as url:
+    # `quayside deploy` of the alias tells the container what to follow (the registry it uses itself).
+    port, name = free_port(), f"following-{uuid.uuid4().hex[:8]}"
+    deploy = ("deploy", "models:/diabetes@champion", "--image", tag, "--name", name, "--port", str(port))
+    quayside_cli(*deploy, "--grpc-port", "0", "--follow-interval", "0.3", home=quayside_home)
+    url = f"http://127.0.0.1:{port}"
+    try:
         version, outputs = answer(url, rows)
         assert version == "1"
         np.testing.assert_allclose(outputs, expected[1], rtol=1e-4, atol=1e-3)
@@ -118,6 +124,8 @@ def test_an_image_follows_its_alias_and_starts_on_what_it_carries_when_the_regis
         version, outputs = answer(url, rows)
         np.testing.assert_allclose(outputs, expected[2], rtol=1e-4, atol=1e-3)
         assert httpx.get(f"{url}/v2/models/diabetes", timeout=5).json()["versions"] == ["2"]
+    finally:
+        quayside_cli("deploy", "--down", "--name", name, home=quayside_home, check=False)
 
     registry.stop()
     with container(

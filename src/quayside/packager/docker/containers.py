@@ -15,7 +15,7 @@ from __future__ import annotations
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -111,6 +111,7 @@ def deploy_container(
     ready_timeout_s: float = 120,
     auth_token_file: Path | None = None,
     grpc_port: int | None = None,
+    environment: Mapping[str, str] | None = None,
 ) -> Deployment:
     """Start ``image`` as deployment ``name`` on ``port``; stop the previous container once it serves.
 
@@ -118,14 +119,21 @@ def deploy_container(
     network each deployment needs its own: two sharing one would split gRPC calls between them.
 
     With ``auth_token_file``, that file is mounted read-only into the container and its server
-    requires the token in it on inference and metadata routes.
+    requires the token in it on inference and metadata routes. ``environment`` is added to the
+    container's (what it follows, for one).
     """
     previous = [c for c in _containers(client, name) if c.status == "running"]
     baseline = listeners(port)
     if not previous and baseline:
         raise UsageError(f"port {port} is already in use on this host; choose another with --port")
     grpc = port + 1 if grpc_port is None else grpc_port
-    environment = {"PORT": str(port), "GRPC_PORT": str(grpc), "WORKERS": str(workers), REUSE_PORT_ENV: "1"}
+    environment = {
+        **(environment or {}),
+        "PORT": str(port),
+        "GRPC_PORT": str(grpc),
+        "WORKERS": str(workers),
+        REUSE_PORT_ENV: "1",
+    }
     volumes = {}
     if auth_token_file is not None:
         volumes[str(auth_token_file.resolve())] = {"bind": CONTAINER_TOKEN_PATH, "mode": "ro"}

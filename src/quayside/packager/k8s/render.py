@@ -36,6 +36,8 @@ MAX_DEPLOYMENT_NAME = 56
 """A DNS label has 63 characters; 7 are kept for ``-canary``."""
 DNS_SUBDOMAIN_LENGTH = 253
 AUTH_TOKEN_DIR = "/var/run/secrets/quayside"
+FOLLOWING_VARIABLES = ("MODEL_SOURCE", "QUAYSIDE_REGISTRY_URI", "FOLLOW_INTERVAL")
+"""What a model container is told to follow a registry URI by; a promoted canary keeps them."""
 AUTH_TOKEN_KEY = "token"
 """The key of the token in the Secret: ``kubectl create secret generic NAME --from-file=token=FILE``."""
 
@@ -64,12 +66,19 @@ class DeploymentSpec:
     grace_period_s: int = 30
     auth_token_secret: str | None = None
     """A Secret (key ``token``) whose token the server requires on inference and metadata routes."""
+    environment: tuple[tuple[str, str], ...] = ()
+    """More variables for the model container: what it follows (``MODEL_SOURCE``, ``QUAYSIDE_REGISTRY_URI``,
+    ``FOLLOW_INTERVAL``), from :func:`quayside.compose.following.following_environment`."""
+    registry_token_secret: str | None = None
+    """A Secret (key ``token``) holding the API token the container reads the registry with (``QUAYSIDE_TOKEN``)."""
 
     def __post_init__(self) -> None:
         check_deployment_name(self.name)
         check_dns_label("namespace", self.namespace)
         if self.auth_token_secret is not None:
             check_secret_name(self.auth_token_secret)
+        if self.registry_token_secret is not None:
+            check_secret_name(self.registry_token_secret, option="--registry-token-secret")
         if not 0 <= self.grpc_port <= 65535 or self.grpc_port in (self.port, self.service_port):
             raise UsageError(
                 f"the gRPC port must be 1-65535 (0: off) and differ from the HTTP ports, not {self.grpc_port}"
@@ -193,6 +202,8 @@ def render_deployment(
         auth_token_dir=AUTH_TOKEN_DIR,
         auth_token_key=AUTH_TOKEN_KEY,
         auth_token_path=f"{AUTH_TOKEN_DIR}/{AUTH_TOKEN_KEY}",
+        environment=dict(spec.environment),
+        registry_token_secret=spec.registry_token_secret,
     )
 
 
@@ -249,11 +260,18 @@ def promoted(spec: DeploymentSpec, canary: Manifest) -> DeploymentSpec:
     """The stable spec that takes over the canary's image (and the model it serves)."""
     annotations = canary["metadata"].get("annotations", {})
     labels = canary["metadata"].get("labels", {})
+    (container,) = canary["spec"]["template"]["spec"]["containers"]
+    environment = tuple(
+        (variable["name"], variable["value"])
+        for variable in container.get("env", [])
+        if variable["name"] in FOLLOWING_VARIABLES and "value" in variable
+    )
     return replace(
         spec,
         image=annotations.get(KUBE_IMAGE_ANNOTATION, spec.image),
         model_digest=annotations.get(KUBE_MODEL_DIGEST_ANNOTATION, spec.model_digest),
         model_version=labels.get(KUBE_MODEL_VERSION_LABEL, spec.model_version),
+        environment=environment or spec.environment,
     )
 
 

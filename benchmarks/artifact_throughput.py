@@ -5,7 +5,7 @@
 
 Both sides move the same bytes between this process and the same moto S3 server: the server
 path streams an upload through ``PUT /api/tracking/runs/<id>/artifacts/file`` (the server
-hands it to its S3 store, multipart above 64 MiB) and a download back through ``GET``; the
+hands it to its S3 store, multipart above 8 MiB) and a download back through ``GET``; the
 direct path is boto3's own ``upload_fileobj`` / ``download_fileobj`` (s3transfer, threads and
 all). Each figure is the best of the rounds. Target (issue 17): the server reaches at least
 0.7 of boto3's throughput, both ways.

@@ -132,9 +132,11 @@ def quayside_spec(
 
     def argv(port: int) -> list[str]:
         quiet = [] if options.access_log else ["--quiet"]
+        # REST only: the benchmark measures REST, and servers started side by side would all
+        # want the default gRPC port (loadtests/grpc_benchmark.py measures gRPC).
         return [
             *quayside_command(), "serve", str(model.package_dir), "--host", "127.0.0.1",
-            "--port", str(port), "--workers", str(options.workers), *quiet, *extra_args,
+            "--port", str(port), "--grpc-port", "0", "--workers", str(options.workers), *quiet, *extra_args,
         ]  # fmt: skip
 
     return ServerSpec(

@@ -217,18 +217,8 @@ def run_distributed(target: str, payloads: Payloads, options: LoadOptions, *, di
         )
         for index, pid in enumerate(pids)
     )
-    return LoadResult(
-        target=target,
-        payloads=payloads,
-        options=options,
-        started_at=recorder.started_at,
-        elapsed_s=elapsed,
-        latencies_ms=tuple(recorder.latencies_ms),
-        failures=recorder.failures,
-        errors=dict(recorder.errors),
-        ticks=recorder.ticks(),
-        generator_cpu_s=master_cpu_s,
-        workers=workers,
+    return recorder.result(
+        target, payloads, options, elapsed_s=elapsed, generator_cpu_s=master_cpu_s, workers=workers
     )
 
 

@@ -124,6 +124,31 @@ class Recorder:
             Tick(t, users, tuple(latencies[i]), failures[i]) for i, (t, users) in enumerate(self._marks)
         )
 
+    def result(
+        self,
+        target: str,
+        payloads: Payloads,
+        options: LoadOptions,
+        *,
+        elapsed_s: float,
+        generator_cpu_s: float,
+        workers: tuple[WorkerFigures, ...] = (),
+    ) -> LoadResult:
+        """What this run recorded, as the :class:`LoadResult` a report is made from."""
+        return LoadResult(
+            target=target,
+            payloads=payloads,
+            options=options,
+            started_at=self.started_at,
+            elapsed_s=elapsed_s,
+            latencies_ms=tuple(self.latencies_ms),
+            failures=self.failures,
+            errors=dict(self.errors),
+            ticks=self.ticks(),
+            generator_cpu_s=generator_cpu_s,
+            workers=workers,
+        )
+
 
 def error_type(exception: BaseException) -> str:
     """How a failed request is grouped in the report."""
@@ -260,15 +285,4 @@ def run_load(
     cpu_s = time.process_time() - cpu_start
     recorder.closed = True
     runner.quit()
-    return LoadResult(
-        target=target,
-        payloads=payloads,
-        options=options,
-        started_at=recorder.started_at,
-        elapsed_s=elapsed,
-        latencies_ms=tuple(recorder.latencies_ms),
-        failures=recorder.failures,
-        errors=dict(recorder.errors),
-        ticks=recorder.ticks(),
-        generator_cpu_s=cpu_s,
-    )
+    return recorder.result(target, payloads, options, elapsed_s=elapsed, generator_cpu_s=cpu_s)

@@ -59,6 +59,7 @@ def test_a_reload_drains_the_old_version_and_forwards_latecomers(slow_package: P
             reload = asyncio.create_task(server.reload("slow"))
             while server.models["slow"] is before:
                 await asyncio.sleep(0.01)
+            assert before.retired
             latecomer = await before.answering()  # looked up before the swap, calling after it
             late = await latecomer.infer({"input": rows}, 2)
             answers = await asyncio.gather(*queued)
@@ -104,6 +105,7 @@ def test_a_latecomer_to_an_evicted_model_loads_it_again(slow_package: Path):
             evicted_first = sorted(server.evicted)
             held = await server.model("b")
             await server.model("a")  # evicts b, which `held` still points at
+            assert held.retired
             answer = await (await held.answering()).infer({"input": rows}, 1)
             (values,) = answer.values()
             return evicted_first, sorted(server.evicted), float(values[0])

@@ -244,7 +244,8 @@ def _add_inference_routes(app: FastAPI, server: ModelServer) -> None:
     async def answer_v2(request: Request, model_name: str, model_version: str = "") -> Response:
         model = await _served(request, server, model_name, model_version)
         body = await read_limited_body(request.scope, request.receive, options.max_body_bytes)
-        model = await model.answering()
+        if model.retired:
+            model = await model.answering()
         reply = await model.infer_v2(body, request.headers.get(HEADER_LENGTH))
         headers = model.headers
         if isinstance(reply, Framed):
@@ -286,6 +287,7 @@ def _add_inference_routes(app: FastAPI, server: ModelServer) -> None:
         request.scope[MODEL_KEY] = served.labels
         body = await read_limited_body(request.scope, request.receive, options.max_body_bytes)
         content_type = request.headers.get("content-type", "")
-        served = await served.answering()
+        if served.retired:
+            served = await served.answering()
         reply = await served.invocations(body, content_type)
         return Response(reply, media_type=JSON, headers=served.headers)

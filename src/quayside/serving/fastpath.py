@@ -166,7 +166,8 @@ class FastPath:
                 body = await read_limited_body(scope, receive, self.limit)
             finally:
                 runner.receiving -= 1
-            model = await model.answering()
+            if model.retired:
+                model = await model.answering()
             response = await handler(model, scope, body)
         except ClientGone:
             return

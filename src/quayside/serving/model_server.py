@@ -207,7 +207,6 @@ class ModelServer:
                 raise NotFoundError(self._no_model(name))
             model = await self._reload_evicted(name, evicted)
         model.check_version(version)
-        model.last_used = time.monotonic()
         return model
 
     def knows(self, name: str, version: str = "") -> bool:
@@ -238,6 +237,8 @@ class ModelServer:
         """The model ``/invocations`` answers for: the only one served, or the one ``?model=`` names."""
         if requested:
             return await self.model(requested)
+        if len(self.models) == 1 and not self.evicted:  # the common case, on every request: no lists
+            return next(iter(self.models.values()))
         names = [*self.models, *(name for name in self.evicted if name not in self.models)]
         if len(names) == 1:
             return await self.model(names[0])

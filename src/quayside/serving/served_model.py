@@ -81,7 +81,7 @@ class ServedModel:
         self.active = 0
         """Inference requests inside this model now (an idle model has none)."""
         self.last_used = time.monotonic()
-        """When a request last named this model: what the memory budget's eviction orders by."""
+        """When an inference request last reached this model: what the memory budget's eviction orders by."""
         self._successor: Callable[[], Awaitable[ServedModel]] | None = None
         self._idle = asyncio.Event()
         self._idle.set()
@@ -114,10 +114,16 @@ class ServedModel:
             await asyncio.wait_for(self._idle.wait(), timeout=grace_s)
         await self.stop()
 
+    @property
+    def retired(self) -> bool:
+        """Whether this model was replaced, evicted or unloaded: its callers go to :meth:`answering`.
+        Checked, not awaited, on the request path, so that a serving model costs no coroutine."""
+        return self._successor is not None
+
     async def answering(self) -> ServedModel:
-        """This model, or once it is retired the one now serving its name. Call it just before a
-        handler: it returns without yielding to the loop while this model serves, so nothing can
-        retire the model between the two."""
+        """The one now serving this (retired) model's name, loaded again if it has to be. Check
+        :attr:`retired` just before a handler: nothing awaits between the check and the handler's
+        call, so nothing can retire the model between the two."""
         model = self
         while model._successor is not None:
             model = await model._successor()
@@ -142,6 +148,7 @@ class ServedModel:
         self.health.in_flight += 1
         self.in_flight.inc()
         self.active += 1
+        self.last_used = time.monotonic()
         self._idle.clear()
         try:
             return await self.runner.submit(inputs, rows)

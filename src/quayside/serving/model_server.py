@@ -293,10 +293,10 @@ class ModelServer:
         ]
         return sorted(entries, key=lambda entry: entry.name)
 
-    async def load(self, name: str, source: str | None = None, *, force: bool = False) -> ServedModel:
+    async def load(self, name: str, source: str | None = None) -> ServedModel:
         """Load (or reload) ``name`` from ``source`` (a path or URI; by default where it was loaded
-        from before), warm it, and serve it; a model already loaded from there is left as it is,
-        unless ``force`` (a URI such as an alias may name another version now)."""
+        from before), warm it, and serve it; a model already loaded from there is left as it is
+        (:meth:`reload` loads it again)."""
         pending = self.loading.get(name)
         if pending is not None:
             return await asyncio.shield(pending)
@@ -313,7 +313,7 @@ class ModelServer:
                 f"no model '{name}' to load: give its path or URI as "
                 '{"parameters": {"uri": "..."}} in the body'
             )
-        if current is not None and current.source == source and not force:
+        if current is not None and current.source == source:
             return current
         self._check_model_control("load")
         return await self._load_once(name, source)

@@ -18,6 +18,12 @@ client's own CPU share is reported beside each cell so a saturated client shows.
 Prints requests/s, rows/s, p50 and p99 per cell and writes loadtests/grpc.json. The
 targets (reported, not asserted): single-row gRPC requests/s at or above REST's, and
 100-row gRPC rows/s at least 1.5x REST's.
+
+After the server's cells come the floor's (``grpc-floor``): the same client against
+a bare ``grpc.aio`` server with no model (:mod:`serving_bench.grpc_floor`), answering
+the response the real server gave for those rows. No server built on ``grpc.aio``
+answers more calls than that on this machine with this client, so the floor shows
+how much of a gap to REST is the gRPC library's own cost and how much Quayside's.
 """
 
 from __future__ import annotations
@@ -43,6 +49,7 @@ from serving_bench.servers import quayside_command
 MODEL = "rf"
 ROWS_PER_REQUEST = (1, 100)
 TRANSPORTS = ("rest", "grpc")
+FLOOR = "grpc-floor"
 RESULTS_JSON = LOADTESTS_DIR / "grpc.json"
 TARGETS = {
     "single-row gRPC requests/s >= REST's": (1, "requests_per_s", 1.0),
@@ -197,6 +204,40 @@ async def drive_grpc(port: int, bodies: tuple[bytes, ...], concurrency: int, lat
 
 
 REST_CLIENTS = {"streams": drive_rest_streams, "httpx": drive_rest}
+REST_CLIENT_NAMES = {
+    "streams": "asyncio streams, HTTP/1.1 keep-alive, one connection per caller, V2 JSON",
+    "httpx": "httpx.AsyncClient, HTTP/1.1 keep-alive, one connection per caller, V2 JSON",
+}
+DRIVERS = {"grpc": drive_grpc, FLOOR: drive_grpc}
+
+
+def grpc_response(port: int, body: bytes) -> bytes:
+    """The serialised response the server at ``port`` gives for the serialised request ``body``."""
+    import grpc
+
+    from quayside.loadtesting.grpc_bodies import MODEL_INFER
+
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        return channel.unary_unary(MODEL_INFER)(body, timeout=30.0)
+
+
+def start_floor(port: int, response: bytes, rows: int) -> ServerProcess | None:
+    """The floor server answering ``response``, once it takes calls; None (and its log) if it did not start."""
+    import grpc
+
+    response_path = WORK_DIR / "grpc" / f"floor-response-{rows}.bin"
+    response_path.write_bytes(response)
+    argv = [sys.executable, str(LOADTESTS_DIR / "serving_bench" / "grpc_floor.py"), "--port", str(port)]
+    argv += ["--response", str(response_path)]
+    floor = ServerProcess(argv, cwd=WORK_DIR, env=os.environ, log_path=WORK_DIR / "grpc" / "floor.log")
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        try:
+            grpc.channel_ready_future(channel).result(timeout=30)
+        except grpc.FutureTimeoutError:
+            print(f"the floor server did not start:\n{floor.log_tail()}", file=sys.stderr)
+            floor.stop()
+            return None
+    return floor
 
 
 def run_cell(
@@ -209,7 +250,7 @@ def run_cell(
 ) -> Cell:
     start = time.perf_counter()
     latencies = Latencies(start + args.warmup, start + args.warmup + args.duration)
-    drive = REST_CLIENTS[args.rest_client] if transport == "rest" else drive_grpc
+    drive = REST_CLIENTS[args.rest_client] if transport == "rest" else DRIVERS[transport]
     cpu_client, cpu_server, measured_at = None, None, None
 
     async def main() -> None:
@@ -259,6 +300,16 @@ def judge(cells: list[Cell]) -> dict[str, dict[str, Any]]:
     return verdicts
 
 
+def floor_ratios(cells: list[Cell]) -> dict[int, float]:
+    """For each request size, the floor's requests/s over REST's."""
+    by_key = {(cell.transport, cell.rows): cell for cell in cells}
+    return {
+        rows: round(by_key[(FLOOR, rows)].requests_per_s / by_key[("rest", rows)].requests_per_s, 3)
+        for rows in ROWS_PER_REQUEST
+        if (FLOOR, rows) in by_key and by_key[("rest", rows)].requests_per_s
+    }
+
+
 def print_table(cells: list[Cell], verdicts: dict[str, dict[str, Any]]) -> None:
     print(f"\n{'transport':<10}{'rows':>5}{'req/s':>11}{'rows/s':>12}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}"
           f"{'client cpu':>12}{'server cpu':>12}")  # fmt: skip
@@ -270,6 +321,8 @@ def print_table(cells: list[Cell], verdicts: dict[str, dict[str, Any]]) -> None:
     print()
     for name, verdict in verdicts.items():
         print(f"{'met' if verdict['met'] else 'NOT met':>8}: {name} (gRPC/REST = {verdict['ratio']:.2f})")
+    for rows, ratio in floor_ratios(cells).items():
+        print(f"   floor: a bare grpc.aio server, {rows} row(s): {ratio:.2f}x REST's requests/s")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -286,14 +339,25 @@ def main(argv: list[str] | None = None) -> int:
         if wait_for(server, ports["rest"], "GET", "/v2/health/ready", None, timeout_s=120) is None:
             print(f"the server did not become ready:\n{server.log_tail()}", file=sys.stderr)
             return 1
-        cells = []
+        cells, responses = [], {}
         for rows in ROWS_PER_REQUEST:
             bodies = request_bodies(model, rows)
+            responses[rows] = (bodies["grpc"], grpc_response(ports["grpc"], bodies["grpc"][0]))
             for transport in TRANSPORTS:
                 print(f"{transport}, {rows} row(s) per request ...", file=sys.stderr)
                 cells.append(run_cell(transport, rows, ports, bodies[transport], args, server))
     finally:
         server.stop()
+    ports[FLOOR] = free_port()
+    for rows, (bodies_, response) in responses.items():
+        floor = start_floor(ports[FLOOR], response, rows)
+        if floor is None:
+            return 1
+        try:
+            print(f"{FLOOR}, {rows} row(s) per request ...", file=sys.stderr)
+            cells.append(run_cell(FLOOR, rows, ports, bodies_, args, floor))
+        finally:
+            floor.stop()
     verdicts = judge(cells)
     print_table(cells, verdicts)
     document = {
@@ -305,11 +369,13 @@ def main(argv: list[str] | None = None) -> int:
             "warmup_s": args.warmup,
             "concurrency": args.concurrency,
             "workers": args.workers,
-            "rest_client": "httpx.AsyncClient, HTTP/1.1 keep-alive, one connection per caller, V2 JSON",
+            "rest_client": REST_CLIENT_NAMES[args.rest_client],
             "grpc_client": "grpc.aio, one channel (HTTP/2), ModelInfer with raw_input_contents",
+            "grpc_floor": "serving_bench/grpc_floor.py: grpc.aio on uvloop, no model, the server's own response",
         },
         "cells": [asdict(cell) for cell in cells],
         "targets": verdicts,
+        "floor_over_rest": {str(rows): ratio for rows, ratio in floor_ratios(cells).items()},
     }
     args.out.write_text(json.dumps(document, indent=2) + "\n")
     print(f"\nwrote {relative(args.out)}")

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite on a fresh machine: create a virtual environment, install the
 # dev dependencies, lint, check the import contracts, and run pytest.
-#   QUAYSIDE_VENV  virtual environment to use or create   (default: .venv)
+#   QUAYSIDE_VENV          virtual environment to use or create   (default: .venv)
+#   QUAYSIDE_TEST_WORKERS  parallel pytest processes (pytest-xdist) (default: 4; most tests wait on
+#                          servers, containers and databases, so more processes than cores pay)
 #   extra arguments go to pytest, e.g.  bash scripts/test.sh -k signature
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -39,5 +41,13 @@ if ! wait "$test_venvs"; then
   echo "    could not build them ahead (see .cache/test-venvs-ahead.log); the tests that need them will try again"
 fi
 
-echo "==> pytest"
-"$venv/bin/python" -m pytest "$@"
+echo "==> pytest: in ${QUAYSIDE_TEST_WORKERS:-4} processes, then the tests marked serial on their own"
+status=0
+"$venv/bin/python" -m pytest -n "${QUAYSIDE_TEST_WORKERS:-4}" --dist loadfile -m "not serial" "$@" || status=$?
+serial=0
+"$venv/bin/python" -m pytest -m serial "$@" || serial=$?
+# A selection (extra arguments) may hold no serial test: pytest's "nothing collected" (5) is no failure then.
+if [ "$serial" -ne 0 ] && ! { [ "$serial" -eq 5 ] && [ "$#" -gt 0 ]; }; then
+  status=$serial
+fi
+exit "$status"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -10,6 +12,13 @@ from sklearn.datasets import load_diabetes, load_iris
 from sklearn.linear_model import LinearRegression, LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+# The terminal size of whatever runs the suite must not shape what the CLI prints in it:
+# pytest-xdist's workers get COLUMNS=80 and LINES=24, which would freeze the width of the
+# consoles the CLI makes at import and pass into every subprocess a test starts. Tests that
+# read tables set the width they need; without these, Rich asks the output itself.
+for _terminal_size in ("COLUMNS", "LINES"):
+    os.environ.pop(_terminal_size, None)
 
 
 @pytest.fixture(scope="session")

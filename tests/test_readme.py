@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -27,6 +29,7 @@ def test_the_readme_has_exactly_two_setup_commands_and_ci_runs_the_second():
     assert ci[-1] == "exec bash scripts/test.sh"
 
 
+@pytest.mark.serial  # it reinstalls Quayside into the venv every other test process runs from
 def test_the_quickstart_command_runs_as_written(tmp_path):
     env = os.environ | {
         "QUAYSIDE_VENV": sys.prefix,

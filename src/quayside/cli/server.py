@@ -73,6 +73,7 @@ def server(
     from quayside.server.app import create_app
     from quayside.server.auth import startup_notice
     from quayside.server.deps import app_state
+    from quayside.server.sessions import load_secret
 
     processes = worker_count(workers)
     settings = load_settings()
@@ -98,6 +99,10 @@ def server(
         f"quayside server on http://{host}:{port} (web UI at /, database: {_describe(settings.database_url)}"
         f"{shown_workers})"
     )
+    if settings.auth:
+        # Made (or read) now, before any worker starts: a bad key file is one line at start,
+        # not a failed first login, and every worker reads the one key.
+        load_secret(settings)
     if processes == 1:
         uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
         return
@@ -126,12 +131,9 @@ def _prepare_workers(settings: Settings) -> None:
     """Hand the workers this process's settings (through the environment), and what they must share.
 
     Each worker rebuilds its settings from the environment (:func:`worker_app`), so the
-    options given on the command line go there first. The UI's session key is made here,
-    once, before the workers start: were each to make it on its first login, one could read
-    the file after another had created it but before it had written the key.
+    options given on the command line go there first.
     """
     from quayside.db.engine import dispose_all
-    from quayside.server.sessions import load_secret
 
     os.environ.update(
         {
@@ -143,8 +145,6 @@ def _prepare_workers(settings: Settings) -> None:
     )
     if settings.allowed_hosts is not None:
         os.environ["QUAYSIDE_ALLOWED_HOSTS"] = settings.allowed_hosts
-    if settings.auth:
-        load_secret(settings)
     dispose_all()  # the parent serves nothing: its database connections would only sit idle
 
 

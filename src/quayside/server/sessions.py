@@ -32,7 +32,7 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 from starlette.requests import HTTPConnection
 
 from quayside.config import Settings
-from quayside.errors import PermissionDeniedError
+from quayside.errors import PermissionDeniedError, UsageError
 
 SESSION_COOKIE = "quayside_session"
 LOGIN_COOKIE = "quayside_login"
@@ -52,26 +52,49 @@ class Session:
 
 
 def load_secret(settings: Settings) -> bytes:
-    """``session_secret``, else the key in ``$QUAYSIDE_HOME/session_secret``, made on first use."""
+    """``session_secret``, else the key in ``$QUAYSIDE_HOME/session_secret``, made on first use.
+
+    The key file appears whole or not at all: it is written under a name of its own and
+    hard-linked into place, so a second server starting on the same home either makes
+    it first or reads the first one's key, never a file still being written (which would
+    be an empty key).
+    """
     if settings.session_secret is not None:
         return settings.session_secret.get_secret_value().encode()
     path = Path(settings.home) / SECRET_FILE
-    try:
-        existing = path.read_bytes().strip()
-    except FileNotFoundError:
-        existing = b""
-    if existing:
+    existing = _read_secret(path)
+    if existing is not None:
         return existing
     path.parent.mkdir(parents=True, exist_ok=True)
     secret = secrets.token_urlsafe(48).encode()
+    scratch = path.with_name(f".{SECRET_FILE}.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(scratch, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(fd, "wb") as file:
+            file.write(secret + b"\n")
+        os.link(scratch, path)
     except FileExistsError:
         # Another server on this home made it first: use theirs, so both accept the same cookies.
-        return path.read_bytes().strip()
-    with os.fdopen(fd, "wb") as file:
-        file.write(secret + b"\n")
+        theirs = _read_secret(path)
+        assert theirs is not None
+        return theirs
+    finally:
+        scratch.unlink(missing_ok=True)
     return secret
+
+
+def _read_secret(path: Path) -> bytes | None:
+    """The key in ``path``; None when there is no such file; an error when it holds no key."""
+    try:
+        existing = path.read_bytes().strip()
+    except FileNotFoundError:
+        return None
+    if not existing:
+        raise UsageError(
+            f"the session key file {path} is empty; delete it (a new key is made, and everyone "
+            "signed in to the web UI signs in again) or set QUAYSIDE_SESSION_SECRET"
+        )
+    return existing
 
 
 class SessionKeys:

@@ -25,7 +25,11 @@ def test_every_flag_of_quayside_serve_but_the_cli_only_ones_works_on_the_entry_p
     token_file.write_text("a-token-of-sixteen-or-more\n")
     values = {"--host": "127.0.0.1", "--auth-token-file": str(token_file), "--allowed-hosts": "localhost"}
     for flag in sorted(_serve_flags() - CLI_ONLY):
-        if flag.startswith("--no-") or flag == "-q" or flag in {"--batching", "--quiet", "--model-control"}:
+        if (
+            flag.startswith("--no-")
+            or flag == "-q"
+            or flag in {"--batching", "--quiet", "--model-control", "--ort-spinning"}
+        ):
             argv = ["pkg", flag]
         else:
             argv = ["pkg", flag, values.get(flag, "1")]
@@ -50,3 +54,11 @@ def test_the_grpc_port_comes_from_the_flag_or_grpc_port_in_the_environment(monke
     assert parse_options(["pkg"])[1].grpc_port == 0
     monkeypatch.setenv("GRPC_PORT", "9002")
     assert parse_options(["pkg"])[1].grpc_port == 9002
+
+
+def test_ort_spinning_is_off_unless_the_flag_or_ort_spinning_in_the_environment_asks(monkeypatch):
+    assert parse_options(["pkg"])[1].ort_spinning is False
+    assert parse_options(["pkg", "--ort-spinning"])[1].ort_spinning is True
+    monkeypatch.setenv("ORT_SPINNING", "1")  # as an image is told
+    assert parse_options(["pkg"])[1].ort_spinning is True
+    assert parse_options(["pkg", "--no-ort-spinning"])[1].ort_spinning is False

@@ -54,6 +54,13 @@ def serve(
     batching: Annotated[
         bool, typer.Option(help="Merge concurrent requests into one model call (adaptive batching).")
     ] = True,
+    ort_spinning: Annotated[
+        bool,
+        typer.Option(
+            help="Keep ONNX Runtime's idle threads spinning: faster answers at low concurrency, but a "
+            "core stays busy, which under load slows the server (off by default)."
+        ),
+    ] = ServeOptions.ort_spinning,
     max_batch_size: Annotated[
         int,
         typer.Option(help="Most rows merged into one model call; a larger request runs on its own.", min=1),
@@ -158,6 +165,7 @@ def serve(
         grpc_port=grpc_port,
         workers=workers,
         batching=batching,
+        ort_spinning=ort_spinning,
         max_batch_size=max_batch_size,
         max_batch_latency_ms=max_batch_latency_ms,
         inline_below_us=inline_below_us,

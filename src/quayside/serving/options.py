@@ -34,6 +34,12 @@ class ServeOptions:
     """Model calls predicted (from the cost measured at load) to take less than this many microseconds
     run on the event loop instead of a thread: cheaper than the round trip to one. 0 sends every call
     to the thread pool."""
+    ort_spinning: bool = False
+    """Keep ONNX Runtime's idle intra-op threads spinning between calls. They then start each call
+    at once, which at low concurrency answers more and sooner (one-row requests over one connection
+    on the benchmark's 2-core VM: 1.5x the requests/s), but they keep a core busy while idle, and
+    under load that core is the one the event loop needs to parse requests (64 connections: 0.8x):
+    off by default."""
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     """Largest request body accepted; larger ones get 413."""
     grace_period_s: float = 30.0

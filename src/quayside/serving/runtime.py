@@ -72,6 +72,7 @@ def load_runtime(
     trust: bool = False,
     runtime: Runtime = "auto",
     intra_op_threads: int = 0,
+    spinning: bool = False,
     version: str | None = None,
     name: str | None = None,
 ) -> ModelRuntime:
@@ -81,7 +82,7 @@ def load_runtime(
         path,
         trust=trust,
         runtime=runtime,
-        session=OnnxSessionConfig(intra_op_threads=intra_op_threads, spinning=False),
+        session=OnnxSessionConfig(intra_op_threads=intra_op_threads, spinning=spinning),
     )
     loaded = time.perf_counter()
     manifest = model.manifest

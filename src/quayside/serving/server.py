@@ -135,6 +135,7 @@ def load_spec(spec: ModelSpec, options: ServeOptions) -> ModelRuntime:
         trust=options.trust,
         runtime=options.runtime,
         intra_op_threads=options.intra_op_threads,
+        spinning=options.ort_spinning,
         version=spec.version,
         name=spec.name,
     )
@@ -215,6 +216,7 @@ def load_for_serving(package: str | Path, options: ServeOptions) -> ModelRuntime
         trust=options.trust,
         runtime=options.runtime,
         intra_op_threads=options.intra_op_threads,
+        spinning=options.ort_spinning,
         version=options.model_version,
         name=options.model_name,
     )

@@ -203,12 +203,14 @@ async def drive_grpc(port: int, bodies: tuple[bytes, ...], concurrency: int, lat
         await _callers(call, bodies, concurrency, latencies)
 
 
-REST_CLIENTS = {"streams": drive_rest_streams, "httpx": drive_rest}
-REST_CLIENT_NAMES = {
-    "streams": "asyncio streams, HTTP/1.1 keep-alive, one connection per caller, V2 JSON",
-    "httpx": "httpx.AsyncClient, HTTP/1.1 keep-alive, one connection per caller, V2 JSON",
+REST_CLIENTS = {
+    "streams": (
+        drive_rest_streams,
+        "asyncio streams, HTTP/1.1 keep-alive, one connection per caller, V2 JSON",
+    ),
+    "httpx": (drive_rest, "httpx.AsyncClient, HTTP/1.1 keep-alive, one connection per caller, V2 JSON"),
 }
-DRIVERS = {"grpc": drive_grpc, FLOOR: drive_grpc}
+"""Each ``--rest-client``: its driver, and how the results name it."""
 
 
 def grpc_response(port: int, body: bytes) -> bytes:
@@ -250,7 +252,7 @@ def run_cell(
 ) -> Cell:
     start = time.perf_counter()
     latencies = Latencies(start + args.warmup, start + args.warmup + args.duration)
-    drive = REST_CLIENTS[args.rest_client] if transport == "rest" else DRIVERS[transport]
+    drive = REST_CLIENTS[args.rest_client][0] if transport == "rest" else drive_grpc  # the floor's too
     cpu_client, cpu_server, measured_at = None, None, None
 
     async def main() -> None:
@@ -289,12 +291,17 @@ def run_cell(
     )
 
 
+def cells_by_key(cells: list[Cell]) -> dict[tuple[str, int], Cell]:
+    """The cells by (transport, rows per request)."""
+    return {(cell.transport, cell.rows): cell for cell in cells}
+
+
 def judge(cells: list[Cell]) -> dict[str, dict[str, Any]]:
     """Each target's gRPC/REST ratio and whether it was met (reported, never asserted)."""
-    by_key = {(cell.transport, cell.rows): cell for cell in cells}
+    cell = cells_by_key(cells)
     verdicts = {}
     for name, (rows, figure, needed) in TARGETS.items():
-        rest, grpc_ = getattr(by_key[("rest", rows)], figure), getattr(by_key[("grpc", rows)], figure)
+        rest, grpc_ = getattr(cell[("rest", rows)], figure), getattr(cell[("grpc", rows)], figure)
         ratio = grpc_ / rest if rest else float("inf")
         verdicts[name] = {"ratio": round(ratio, 3), "needed": needed, "met": ratio >= needed}
     return verdicts
@@ -302,11 +309,11 @@ def judge(cells: list[Cell]) -> dict[str, dict[str, Any]]:
 
 def floor_ratios(cells: list[Cell]) -> dict[int, float]:
     """For each request size, the floor's requests/s over REST's."""
-    by_key = {(cell.transport, cell.rows): cell for cell in cells}
+    cell = cells_by_key(cells)
     return {
-        rows: round(by_key[(FLOOR, rows)].requests_per_s / by_key[("rest", rows)].requests_per_s, 3)
+        rows: round(cell[(FLOOR, rows)].requests_per_s / cell[("rest", rows)].requests_per_s, 3)
         for rows in ROWS_PER_REQUEST
-        if (FLOOR, rows) in by_key and by_key[("rest", rows)].requests_per_s
+        if (FLOOR, rows) in cell and cell[("rest", rows)].requests_per_s
     }
 
 
@@ -369,7 +376,7 @@ def main(argv: list[str] | None = None) -> int:
             "warmup_s": args.warmup,
             "concurrency": args.concurrency,
             "workers": args.workers,
-            "rest_client": REST_CLIENT_NAMES[args.rest_client],
+            "rest_client": REST_CLIENTS[args.rest_client][1],
             "grpc_client": "grpc.aio, one channel (HTTP/2), ModelInfer with raw_input_contents",
             "grpc_floor": "serving_bench/grpc_floor.py: grpc.aio on uvloop, no model, the server's own response",
         },

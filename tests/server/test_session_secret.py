@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from quayside.config import Settings
 from quayside.errors import UsageError
 from quayside.server.sessions import SECRET_FILE, load_secret
-from tests.db.fixtures import free_port
+from tests.db.fixtures import QUAYSIDE, clean_env, free_port
 
 SERVERS = 8
 ROUNDS = 3
@@ -29,14 +27,10 @@ print(load_secret(Settings(home=sys.argv[1])).decode())
 """
 
 
-def _settings(home: Path) -> Settings:
-    return Settings(home=home)
-
-
 def test_the_key_is_made_once_private_and_read_back(tmp_path):
-    first = load_secret(_settings(tmp_path))
+    first = load_secret(Settings(home=tmp_path))
     assert len(first) >= 48
-    assert load_secret(_settings(tmp_path)) == first
+    assert load_secret(Settings(home=tmp_path)) == first
     path = tmp_path / SECRET_FILE
     assert path.read_bytes().strip() == first
     assert path.stat().st_mode & 0o777 == 0o600
@@ -46,7 +40,7 @@ def test_the_key_is_made_once_private_and_read_back(tmp_path):
 @pytest.mark.parametrize("round_", range(ROUNDS))
 def test_servers_starting_at_once_on_one_home_all_get_the_one_key_in_the_file(tmp_path, round_):
     home, go = tmp_path / "home", tmp_path / "go"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("QUAYSIDE_")}
+    env = clean_env()
     processes = [
         subprocess.Popen(
             [sys.executable, "-c", _LOAD_AT_ONCE, str(home), str(go)],
@@ -72,7 +66,7 @@ def test_servers_starting_at_once_on_one_home_all_get_the_one_key_in_the_file(tm
 def test_an_empty_key_file_is_refused_naming_it_instead_of_signing_with_an_empty_key(tmp_path):
     (tmp_path / SECRET_FILE).write_bytes(b"\n")
     with pytest.raises(UsageError, match=r"session key file .* is empty; delete it"):
-        load_secret(_settings(tmp_path))
+        load_secret(Settings(home=tmp_path))
 
 
 def test_a_configured_secret_is_used_and_no_file_is_made(tmp_path):
@@ -82,17 +76,14 @@ def test_a_configured_secret_is_used_and_no_file_is_made(tmp_path):
 
 
 def test_a_server_with_auth_on_an_empty_key_file_exits_with_one_line(tmp_path):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("QUAYSIDE_")} | {
-        "QUAYSIDE_HOME": str(tmp_path)
-    }
-    quayside = str(Path(sys.executable).parent / "quayside")
+    env = clean_env(QUAYSIDE_HOME=str(tmp_path))
     made = subprocess.run(
-        [quayside, "admin", "create-user", "alice", "--admin"], env=env, capture_output=True
+        [QUAYSIDE, "admin", "create-user", "alice", "--admin"], env=env, capture_output=True
     )
     assert made.returncode == 0, made.stderr
     (tmp_path / SECRET_FILE).write_bytes(b"")
     started = subprocess.run(
-        [quayside, "server", "--auth", "--port", str(free_port())],
+        [QUAYSIDE, "server", "--auth", "--port", str(free_port())],
         env=env,
         capture_output=True,
         text=True,

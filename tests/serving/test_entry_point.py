@@ -12,27 +12,27 @@ from quayside.serving.options import ServeOptions
 CLI_ONLY = {"--runtime", "--trust", "--help"}
 
 
-def _serve_flags() -> set[str]:
+def _serve_flags() -> dict[str, bool]:
+    """Each option of ``quayside serve``, and whether it is an on/off flag (takes no value)."""
     app = typer.Typer(add_completion=False)
     app.command()(serve)
     command = typer.main.get_command(app)
-    flags = {flag for param in command.params for flag in (*param.opts, *param.secondary_opts)}
-    return {flag for flag in flags if flag.startswith("-")}
+    return {
+        flag: bool(getattr(param, "is_flag", False))
+        for param in command.params
+        for flag in (*param.opts, *param.secondary_opts)
+        if flag.startswith("-")
+    }
 
 
 def test_every_flag_of_quayside_serve_but_the_cli_only_ones_works_on_the_entry_point(tmp_path):
     token_file = tmp_path / "token"
     token_file.write_text("a-token-of-sixteen-or-more\n")
     values = {"--host": "127.0.0.1", "--auth-token-file": str(token_file), "--allowed-hosts": "localhost"}
-    for flag in sorted(_serve_flags() - CLI_ONLY):
-        if (
-            flag.startswith("--no-")
-            or flag == "-q"
-            or flag in {"--batching", "--quiet", "--model-control", "--ort-spinning"}
-        ):
-            argv = ["pkg", flag]
-        else:
-            argv = ["pkg", flag, values.get(flag, "1")]
+    for flag, is_flag in sorted(_serve_flags().items()):
+        if flag in CLI_ONLY:
+            continue
+        argv = ["pkg", flag] if is_flag else ["pkg", flag, values.get(flag, "1")]
         assert parse_options(argv)[0] == "pkg", flag
 
 

@@ -93,16 +93,16 @@ def server(
     app = create_app(settings)
     if notice is None:
         notice = startup_notice(settings, host, has_users=app_state(app).identity.has_users())
+    if settings.auth:
+        # Made (or read) before the server says it is up and before any worker starts: a bad
+        # key file is one error line, not a failed first login, and every worker reads one key.
+        load_secret(settings)
     err.print(notice)
     shown_workers = f", {processes} processes" if processes > 1 else ""
     err.print(
         f"quayside server on http://{host}:{port} (web UI at /, database: {_describe(settings.database_url)}"
         f"{shown_workers})"
     )
-    if settings.auth:
-        # Made (or read) now, before any worker starts: a bad key file is one line at start,
-        # not a failed first login, and every worker reads the one key.
-        load_secret(settings)
     if processes == 1:
         uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
         return

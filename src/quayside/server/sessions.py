@@ -74,10 +74,9 @@ def load_secret(settings: Settings) -> bytes:
             file.write(secret + b"\n")
         os.link(scratch, path)
     except FileExistsError:
-        # Another server on this home made it first: use theirs, so both accept the same cookies.
-        theirs = _read_secret(path)
-        assert theirs is not None
-        return theirs
+        # Another server on this home made it first: use theirs, so both accept the same cookies
+        # (or, were it deleted since, make one again).
+        return load_secret(settings)
     finally:
         scratch.unlink(missing_ok=True)
     return secret
